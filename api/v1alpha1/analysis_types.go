@@ -1,0 +1,297 @@
+package v1alpha1
+
+import (
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// AnalysisTemplate is a reusable set of metrics, in one namespace, that
+// rollout steps and background analysis measure.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=tat,categories=tugboat
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type AnalysisTemplate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec AnalysisTemplateSpec `json:"spec"`
+}
+
+// AnalysisTemplateList is a list of AnalysisTemplates.
+//
+// +kubebuilder:object:root=true
+type AnalysisTemplateList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AnalysisTemplate `json:"items"`
+}
+
+// ClusterAnalysisTemplate is an AnalysisTemplate that every namespace can use.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=tcat,categories=tugboat
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ClusterAnalysisTemplate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec AnalysisTemplateSpec `json:"spec"`
+}
+
+// ClusterAnalysisTemplateList is a list of ClusterAnalysisTemplates.
+//
+// +kubebuilder:object:root=true
+type ClusterAnalysisTemplateList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterAnalysisTemplate `json:"items"`
+}
+
+// AnalysisTemplateSpec lists the metrics to measure and the arguments their
+// queries take. The fields are Argo Rollouts' AnalysisTemplate's.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.args) || self.args.all(a, !(has(a.value) && has(a.valueFrom)))",message="an argument sets value or valueFrom, not both",fieldPath=".args"
+type AnalysisTemplateSpec struct {
+	// Metrics to measure; each reaches its own verdict and the worst one wins.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=name
+	Metrics []Metric `json:"metrics"`
+	// Args the queries refer to as {{args.NAME}}. An argument with no value
+	// must be given one by the Rollout that uses the template.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Args []argo.Argument `json:"args,omitempty"`
+	// DryRun metrics are measured and reported but never change the verdict.
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	DryRun []argo.DryRun `json:"dryRun,omitempty"`
+	// MeasurementRetention bounds how many measurements of a metric are kept.
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	MeasurementRetention []argo.MeasurementRetention `json:"measurementRetention,omitempty"`
+}
+
+// Metric is one measured quantity and the conditions that judge it. The
+// fields are Argo Rollouts' Metric's, plus the no-data policy.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.provider.prometheus)",message="provider.prometheus is required: Tugboat measures metrics with Prometheus",fieldPath=".provider"
+// +kubebuilder:validation:XValidation:rule="!has(self.count) || type(self.count) != int || self.count <= 1 || has(self.interval)",message="interval is required when count is more than 1",fieldPath=".interval"
+type Metric struct {
+	// Name of the metric, unique in its template.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Interval between measurements, such as 30s. Without it the metric is
+	// measured once.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +optional
+	Interval argo.DurationString `json:"interval,omitempty"`
+	// InitialDelay before the first measurement, such as 1m.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +optional
+	InitialDelay argo.DurationString `json:"initialDelay,omitempty"`
+	// Count of measurements to take; with only an interval the metric is
+	// measured until the analysis ends.
+	// +optional
+	Count *intstr.IntOrString `json:"count,omitempty"`
+	// SuccessCondition is an expression over result, such as result[0] >= 0.99.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	SuccessCondition string `json:"successCondition,omitempty"`
+	// FailureCondition is an expression over result; a measurement that meets
+	// neither condition is Inconclusive.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	FailureCondition string `json:"failureCondition,omitempty"`
+	// FailureLimit is how many failed measurements are tolerated (default 0).
+	// +optional
+	FailureLimit *intstr.IntOrString `json:"failureLimit,omitempty"`
+	// InconclusiveLimit is how many inconclusive measurements are tolerated
+	// (default 0).
+	// +optional
+	InconclusiveLimit *intstr.IntOrString `json:"inconclusiveLimit,omitempty"`
+	// ConsecutiveErrorLimit is how many errors in a row are tolerated before
+	// the metric is in Error (default 4).
+	// +optional
+	ConsecutiveErrorLimit *intstr.IntOrString `json:"consecutiveErrorLimit,omitempty"`
+	// ConsecutiveSuccessLimit is how many successes in a row make the metric
+	// Successful early (default 0: disabled).
+	// +optional
+	ConsecutiveSuccessLimit *intstr.IntOrString `json:"consecutiveSuccessLimit,omitempty"`
+	// Provider is where the metric is measured.
+	Provider MetricProvider `json:"provider"`
+	// OnNoData is the phase of a measurement whose query returned no data (an
+	// empty result or NaN).
+	// +kubebuilder:validation:Enum=Inconclusive;Failed;Successful;Error
+	// +kubebuilder:default=Inconclusive
+	// +optional
+	OnNoData argo.AnalysisPhase `json:"onNoData,omitempty"`
+	// MinSamples is how many data points a range query must return for its
+	// result to count; fewer is treated as no data.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinSamples *int32 `json:"minSamples,omitempty"`
+}
+
+// MetricProvider is where a metric is measured. Tugboat measures with Prometheus.
+type MetricProvider struct {
+	// Prometheus runs a PromQL query.
+	// +optional
+	Prometheus *PrometheusMetric `json:"prometheus,omitempty"`
+}
+
+// PrometheusMetric is a PromQL query and the server it runs on. The fields are
+// Argo Rollouts' PrometheusMetric's, with credentials read from Secrets.
+type PrometheusMetric struct {
+	// Address of the Prometheus server, such as http://prometheus.monitoring:9090.
+	// Empty means the controller's default.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^ ]+$`
+	// +optional
+	Address string `json:"address,omitempty"`
+	// Query is the PromQL query; {{args.NAME}} is replaced by the argument's
+	// value, quoted so that it cannot change the query's structure.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=8192
+	Query string `json:"query"`
+	// Timeout of a query, in seconds (default 30).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	// +optional
+	Timeout *int64 `json:"timeout,omitempty"`
+	// Insecure skips verification of the server's TLS certificate.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+	// Headers added to each query request.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Headers []argo.WebMetricHeader `json:"headers,omitempty"`
+	// RangeQuery makes this a range query over [start, end] with the given step.
+	// +optional
+	RangeQuery *argo.PrometheusRangeQueryArgs `json:"rangeQuery,omitempty"`
+	// Authentication to the server, with credentials from a Secret in the
+	// namespace of the object being analysed.
+	// +optional
+	Authentication *PrometheusAuthentication `json:"authentication,omitempty"`
+}
+
+// PrometheusAuthentication reads Prometheus credentials from a Secret.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.bearerToken) && has(self.basicAuth))",message="set bearerToken or basicAuth, not both"
+type PrometheusAuthentication struct {
+	// BearerToken is the Secret key that holds a bearer token.
+	// +optional
+	BearerToken *argo.SecretKeyRef `json:"bearerToken,omitempty"`
+	// BasicAuth names a Secret with the keys username and password.
+	// +optional
+	BasicAuth *BasicAuth `json:"basicAuth,omitempty"`
+}
+
+// BasicAuth names a Secret with the keys username and password.
+type BasicAuth struct {
+	// SecretName is the Secret's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+}
+
+// AnalysisRun is one run of a set of metrics: the measurements taken and the
+// verdict reached.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=tar,categories=tugboat
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`,description="Verdict of the run"
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type AnalysisRun struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   AnalysisRunSpec   `json:"spec"`
+	Status AnalysisRunStatus `json:"status,omitempty"`
+}
+
+// AnalysisRunList is a list of AnalysisRuns.
+//
+// +kubebuilder:object:root=true
+type AnalysisRunList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AnalysisRun `json:"items"`
+}
+
+// AnalysisRunSpec is the resolved set of metrics a run measures.
+type AnalysisRunSpec struct {
+	// Metrics to measure.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	Metrics []Metric `json:"metrics"`
+	// Args with their values.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Args []argo.Argument `json:"args,omitempty"`
+	// Terminate stops the run; the metrics measured so far decide the verdict.
+	// +optional
+	Terminate bool `json:"terminate,omitempty"`
+	// DryRun metrics are measured and reported but never change the verdict.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	DryRun []argo.DryRun `json:"dryRun,omitempty"`
+	// MeasurementRetention bounds how many measurements of a metric are kept.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	MeasurementRetention []argo.MeasurementRetention `json:"measurementRetention,omitempty"`
+}
+
+// AnalysisRunStatus holds the measurements and the verdict of a run.
+type AnalysisRunStatus struct {
+	// ObservedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase is the verdict: Pending, Running, Successful, Failed, Error or
+	// Inconclusive.
+	// +optional
+	Phase argo.AnalysisPhase `json:"phase,omitempty"`
+	// Message explains the phase.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// MetricResults holds each metric's counters and recent measurements.
+	// +optional
+	MetricResults []argo.MetricResult `json:"metricResults,omitempty"`
+	// StartedAt is when the run started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// CompletedAt is when the run reached its verdict.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// RunSummary counts the metrics by phase.
+	// +optional
+	RunSummary argo.RunSummary `json:"runSummary,omitempty"`
+	// DryRunSummary counts the dry-run metrics by phase.
+	// +optional
+	DryRunSummary *argo.RunSummary `json:"dryRunSummary,omitempty"`
+	// Conditions of the run.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+func init() {
+	SchemeBuilder.Register(&AnalysisTemplate{}, &AnalysisTemplateList{},
+		&ClusterAnalysisTemplate{}, &ClusterAnalysisTemplateList{},
+		&AnalysisRun{}, &AnalysisRunList{})
+}

@@ -1,0 +1,143 @@
+// Package apiserver starts a real kube-apiserver and etcd (envtest, on the
+// binaries `make tools` builds) with Tugboat's CRDs and Istio's installed, for
+// integration tests. Every Env picks its own ports and directories, so test
+// packages can run in parallel.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/sandbox/toolchain"
+)
+
+// Env is a running API server with a client for it.
+type Env struct {
+	// Config reaches the API server as an administrator.
+	Config *rest.Config
+	// KubeConfig is Config as a kubeconfig file's contents.
+	KubeConfig []byte
+	// Client uses Scheme.
+	Client client.Client
+	// Scheme knows the built-in kinds, Tugboat's and Istio's networking kinds.
+	Scheme *runtime.Scheme
+
+	env *envtest.Environment
+}
+
+// Options adjust the API server.
+type Options struct {
+	// Args are extra kube-apiserver flags, such as {"service-cluster-ip-range": "10.96.0.0/12"}.
+	Args map[string]string
+}
+
+// Start starts an API server for the test and stops it when the test ends.
+func Start(t testing.TB) *Env {
+	t.Helper()
+	env, err := New(Options{})
+	if err != nil {
+		t.Fatalf("start api server: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop api server: %v", err)
+		}
+	})
+	return env
+}
+
+// New starts an API server; the caller must Stop it. TestMain uses it to
+// share one server among a package's tests.
+func New(o Options) (*Env, error) {
+	apiserverPath, err := toolchain.Path(toolchain.KubeAPIServer)
+	if err != nil {
+		return nil, err
+	}
+	etcdPath, err := toolchain.Path(toolchain.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	istioCRDs, err := IstioCRDs()
+	if err != nil {
+		return nil, err
+	}
+	scheme, err := NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	te := &envtest.Environment{
+		Scheme:                scheme,
+		CRDDirectoryPaths:     []string{CRDDir(), istioCRDs},
+		ErrorIfCRDPathMissing: true,
+	}
+	te.ControlPlane.APIServer = &envtest.APIServer{Path: apiserverPath}
+	te.ControlPlane.Etcd = &envtest.Etcd{Path: etcdPath}
+	// The default /24 holds only 254 Services; scale tests need more.
+	te.ControlPlane.APIServer.Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
+	for k, v := range o.Args {
+		te.ControlPlane.APIServer.Configure().Set(k, v)
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start envtest: %w", err)
+	}
+	// Tests create many objects quickly; the default 5 QPS would throttle them.
+	cfg.QPS, cfg.Burst = 500, 1000
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("client: %w", err), te.Stop())
+	}
+	return &Env{Config: cfg, KubeConfig: te.KubeConfig, Client: c, Scheme: scheme, env: te}, nil
+}
+
+// Stop stops the API server and etcd and removes their data.
+func (e *Env) Stop() error { return e.env.Stop() }
+
+// NewScheme returns a scheme with the built-in kinds, Tugboat's kinds, Istio's
+// networking kinds and CRDs.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme,
+		v1alpha1.AddToScheme,
+		istionetworking.AddToScheme,
+		apiextensionsv1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// CRDDir is the directory of Tugboat's generated CRDs.
+func CRDDir() string { return filepath.Join(toolchain.Root(), "config", "crd", "bases") }
+
+// IstioCRDs returns the path of the CRD manifest that ships in the istio.io/api
+// module, at the version go.mod requires.
+func IstioCRDs() (string, error) { return istioCRDs() }
+
+var istioCRDs = sync.OnceValues(func() (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
+	cmd.Dir = toolchain.Root()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locate the istio.io/api module: %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml"), nil
+})
+
