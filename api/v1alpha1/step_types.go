@@ -97,15 +97,15 @@ type HeaderRoutingMatch struct {
 //
 // +kubebuilder:validation:XValidation:rule="[has(self.exact), has(self.prefix), has(self.regex)].filter(x, x).size() == 1",message="set exactly one of exact, prefix or regex"
 type StringMatch struct {
-	// Exact value.
+	// Exact is the value the string must equal.
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Exact string `json:"exact,omitempty"`
-	// Prefix of the value.
+	// Prefix is what the string must start with.
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Prefix string `json:"prefix,omitempty"`
-	// Regex the value must match.
+	// Regex is an RE2 expression the string must match.
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Regex string `json:"regex,omitempty"`

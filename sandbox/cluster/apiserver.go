@@ -140,4 +140,3 @@ var istioCRDs = sync.OnceValues(func() (string, error) {
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml"), nil
 })
-
