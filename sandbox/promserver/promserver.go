@@ -1,0 +1,170 @@
+// Package promserver runs a real Prometheus server (built by `make tools`) for
+// tests and the sandbox: with exact series backfilled through promtool, or
+// scraping targets. Every server picks its own port and directory.
+package promserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tugboatdev/tugboat/sandbox/process"
+	"github.com/tugboatdev/tugboat/sandbox/toolchain"
+)
+
+// Options say what the server holds.
+type Options struct {
+	// OpenMetrics is text in the OpenMetrics format, with timestamps, that is
+	// written into the server's storage before it starts. "# EOF" is added
+	// when missing.
+	OpenMetrics string
+	// Targets are host:port addresses to scrape at ScrapeInterval.
+	Targets []string
+	// ScrapeInterval defaults to 1s.
+	ScrapeInterval time.Duration
+	// Dir holds the configuration, storage and log (default: a new temporary directory).
+	Dir string
+}
+
+// Server is a running Prometheus.
+type Server struct {
+	// URL is the server's base URL, such as http://127.0.0.1:41234.
+	URL string
+	// Dir holds its configuration, storage and log.
+	Dir string
+
+	proc *process.Process
+}
+
+// Start starts a server for the test and stops it when the test ends.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	s, err := New(t.Context(), o)
+	if err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop prometheus: %v", err)
+		}
+	})
+	return s
+}
+
+// New starts a server and waits until it is ready; the caller must Stop it.
+func New(ctx context.Context, o Options) (*Server, error) {
+	prom, err := toolchain.Path(toolchain.Prometheus)
+	if err != nil {
+		return nil, err
+	}
+	if o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "tugboat-prometheus-"); err != nil {
+			return nil, err
+		}
+	}
+	if o.ScrapeInterval == 0 {
+		o.ScrapeInterval = time.Second
+	}
+	data := filepath.Join(o.Dir, "data")
+	if o.OpenMetrics != "" {
+		if err := backfill(ctx, o.OpenMetrics, o.Dir, data); err != nil {
+			return nil, err
+		}
+	}
+	config := filepath.Join(o.Dir, "prometheus.yml")
+	if err := os.WriteFile(config, []byte(scrapeConfig(o.Targets, o.ScrapeInterval)), 0o644); err != nil {
+		return nil, err
+	}
+	// A free port can be taken by another process before Prometheus binds it;
+	// try again on a new one.
+	var errs []error
+	for range 3 {
+		port, err := process.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: o.Dir}
+		s.proc, err = process.Start("prometheus", prom, []string{
+			"--config.file=" + config,
+			"--storage.tsdb.path=" + data,
+			// Backfilled series carry fixed timestamps; keep them whatever their age.
+			"--storage.tsdb.retention.time=100y",
+			"--web.listen-address=" + fmt.Sprintf("127.0.0.1:%d", port),
+			"--log.level=warn",
+		}, o.Dir)
+		if err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err = s.proc.WaitFor(wctx, s.ready)
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err, s.proc.Stop(5*time.Second))
+	}
+	return nil, errors.Join(errs...)
+}
+
+// Stop stops the server.
+func (s *Server) Stop() error { return s.proc.Stop(10 * time.Second) }
+
+func (s *Server) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/-/ready", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /-/ready: %s", resp.Status)
+	}
+	return nil
+}
+
+// backfill writes series into blocks in data with promtool.
+func backfill(ctx context.Context, text, dir, data string) error {
+	promtool, err := toolchain.Path(toolchain.Promtool)
+	if err != nil {
+		return err
+	}
+	if !strings.HasSuffix(strings.TrimSpace(text), "# EOF") {
+		text = strings.TrimRight(text, "\n") + "\n# EOF\n"
+	}
+	in := filepath.Join(dir, "series.om")
+	if err := os.WriteFile(in, []byte(text), 0o644); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, promtool, "tsdb", "create-blocks-from", "openmetrics", in, data).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("promtool tsdb create-blocks-from openmetrics: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func scrapeConfig(targets []string, every time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n", every, every)
+	if len(targets) > 0 {
+		b.WriteString("scrape_configs:\n- job_name: sandbox\n  static_configs:\n  - targets:\n")
+		for _, t := range targets {
+			fmt.Fprintf(&b, "    - %q\n", t)
+		}
+	}
+	return b.String()
+}
