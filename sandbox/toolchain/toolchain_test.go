@@ -57,4 +57,3 @@ func TestPathNamesTheMissingStep(t *testing.T) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 }
-

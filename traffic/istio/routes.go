@@ -1,0 +1,166 @@
+// Package istio is the adapter that writes traffic values into Istio
+// VirtualServices. It is the only writer of VirtualServices: the rest of
+// Tugboat says what it wants as a traffic.Desired.
+//
+// The VirtualService belongs to the user. Tugboat changes only the weights of
+// the routes it is told by name and the header routes it owns (by name, from
+// the Rollout's steps); every other route and field is left as it was.
+package istio
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	networkingv1 "istio.io/api/networking/v1"
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+// Sentinel errors for a VirtualService that does not fit the Rollout; the
+// reconciler reports them as InvalidSpec rather than retrying.
+var (
+	ErrRouteNotFound         = errors.New("no http route with that name")
+	ErrUnexpectedDestination = errors.New("route destinations are not the stable and canary ones")
+)
+
+// Destinations says how the stable and canary versions are addressed: by host
+// (two Services, subsets empty) or by subset of one host.
+type Destinations struct {
+	// Namespace of the Rollout, for matching qualified host names.
+	Namespace                  string
+	StableHost, CanaryHost     string
+	StableSubset, CanarySubset string
+}
+
+// Routes names what a Rollout manages in one VirtualService.
+type Routes struct {
+	// Managed are the HTTP routes whose weights are set.
+	Managed []string
+	// Owned are the names of every header route the Rollout's steps may add;
+	// those not in force are removed.
+	Owned []string
+}
+
+// Rewrite changes vs in place so that it carries want, and reports whether
+// anything changed. It performs no I/O. On error vs may be partly changed
+// and must not be written.
+func Rewrite(vs *istiov1.VirtualService, r Routes, d Destinations, want traffic.Desired) (bool, error) {
+	before := proto.Clone(&vs.Spec)
+	spec := &vs.Spec
+	var canaryDest *networkingv1.Destination
+	for _, name := range r.Managed {
+		route := findRoute(spec.GetHttp(), name)
+		if route == nil {
+			return false, fmt.Errorf("virtualservice %s/%s route %q: %w", vs.Namespace, vs.Name, name, ErrRouteNotFound)
+		}
+		c, err := setWeights(route, d, want.Split)
+		if err != nil {
+			return false, fmt.Errorf("virtualservice %s/%s route %q: %w", vs.Namespace, vs.Name, name, err)
+		}
+		if canaryDest == nil {
+			canaryDest = c
+		}
+	}
+	spec.Http = placeHeaderRoutes(spec.GetHttp(), r, want.HeaderRoutes, canaryDest)
+	return !proto.Equal(before, spec), nil
+}
+
+func findRoute(routes []*networkingv1.HTTPRoute, name string) *networkingv1.HTTPRoute {
+	for _, h := range routes {
+		if h.GetName() == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// setWeights sets the stable and canary weights of a managed route and
+// returns its canary destination.
+func setWeights(route *networkingv1.HTTPRoute, d Destinations, s traffic.Split) (*networkingv1.Destination, error) {
+	var stable, canary *networkingv1.HTTPRouteDestination
+	for _, rd := range route.GetRoute() {
+		switch {
+		case stable == nil && d.matches(rd.GetDestination(), d.StableHost, d.StableSubset):
+			stable = rd
+		case canary == nil && d.matches(rd.GetDestination(), d.CanaryHost, d.CanarySubset):
+			canary = rd
+		default:
+			return nil, fmt.Errorf("%w: unexpected destination %s", ErrUnexpectedDestination, describe(rd.GetDestination()))
+		}
+	}
+	if stable == nil || canary == nil {
+		return nil, fmt.Errorf("%w: want one destination each for %s and %s",
+			ErrUnexpectedDestination, d.describe(d.StableHost, d.StableSubset), d.describe(d.CanaryHost, d.CanarySubset))
+	}
+	stable.Weight, canary.Weight = s.Stable, s.Canary
+	return canary.GetDestination(), nil
+}
+
+// placeHeaderRoutes removes the owned header routes, then puts the ones in
+// force just ahead of the first managed route, where Istio tries them first.
+func placeHeaderRoutes(routes []*networkingv1.HTTPRoute, r Routes, want []traffic.HeaderRoute, canary *networkingv1.Destination) []*networkingv1.HTTPRoute {
+	kept := slices.DeleteFunc(slices.Clone(routes), func(h *networkingv1.HTTPRoute) bool {
+		return slices.Contains(r.Owned, h.GetName())
+	})
+	if len(want) == 0 || canary == nil {
+		return kept
+	}
+	at := slices.IndexFunc(kept, func(h *networkingv1.HTTPRoute) bool { return slices.Contains(r.Managed, h.GetName()) })
+	if at < 0 {
+		at = len(kept)
+	}
+	add := make([]*networkingv1.HTTPRoute, 0, len(want))
+	for _, hr := range want {
+		add = append(add, headerRoute(hr, canary))
+	}
+	return slices.Insert(kept, at, add...)
+}
+
+func headerRoute(hr traffic.HeaderRoute, canary *networkingv1.Destination) *networkingv1.HTTPRoute {
+	headers := make(map[string]*networkingv1.StringMatch, len(hr.Match))
+	for _, m := range hr.Match {
+		headers[m.Header] = stringMatch(m)
+	}
+	return &networkingv1.HTTPRoute{
+		Name:  hr.Name,
+		Match: []*networkingv1.HTTPMatchRequest{{Headers: headers}},
+		Route: []*networkingv1.HTTPRouteDestination{{
+			Destination: proto.Clone(canary).(*networkingv1.Destination),
+			Weight:      100,
+		}},
+	}
+}
+
+func stringMatch(m traffic.HeaderMatch) *networkingv1.StringMatch {
+	switch m.Kind {
+	case traffic.Prefix:
+		return &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Prefix{Prefix: m.Value}}
+	case traffic.Regex:
+		return &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Regex{Regex: m.Value}}
+	default:
+		return &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Exact{Exact: m.Value}}
+	}
+}
+
+// matches reports whether dst addresses host (short, or qualified with the
+// Rollout's namespace) and subset.
+func (d Destinations) matches(dst *networkingv1.Destination, host, subset string) bool {
+	h := dst.GetHost()
+	sameHost := h == host || h == host+"."+d.Namespace || strings.HasPrefix(h, host+"."+d.Namespace+".svc")
+	return sameHost && dst.GetSubset() == subset
+}
+
+func (d Destinations) describe(host, subset string) string {
+	return describe(&networkingv1.Destination{Host: host, Subset: subset})
+}
+
+func describe(dst *networkingv1.Destination) string {
+	if dst.GetSubset() != "" {
+		return fmt.Sprintf("%s (subset %s)", dst.GetHost(), dst.GetSubset())
+	}
+	return dst.GetHost()
+}

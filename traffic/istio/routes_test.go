@@ -1,0 +1,156 @@
+package istio
+
+import (
+	"errors"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	networkingv1 "istio.io/api/networking/v1"
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+var hosts = Destinations{Namespace: "prod", StableHost: "podinfo-stable", CanaryHost: "podinfo-canary"}
+
+func dest(host, subset string, weight int32) *networkingv1.HTTPRouteDestination {
+	return &networkingv1.HTTPRouteDestination{
+		Destination: &networkingv1.Destination{Host: host, Subset: subset, Port: &networkingv1.PortSelector{Number: 9898}},
+		Weight:      weight,
+	}
+}
+
+// userRoute is a route Tugboat does not manage; it must come out untouched.
+func userRoute() *networkingv1.HTTPRoute {
+	return &networkingv1.HTTPRoute{
+		Name:    "internal-debug",
+		Match:   []*networkingv1.HTTPMatchRequest{{Uri: &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Prefix{Prefix: "/debug"}}}},
+		Route:   []*networkingv1.HTTPRouteDestination{dest("debug", "", 0)},
+		Retries: &networkingv1.HTTPRetry{Attempts: 3, RetryOn: "5xx"},
+	}
+}
+
+func vs(routes ...*networkingv1.HTTPRoute) *istiov1.VirtualService {
+	return &istiov1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "podinfo"},
+		Spec:       networkingv1.VirtualService{Hosts: []string{"podinfo"}, Http: routes},
+	}
+}
+
+func primary(stable, canary int32) *networkingv1.HTTPRoute {
+	return &networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+		dest("podinfo-stable", "", stable), dest("podinfo-canary", "", canary)}}
+}
+
+var beta = traffic.HeaderRoute{Name: "beta", Match: []traffic.HeaderMatch{{Header: "x-beta", Kind: traffic.Exact, Value: "true"}}}
+
+func betaRoute() *networkingv1.HTTPRoute {
+	return &networkingv1.HTTPRoute{
+		Name: "beta",
+		Match: []*networkingv1.HTTPMatchRequest{{Headers: map[string]*networkingv1.StringMatch{
+			"x-beta": {MatchType: &networkingv1.StringMatch_Exact{Exact: "true"}}}}},
+		Route: []*networkingv1.HTTPRouteDestination{dest("podinfo-canary", "", 100)},
+	}
+}
+
+func TestRewrite(t *testing.T) {
+	managed := Routes{Managed: []string{"primary"}, Owned: []string{"beta"}}
+	tests := []struct {
+		name        string
+		in          *istiov1.VirtualService
+		d           Destinations
+		want        traffic.Desired
+		wantSpec    *istiov1.VirtualService
+		wantChanged bool
+		wantErr     error
+	}{{
+		name:        "sets the weights of the managed route and leaves the user's route alone",
+		in:          vs(userRoute(), primary(100, 0)),
+		d:           hosts,
+		want:        traffic.Desired{Split: traffic.CanaryAt(10)},
+		wantSpec:    vs(userRoute(), primary(90, 10)),
+		wantChanged: true,
+	}, {
+		name:     "nothing to change reports no change",
+		in:       vs(userRoute(), primary(90, 10)),
+		d:        hosts,
+		want:     traffic.Desired{Split: traffic.CanaryAt(10)},
+		wantSpec: vs(userRoute(), primary(90, 10)),
+	}, {
+		name: "qualified host names match the Rollout's namespace",
+		in: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo-stable.prod.svc.cluster.local", "", 100), dest("podinfo-canary.prod", "", 0)}}),
+		d:    hosts,
+		want: traffic.Desired{Split: traffic.CanaryAt(30)},
+		wantSpec: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo-stable.prod.svc.cluster.local", "", 70), dest("podinfo-canary.prod", "", 30)}}),
+		wantChanged: true,
+	}, {
+		name: "subset-level split",
+		in: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo", "stable", 100), dest("podinfo", "canary", 0)}}),
+		d:    Destinations{Namespace: "prod", StableHost: "podinfo", CanaryHost: "podinfo", StableSubset: "stable", CanarySubset: "canary"},
+		want: traffic.Desired{Split: traffic.CanaryAt(50)},
+		wantSpec: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo", "stable", 50), dest("podinfo", "canary", 50)}}),
+		wantChanged: true,
+	}, {
+		name:        "header route goes ahead of the managed route",
+		in:          vs(userRoute(), primary(100, 0)),
+		d:           hosts,
+		want:        traffic.Desired{Split: traffic.CanaryAt(0), HeaderRoutes: []traffic.HeaderRoute{beta}},
+		wantSpec:    vs(userRoute(), betaRoute(), primary(100, 0)),
+		wantChanged: true,
+	}, {
+		name:     "header route already in place reports no change",
+		in:       vs(userRoute(), betaRoute(), primary(100, 0)),
+		d:        hosts,
+		want:     traffic.Desired{Split: traffic.CanaryAt(0), HeaderRoutes: []traffic.HeaderRoute{beta}},
+		wantSpec: vs(userRoute(), betaRoute(), primary(100, 0)),
+	}, {
+		name:        "at rest removes owned header routes and sends everything to stable",
+		in:          vs(userRoute(), betaRoute(), primary(40, 60)),
+		d:           hosts,
+		want:        traffic.AtRest(),
+		wantSpec:    vs(userRoute(), primary(100, 0)),
+		wantChanged: true,
+	}, {
+		name:    "a missing managed route is an error",
+		in:      vs(userRoute()),
+		d:       hosts,
+		want:    traffic.AtRest(),
+		wantErr: ErrRouteNotFound,
+	}, {
+		name: "a foreign destination in a managed route is an error",
+		in: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo-stable", "", 90), dest("podinfo-canary", "", 5), dest("legacy", "", 5)}}),
+		d:       hosts,
+		want:    traffic.AtRest(),
+		wantErr: ErrUnexpectedDestination,
+	}, {
+		name: "a managed route without a canary destination is an error",
+		in: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo-stable", "", 100)}}),
+		d:       hosts,
+		want:    traffic.AtRest(),
+		wantErr: ErrUnexpectedDestination,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changed, err := Rewrite(tt.in, managed, tt.d, tt.want)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Rewrite() error = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if changed != tt.wantChanged {
+				t.Errorf("Rewrite() changed = %v, want %v", changed, tt.wantChanged)
+			}
+			if !proto.Equal(&tt.wantSpec.Spec, &tt.in.Spec) {
+				t.Errorf("spec mismatch:\nwant %v\ngot  %v", &tt.wantSpec.Spec, &tt.in.Spec)
+			}
+		})
+	}
+}

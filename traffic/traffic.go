@@ -1,0 +1,72 @@
+// Package traffic describes, as values, how traffic should be shared between
+// the stable and canary versions: the weight split of the managed routes and
+// the header routes that send chosen requests to the canary. It is pure: the
+// adapter in traffic/istio writes these values into Istio objects.
+package traffic
+
+import (
+	"fmt"
+)
+
+// Split is the share of a managed route's traffic, in percent, that goes to
+// each version. Stable+Canary is always 100.
+type Split struct {
+	Stable int32
+	Canary int32
+}
+
+// CanaryAt returns the split that sends weight percent to the canary; weights
+// outside 0..100 are clamped.
+func CanaryAt(weight int32) Split {
+	weight = min(max(weight, 0), 100)
+	return Split{Stable: 100 - weight, Canary: weight}
+}
+
+// String formats the split as stable/canary, as in "90/10".
+func (s Split) String() string { return fmt.Sprintf("%d/%d", s.Stable, s.Canary) }
+
+// MatchKind says how a header's value is compared.
+type MatchKind int
+
+// The ways a header value can match, as Istio's StringMatch has them.
+const (
+	Exact MatchKind = iota
+	Prefix
+	Regex
+)
+
+func (k MatchKind) String() string {
+	switch k {
+	case Exact:
+		return "exact"
+	case Prefix:
+		return "prefix"
+	case Regex:
+		return "regex"
+	}
+	return fmt.Sprintf("MatchKind(%d)", int(k))
+}
+
+// HeaderMatch is a condition on one request header.
+type HeaderMatch struct {
+	Header string
+	Kind   MatchKind
+	Value  string
+}
+
+// HeaderRoute sends every request that meets all of Match to the canary.
+type HeaderRoute struct {
+	Name  string
+	Match []HeaderMatch
+}
+
+// Desired is the whole traffic state a rollout wants on the mesh at a moment.
+type Desired struct {
+	Split Split
+	// HeaderRoutes currently in force, in the order they should be tried.
+	HeaderRoutes []HeaderRoute
+}
+
+// AtRest is the state outside a rollout, and after an abort: everything to
+// stable, no header routes.
+func AtRest() Desired { return Desired{Split: CanaryAt(0)} }
