@@ -4,9 +4,7 @@
 // adapter in traffic/istio writes these values into Istio objects.
 package traffic
 
-import (
-	"fmt"
-)
+import "fmt"
 
 // Split is the share of a managed route's traffic, in percent, that goes to
 // each version. Stable+Canary is always 100.
