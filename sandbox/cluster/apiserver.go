@@ -93,7 +93,8 @@ func New(o Options) (*Env, error) {
 	}
 	cfg, err := te.Start()
 	if err != nil {
-		return nil, fmt.Errorf("start envtest: %w", err)
+		// envtest leaves the control plane running when, say, a CRD is refused.
+		return nil, errors.Join(fmt.Errorf("start envtest: %w", err), te.Stop())
 	}
 	// Tests create many objects quickly; the default 5 QPS would throttle them.
 	cfg.QPS, cfg.Burst = 500, 1000
