@@ -41,6 +41,22 @@ type RolloutStatus struct {
 	// +optional
 	CanaryRevision string `json:"canaryRevision,omitempty"`
 
+	// StartedAt is when the rollout of CanaryRevision started (or was last
+	// retried); the progress deadline counts from it.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+
+	// Aborted is true when the rollout of CanaryRevision was aborted: traffic
+	// is back on stable and the canary is scaled down until a retry or a new
+	// revision.
+	// +optional
+	Aborted bool `json:"aborted,omitempty"`
+
+	// ObservedRequests holds the value of each request annotation the
+	// controller has acted on; an annotation whose value differs is pending.
+	// +optional
+	ObservedRequests Requests `json:"observedRequests,omitempty"`
+
 	// Conditions: Ready, Reconciling and Stalled for kstatus-aware tools, plus
 	// Tugboat's Progressing, Healthy and Paused.
 	// +listType=map
@@ -72,6 +88,57 @@ const (
 	ConditionHealthy     = "Healthy"
 	ConditionPaused      = "Paused"
 )
+
+// Requests are people's runtime requests, written as annotations on the
+// Rollout (which GitOps tools leave alone) by `kubectl tug`, never as spec
+// edits. Each value is an opaque token, such as a timestamp; writing a new
+// token makes a new request.
+type Requests struct {
+	// Promote moves past the current step.
+	// +optional
+	Promote string `json:"promote,omitempty"`
+	// PromoteFull skips the remaining steps and promotes.
+	// +optional
+	PromoteFull string `json:"promoteFull,omitempty"`
+	// Abort sends all traffic back to stable and scales the canary down.
+	// +optional
+	Abort string `json:"abort,omitempty"`
+	// Retry starts an aborted rollout again from the first step.
+	// +optional
+	Retry string `json:"retry,omitempty"`
+}
+
+// Annotations through which people steer a Rollout. Request annotations hold
+// a new token per request; AnnotationPaused is a level: present and "true"
+// holds the rollout where it is until removed.
+const (
+	AnnotationPromote     = "tugboat.dev/promote"
+	AnnotationPromoteFull = "tugboat.dev/promote-full"
+	AnnotationAbort       = "tugboat.dev/abort"
+	AnnotationRetry       = "tugboat.dev/retry"
+	AnnotationPaused      = "tugboat.dev/paused"
+)
+
+// PendingRequests returns the request annotations of ro that the controller
+// has not acted on yet.
+func (ro *Rollout) PendingRequests() Requests {
+	pending := func(key, observed string) string {
+		if v := ro.Annotations[key]; v != "" && v != observed {
+			return v
+		}
+		return ""
+	}
+	o := ro.Status.ObservedRequests
+	return Requests{
+		Promote:     pending(AnnotationPromote, o.Promote),
+		PromoteFull: pending(AnnotationPromoteFull, o.PromoteFull),
+		Abort:       pending(AnnotationAbort, o.Abort),
+		Retry:       pending(AnnotationRetry, o.Retry),
+	}
+}
+
+// PausedByUser reports whether a person has paused the rollout.
+func (ro *Rollout) PausedByUser() bool { return ro.Annotations[AnnotationPaused] == "true" }
 
 func init() {
 	SchemeBuilder.Register(&Rollout{}, &RolloutList{})

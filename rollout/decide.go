@@ -1,0 +1,303 @@
+package rollout
+
+import (
+	"fmt"
+	"time"
+
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	"k8s.io/utils/ptr"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+// Observed is a snapshot of the world, gathered by the reconciler before
+// Decide runs.
+type Observed struct {
+	Now time.Time
+	// TargetRevision is the hash of the target Deployment's pod template.
+	TargetRevision string
+	// PrimaryRevision is the revision primary's template was copied from.
+	PrimaryRevision string
+	// PrimaryReady: primary has all its replicas Ready at PrimaryRevision.
+	PrimaryReady bool
+	// CanaryReady: the target has the replicas it was asked for, all Ready
+	// at TargetRevision.
+	CanaryReady bool
+	// Replicas is the full size of the application (primary's replicas).
+	Replicas int32
+	// Requests are people's pending requests.
+	Requests v1alpha1.Requests
+	// Paused: a person paused the rollout.
+	Paused bool
+	// Analysis is the verdict of the current analysis step's run; empty while
+	// there is none.
+	Analysis argo.AnalysisPhase
+}
+
+// Plan is everything the reconciler must do; Decide never does it itself.
+type Plan struct {
+	Outcome Outcome
+	Message string
+	// Next is the progress to record in status.
+	Next Progress
+	// Traffic to put on the mesh; nil leaves the mesh as it is.
+	Traffic *traffic.Desired
+	// CanaryReplicas is the size to give the target; nil leaves it.
+	CanaryReplicas *int32
+	// PromotePrimary copies the canary's template into primary.
+	PromotePrimary bool
+	// RecordRevision records Next.StableRevision in the revision history.
+	RecordRevision bool
+	// RequeueAfter is when to look again if nothing else happens first.
+	RequeueAfter time.Duration
+}
+
+// Spec is the part of a Rollout's spec that Decide reads.
+type Spec struct {
+	Steps            []v1alpha1.Step
+	ProgressDeadline time.Duration
+}
+
+// SpecFrom reads the decision inputs from a Rollout's spec.
+func SpecFrom(s v1alpha1.RolloutSpec) Spec {
+	deadline := 600 * time.Second
+	if s.ProgressDeadlineSeconds != nil {
+		deadline = time.Duration(*s.ProgressDeadlineSeconds) * time.Second
+	}
+	return Spec{Steps: s.Steps, ProgressDeadline: deadline}
+}
+
+// Decide returns the plan for one reconcile. It is a pure function; every
+// case that changes progress changes it once, so a plan carried out twice
+// (a restart between acting and recording) repeats no step.
+func Decide(s Spec, p Progress, o Observed) Plan {
+	switch {
+	case p.StableRevision == "":
+		return initialize(p, o)
+	case o.TargetRevision == p.StableRevision:
+		return atRest(p, o)
+	case o.TargetRevision != p.CanaryRevision:
+		return start(s, p, o)
+	case p.Aborted:
+		return aborted(s, p, o)
+	}
+	return progress(s, p, o)
+}
+
+func initialize(p Progress, o Observed) Plan {
+	if !o.PrimaryReady {
+		return Plan{Outcome: Initializing, Message: "waiting for the primary Deployment to be Ready", Next: p, RequeueAfter: 10 * time.Second}
+	}
+	return Plan{
+		Outcome:        Initialized,
+		Message:        "primary is Ready and serves all traffic",
+		Next:           Progress{StableRevision: o.PrimaryRevision, Requests: p.Requests},
+		Traffic:        ptr.To(traffic.AtRest()),
+		CanaryReplicas: ptr.To[int32](0),
+		RecordRevision: true,
+	}
+}
+
+func atRest(p Progress, o Observed) Plan {
+	plan := Plan{
+		Outcome:        Healthy,
+		Message:        "all traffic on revision " + p.StableRevision,
+		Next:           Progress{StableRevision: p.StableRevision, Requests: acknowledge(p.Requests, o.Requests)},
+		Traffic:        ptr.To(traffic.AtRest()),
+		CanaryReplicas: ptr.To[int32](0),
+	}
+	if p.InRollout() {
+		plan.Outcome = Cancelled
+		plan.Message = fmt.Sprintf("the target went back to the stable revision %s; rollout of %s cancelled", p.StableRevision, p.CanaryRevision)
+	}
+	return plan
+}
+
+func start(s Spec, p Progress, o Observed) Plan {
+	outcome, msg := Started, "rolling out revision "+o.TargetRevision
+	if p.InRollout() && !p.Aborted {
+		outcome = Restarted
+		msg = fmt.Sprintf("revision %s replaced %s mid-rollout; traffic back on stable, starting from the first step", o.TargetRevision, p.CanaryRevision)
+	}
+	next := Progress{
+		StableRevision: p.StableRevision,
+		CanaryRevision: o.TargetRevision,
+		Step:           ptr.To[int32](0),
+		StepStart:      o.Now,
+		StartedAt:      o.Now,
+		// Requests made for an earlier revision do not carry over.
+		Requests: acknowledge(p.Requests, o.Requests),
+	}
+	return Plan{
+		Outcome:        outcome,
+		Message:        msg,
+		Next:           next,
+		Traffic:        ptr.To(traffic.AtRest()),
+		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, 0, o.Replicas)),
+		RequeueAfter:   s.ProgressDeadline,
+	}
+}
+
+func aborted(s Spec, p Progress, o Observed) Plan {
+	if o.Requests.Retry != "" {
+		next := p
+		next.Aborted = false
+		next.Step, next.StepStart, next.StartedAt = ptr.To[int32](0), o.Now, o.Now
+		next.Requests = acknowledge(p.Requests, o.Requests)
+		return Plan{
+			Outcome:        Retried,
+			Message:        "retrying revision " + p.CanaryRevision + " from the first step",
+			Next:           next,
+			Traffic:        ptr.To(traffic.AtRest()),
+			CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, 0, o.Replicas)),
+			RequeueAfter:   s.ProgressDeadline,
+		}
+	}
+	next := p
+	// Promote and abort requests have nothing to act on while aborted.
+	next.Requests = acknowledge(p.Requests, o.Requests)
+	return Plan{
+		Outcome:        Aborted,
+		Message:        "revision " + p.CanaryRevision + " was aborted; traffic is on stable. Retry it or release a new revision",
+		Next:           next,
+		Traffic:        ptr.To(traffic.AtRest()),
+		CanaryReplicas: ptr.To[int32](0),
+	}
+}
+
+// progress runs the steps of a rollout that is under way.
+func progress(s Spec, p Progress, o Observed) Plan {
+	step := int(ptr.Deref(p.Step, 0))
+	hold := Plan{
+		Next:           p,
+		Traffic:        ptr.To(TrafficAfter(s.Steps, step)),
+		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, step, o.Replicas)),
+	}
+	switch {
+	case o.Requests.Abort != "":
+		return abort(p, o, AbortedByUser, "aborted on request")
+	case step >= len(s.Steps):
+		return promote(s, p, o, hold)
+	case !o.CanaryReady:
+		if waited := o.Now.Sub(p.StepStart); waited > s.ProgressDeadline {
+			return abort(p, o, ProgressDeadlineExceeded, fmt.Sprintf("the canary was not Ready within %s", s.ProgressDeadline))
+		}
+		hold.Outcome, hold.Message = WaitingForCanary, "waiting for the canary to be Ready"
+		hold.RequeueAfter = s.ProgressDeadline - o.Now.Sub(p.StepStart)
+		return hold
+	case o.Paused:
+		hold.Outcome, hold.Message = PausedByUser, fmt.Sprintf("paused at step %d; resume to continue", step)
+		return hold
+	case o.Requests.PromoteFull != "":
+		next := advanceTo(p, o, len(s.Steps))
+		return Plan{Outcome: Advanced, Message: "promoting on request, skipping the remaining steps", Next: next,
+			Traffic: ptr.To(TrafficAfter(s.Steps, len(s.Steps))), CanaryReplicas: hold.CanaryReplicas}
+	case o.Requests.Promote != "":
+		return advance(s, p, o, fmt.Sprintf("step %d promoted on request", step))
+	}
+
+	cur := s.Steps[step]
+	switch {
+	case cur.Pause != nil:
+		d, timed, err := PauseDuration(cur.Pause)
+		if err != nil {
+			hold.Outcome, hold.Message = InvalidSpec, fmt.Sprintf("step %d: %v", step, err)
+			return hold
+		}
+		if !timed {
+			hold.Outcome, hold.Message = WaitingForPromotion, fmt.Sprintf("paused at step %d until promoted", step)
+			return hold
+		}
+		if left := d - o.Now.Sub(p.StepStart); left > 0 {
+			hold.Outcome, hold.Message = Holding, fmt.Sprintf("step %d: pausing %s, until %s", step, d, p.StepStart.Add(d).UTC().Format(time.RFC3339))
+			hold.RequeueAfter = left
+			return hold
+		}
+	case cur.Analysis != nil:
+		switch o.Analysis {
+		case argo.AnalysisPhaseSuccessful:
+		case argo.AnalysisPhaseFailed, argo.AnalysisPhaseError:
+			return abort(p, o, AnalysisFailed, fmt.Sprintf("step %d: analysis %s", step, o.Analysis))
+		case argo.AnalysisPhaseInconclusive:
+			hold.Outcome, hold.Message = WaitingForPromotion, fmt.Sprintf("step %d: analysis inconclusive; promote to continue or abort", step)
+			return hold
+		default:
+			hold.Outcome, hold.Message = WaitingForAnalysis, fmt.Sprintf("step %d: waiting for the analysis verdict", step)
+			return hold
+		}
+	}
+	return advance(s, p, o, fmt.Sprintf("step %d done", step))
+}
+
+// advance completes the current step: the traffic and scale of the next one
+// go out together with the progress that records them.
+func advance(s Spec, p Progress, o Observed, msg string) Plan {
+	n := int(ptr.Deref(p.Step, 0)) + 1
+	return Plan{
+		Outcome:        Advanced,
+		Message:        msg,
+		Next:           advanceTo(p, o, n),
+		Traffic:        ptr.To(TrafficAfter(s.Steps, n)),
+		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, n, o.Replicas)),
+	}
+}
+
+func advanceTo(p Progress, o Observed, step int) Progress {
+	next := p
+	next.Step = ptr.To(int32(step))
+	next.StepStart = o.Now
+	next.Requests = acknowledge(p.Requests, o.Requests)
+	return next
+}
+
+// promote runs after the last step: primary takes the canary's template and,
+// once it is Ready, all traffic; the canary is scaled to zero.
+func promote(s Spec, p Progress, o Observed, hold Plan) Plan {
+	hold.Next.Requests = acknowledge(p.Requests, o.Requests)
+	if o.PrimaryRevision != p.CanaryRevision || !o.PrimaryReady {
+		hold.Outcome, hold.Message = Promoting, "primary is taking revision "+p.CanaryRevision
+		hold.PromotePrimary = o.PrimaryRevision != p.CanaryRevision
+		hold.RequeueAfter = s.ProgressDeadline
+		return hold
+	}
+	return Plan{
+		Outcome:        Promoted,
+		Message:        "revision " + p.CanaryRevision + " promoted; all traffic on it",
+		Next:           Progress{StableRevision: p.CanaryRevision, Requests: hold.Next.Requests},
+		Traffic:        ptr.To(traffic.AtRest()),
+		CanaryReplicas: ptr.To[int32](0),
+		RecordRevision: true,
+	}
+}
+
+// abort sends every managed route to stable, removes header routes and
+// scales the canary down.
+func abort(p Progress, o Observed, why Outcome, msg string) Plan {
+	next := p
+	next.Aborted = true
+	next.Requests = acknowledge(p.Requests, o.Requests)
+	return Plan{
+		Outcome:        why,
+		Message:        msg + "; traffic back on stable",
+		Next:           next,
+		Traffic:        ptr.To(traffic.AtRest()),
+		CanaryReplicas: ptr.To[int32](0),
+	}
+}
+
+// acknowledge marks every pending request as acted on.
+func acknowledge(done, pending v1alpha1.Requests) v1alpha1.Requests {
+	pick := func(a, b string) string {
+		if b != "" {
+			return b
+		}
+		return a
+	}
+	return v1alpha1.Requests{
+		Promote:     pick(done.Promote, pending.Promote),
+		PromoteFull: pick(done.PromoteFull, pending.PromoteFull),
+		Abort:       pick(done.Abort, pending.Abort),
+		Retry:       pick(done.Retry, pending.Retry),
+	}
+}

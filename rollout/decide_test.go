@@ -1,0 +1,270 @@
+package rollout
+
+import (
+	"testing"
+	"time"
+
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+var (
+	t0   = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	beta = v1alpha1.SetHeaderRoute{Name: "beta", Match: []v1alpha1.HeaderRoutingMatch{{HeaderName: "x-beta", HeaderValue: v1alpha1.StringMatch{Exact: "true"}}}}
+	spec = Spec{ProgressDeadline: 5 * time.Minute, Steps: []v1alpha1.Step{
+		{SetWeight: ptr.To[int32](10)},                                      // 0
+		{Pause: &v1alpha1.Pause{Duration: ptr.To(intstr.FromString("1m"))}}, // 1
+		{SetHeaderRoute: &beta},                                             // 2
+		{Analysis: &v1alpha1.Analysis{Templates: []v1alpha1.AnalysisTemplateRef{{TemplateName: "sr"}}}}, // 3
+		{SetCanaryScale: &argo.SetCanaryScale{Weight: ptr.To[int32](50)}},                           // 4
+		{Pause: &v1alpha1.Pause{}}, // 5
+	}}
+	betaRoute = traffic.HeaderRoute{Name: "beta", Match: []traffic.HeaderMatch{{Header: "x-beta", Kind: traffic.Exact, Value: "true"}}}
+)
+
+func at(step int32, start time.Time) Progress {
+	return Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To(step), StepStart: start, StartedAt: t0}
+}
+
+func desired(canary int32, routes ...traffic.HeaderRoute) *traffic.Desired {
+	return &traffic.Desired{Split: traffic.CanaryAt(canary), HeaderRoutes: routes}
+}
+
+func ready(now time.Time) Observed {
+	return Observed{Now: now, TargetRevision: "c1", PrimaryRevision: "s1", PrimaryReady: true, CanaryReady: true, Replicas: 4}
+}
+
+func TestDecide(t *testing.T) {
+	later := t0.Add(90 * time.Second)
+	tests := []struct {
+		name string
+		p    Progress
+		o    Observed
+		want Plan
+	}{{
+		name: "primary not Ready yet: initializing, mesh untouched",
+		p:    Progress{},
+		o:    Observed{Now: t0, TargetRevision: "s1", PrimaryRevision: "s1"},
+		want: Plan{Outcome: Initializing, Message: "waiting for the primary Deployment to be Ready", RequeueAfter: 10 * time.Second},
+	}, {
+		name: "primary Ready: initialized, traffic to stable, target scaled to zero",
+		p:    Progress{},
+		o:    Observed{Now: t0, TargetRevision: "s1", PrimaryRevision: "s1", PrimaryReady: true},
+		want: Plan{Outcome: Initialized, Message: "primary is Ready and serves all traffic", Next: Progress{StableRevision: "s1"},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RecordRevision: true},
+	}, {
+		name: "at rest on stable: healthy",
+		p:    Progress{StableRevision: "s1"},
+		o:    Observed{Now: t0, TargetRevision: "s1", PrimaryRevision: "s1", PrimaryReady: true},
+		want: Plan{Outcome: Healthy, Message: "all traffic on revision s1", Next: Progress{StableRevision: "s1"},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "new revision starts at step 0 with the canary at full size",
+		p:    Progress{StableRevision: "s1"},
+		o:    ready(t0),
+		want: Plan{Outcome: Started, Message: "rolling out revision c1", Next: at(0, t0),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "a newer revision mid-rollout restarts from step 0 with traffic on stable",
+		p:    at(3, t0),
+		o:    Observed{Now: later, TargetRevision: "c2", PrimaryRevision: "s1", PrimaryReady: true, Replicas: 4},
+		want: Plan{Outcome: Restarted, Message: "revision c2 replaced c1 mid-rollout; traffic back on stable, starting from the first step",
+			Next:    Progress{StableRevision: "s1", CanaryRevision: "c2", Step: ptr.To[int32](0), StepStart: later, StartedAt: later},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "target reverted to stable mid-rollout: cancelled",
+		p:    at(2, t0),
+		o:    Observed{Now: later, TargetRevision: "s1", PrimaryRevision: "s1", PrimaryReady: true},
+		want: Plan{Outcome: Cancelled, Message: "the target went back to the stable revision s1; rollout of c1 cancelled",
+			Next: Progress{StableRevision: "s1"}, Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "canary not Ready within the deadline: waits",
+		p:    at(0, t0),
+		o:    func() Observed { o := ready(t0.Add(time.Minute)); o.CanaryReady = false; return o }(),
+		want: Plan{Outcome: WaitingForCanary, Message: "waiting for the canary to be Ready", Next: at(0, t0),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 4 * time.Minute},
+	}, {
+		name: "canary not Ready past the deadline: aborts",
+		p:    at(0, t0),
+		o:    func() Observed { o := ready(t0.Add(6 * time.Minute)); o.CanaryReady = false; return o }(),
+		want: Plan{Outcome: ProgressDeadlineExceeded, Message: "the canary was not Ready within 5m0s; traffic back on stable",
+			Next: func() Progress { p := at(0, t0); p.Aborted = true; return p }(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "setWeight step: weight and progress go out together",
+		p:    at(0, t0),
+		o:    ready(later),
+		want: Plan{Outcome: Advanced, Message: "step 0 done", Next: at(1, later), Traffic: desired(10), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "timed pause not over: holds for the remainder",
+		p:    at(1, t0),
+		o:    ready(t0.Add(20 * time.Second)),
+		want: Plan{Outcome: Holding, Message: "step 1: pausing 1m0s, until 2026-11-24T12:01:00Z", Next: at(1, t0),
+			Traffic: desired(10), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 40 * time.Second},
+	}, {
+		name: "timed pause over: advances",
+		p:    at(1, t0),
+		o:    ready(later),
+		want: Plan{Outcome: Advanced, Message: "step 1 done", Next: at(2, later), Traffic: desired(10), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "header route step adds the route",
+		p:    at(2, t0),
+		o:    ready(later),
+		want: Plan{Outcome: Advanced, Message: "step 2 done", Next: at(3, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "analysis step without a verdict waits",
+		p:    at(3, t0),
+		o:    ready(later),
+		want: Plan{Outcome: WaitingForAnalysis, Message: "step 3: waiting for the analysis verdict", Next: at(3, t0),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "analysis step successful: advances, and the canary scale step applies",
+		p:    at(3, t0),
+		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseSuccessful; return o }(),
+		want: Plan{Outcome: Advanced, Message: "step 3 done", Next: at(4, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "analysis inconclusive: waits for a person",
+		p:    at(3, t0),
+		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseInconclusive; return o }(),
+		want: Plan{Outcome: WaitingForPromotion, Message: "step 3: analysis inconclusive; promote to continue or abort", Next: at(3, t0),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "analysis failed: aborts",
+		p:    at(3, t0),
+		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseFailed; return o }(),
+		want: Plan{Outcome: AnalysisFailed, Message: "step 3: analysis Failed; traffic back on stable",
+			Next: func() Progress { p := at(3, t0); p.Aborted = true; return p }(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "canary scale step sizes the canary by weight",
+		p:    at(4, t0),
+		o:    ready(later),
+		want: Plan{Outcome: Advanced, Message: "step 4 done", Next: at(5, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
+	}, {
+		name: "indefinite pause waits for a person",
+		p:    at(5, t0),
+		o:    ready(later),
+		want: Plan{Outcome: WaitingForPromotion, Message: "paused at step 5 until promoted", Next: at(5, t0),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
+	}, {
+		name: "promote request moves past the pause and is acknowledged",
+		p:    at(5, t0),
+		o:    func() Observed { o := ready(later); o.Requests.Promote = "r1"; return o }(),
+		want: Plan{Outcome: Advanced, Message: "step 5 promoted on request",
+			Next:    func() Progress { p := at(6, later); p.Requests.Promote = "r1"; return p }(),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
+	}, {
+		name: "promote --full skips the remaining steps",
+		p:    at(1, t0),
+		o:    func() Observed { o := ready(t0.Add(time.Second)); o.Requests.PromoteFull = "r2"; return o }(),
+		want: Plan{Outcome: Advanced, Message: "promoting on request, skipping the remaining steps",
+			Next:    func() Progress { p := at(6, t0.Add(time.Second)); p.Requests.PromoteFull = "r2"; return p }(),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "paused by a person: holds even when the pause is over",
+		p:    at(1, t0),
+		o:    func() Observed { o := ready(later); o.Paused = true; return o }(),
+		want: Plan{Outcome: PausedByUser, Message: "paused at step 1; resume to continue", Next: at(1, t0),
+			Traffic: desired(10), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "abort request: traffic to stable, header routes gone, canary scaled down",
+		p:    at(3, t0),
+		o:    func() Observed { o := ready(later); o.Requests.Abort = "a1"; return o }(),
+		want: Plan{Outcome: AbortedByUser, Message: "aborted on request; traffic back on stable",
+			Next:    func() Progress { p := at(3, t0); p.Aborted = true; p.Requests.Abort = "a1"; return p }(),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "aborted: stays on stable",
+		p:    func() Progress { p := at(3, t0); p.Aborted = true; return p }(),
+		o:    ready(later),
+		want: Plan{Outcome: Aborted, Message: "revision c1 was aborted; traffic is on stable. Retry it or release a new revision",
+			Next: func() Progress { p := at(3, t0); p.Aborted = true; return p }(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "retry starts the same revision again from step 0",
+		p:    func() Progress { p := at(3, t0); p.Aborted = true; return p }(),
+		o:    func() Observed { o := ready(later); o.Requests.Retry = "t1"; return o }(),
+		want: Plan{Outcome: Retried, Message: "retrying revision c1 from the first step",
+			Next: Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To[int32](0), StepStart: later, StartedAt: later,
+				Requests: v1alpha1.Requests{Retry: "t1"}},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "after the last step: primary takes the canary's template",
+		p:    at(6, t0),
+		o:    ready(later),
+		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: at(6, t0), PromotePrimary: true,
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "primary at the canary revision but not Ready: waits without copying again",
+		p:    at(6, t0),
+		o:    func() Observed { o := ready(later); o.PrimaryRevision = "c1"; o.PrimaryReady = false; return o }(),
+		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: at(6, t0),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "primary Ready at the canary revision: promoted, all traffic to primary, canary to zero",
+		p:    at(6, t0),
+		o:    func() Observed { o := ready(later); o.PrimaryRevision = "c1"; return o }(),
+		want: Plan{Outcome: Promoted, Message: "revision c1 promoted; all traffic on it", Next: Progress{StableRevision: "c1"},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RecordRevision: true},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Decide(spec, tt.p, tt.o)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOutcomeClasses checks how outcomes map to events and conditions.
+func TestOutcomeClasses(t *testing.T) {
+	for _, o := range []Outcome{AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed} {
+		if !o.IsTransition() || !o.IsFailure() {
+			t.Errorf("%s: want a failing transition", o)
+		}
+	}
+	for _, o := range []Outcome{Holding, WaitingForCanary, WaitingForAnalysis, Promoting, Initializing} {
+		if o.IsTransition() || o.IsFailure() || o.IsAtRest() {
+			t.Errorf("%s: want a plain wait", o)
+		}
+	}
+	if !WaitingForPromotion.WaitsForPerson() || !PausedByUser.WaitsForPerson() || Holding.WaitsForPerson() {
+		t.Error("WaitsForPerson")
+	}
+}
+
+func TestPauseDuration(t *testing.T) {
+	for _, tt := range []struct {
+		in    *intstr.IntOrString
+		want  time.Duration
+		timed bool
+		err   bool
+	}{
+		{nil, 0, false, false},
+		{ptr.To(intstr.FromInt32(30)), 30 * time.Second, true, false},
+		{ptr.To(intstr.FromString("45")), 45 * time.Second, true, false},
+		{ptr.To(intstr.FromString("1h30m")), 90 * time.Minute, true, false},
+		{ptr.To(intstr.FromString("soon")), 0, false, true},
+	} {
+		d, timed, err := PauseDuration(&v1alpha1.Pause{Duration: tt.in})
+		if d != tt.want || timed != tt.timed || (err != nil) != tt.err {
+			t.Errorf("PauseDuration(%v) = %v, %v, %v", tt.in, d, timed, err)
+		}
+	}
+}
+
+func TestCanaryReplicasAfter(t *testing.T) {
+	steps := []v1alpha1.Step{
+		{SetWeight: ptr.To[int32](20)},
+		{SetCanaryScale: &argo.SetCanaryScale{MatchTrafficWeight: true}},
+		{SetCanaryScale: &argo.SetCanaryScale{Replicas: ptr.To[int32](1)}},
+	}
+	for n, want := range []int32{5, 5, 1, 1} {
+		if got := CanaryReplicasAfter(steps, n, 5); got != want {
+			t.Errorf("after %d steps: got %d replicas, want %d", n, got, want)
+		}
+	}
+}

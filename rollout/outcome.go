@@ -1,0 +1,77 @@
+package rollout
+
+// Outcome names what Decide concluded. It becomes the Reason of the Rollout's
+// conditions and of the event recorded on a transition.
+type Outcome string
+
+// Outcomes at rest.
+const (
+	Initializing Outcome = "Initializing" // primary created, not Ready yet
+	Initialized  Outcome = "Initialized"  // primary Ready, serving all traffic
+	Healthy      Outcome = "Healthy"      // at rest on the stable revision
+	Promoted     Outcome = "Promoted"     // the canary became the stable revision
+	Cancelled    Outcome = "Cancelled"    // the target went back to the stable revision mid-rollout
+)
+
+// Outcomes while a rollout progresses.
+const (
+	Started             Outcome = "Started"             // a new revision's rollout began
+	Restarted           Outcome = "Restarted"           // a newer revision replaced the one being rolled out
+	Retried             Outcome = "Retried"             // an aborted rollout started again
+	WaitingForCanary    Outcome = "WaitingForCanary"    // the canary is not Ready yet
+	Advanced            Outcome = "Advanced"            // a step was completed
+	Holding             Outcome = "Holding"             // a timed pause runs
+	WaitingForAnalysis  Outcome = "WaitingForAnalysis"  // an analysis step has no verdict yet
+	WaitingForPromotion Outcome = "WaitingForPromotion" // a person must promote
+	PausedByUser        Outcome = "PausedByUser"        // a person paused the rollout
+	Promoting           Outcome = "Promoting"           // primary is taking the canary's template
+)
+
+// Outcomes that stop a rollout.
+const (
+	AbortedByUser            Outcome = "AbortedByUser"
+	ProgressDeadlineExceeded Outcome = "ProgressDeadlineExceeded"
+	AnalysisFailed           Outcome = "AnalysisFailed"
+	Aborted                  Outcome = "Aborted" // still aborted, waiting for a retry or a new revision
+)
+
+// Outcomes the reconciler reaches before Decide runs.
+const (
+	InvalidSpec    Outcome = "InvalidSpec"
+	TargetNotFound Outcome = "TargetNotFound"
+)
+
+// IsTransition reports whether the outcome changes progress, and so deserves
+// an event.
+func (o Outcome) IsTransition() bool {
+	switch o {
+	case Initialized, Promoted, Cancelled, Started, Restarted, Retried, Advanced,
+		AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed:
+		return true
+	}
+	return false
+}
+
+// IsFailure reports whether the outcome is a failure: a Warning event and a
+// Stalled condition rather than a Normal event.
+func (o Outcome) IsFailure() bool {
+	switch o {
+	case AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed, Aborted, InvalidSpec, TargetNotFound:
+		return true
+	}
+	return false
+}
+
+// WaitsForPerson reports whether only a person can move the rollout on.
+func (o Outcome) WaitsForPerson() bool {
+	return o == WaitingForPromotion || o == PausedByUser
+}
+
+// IsAtRest reports whether no rollout is under way.
+func (o Outcome) IsAtRest() bool {
+	switch o {
+	case Initialized, Healthy, Promoted, Cancelled:
+		return true
+	}
+	return false
+}

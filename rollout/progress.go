@@ -1,0 +1,73 @@
+package rollout
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// Progress is what a rollout has done so far. It lives in the Rollout's
+// status, so a controller restarted at any moment resumes at the same step
+// with the same deadlines.
+type Progress struct {
+	// StableRevision runs in primary; empty until primary is first Ready.
+	StableRevision string
+	// CanaryRevision is being rolled out; empty at rest.
+	CanaryRevision string
+	// Step is the index of the step under way; len(steps) means every step is
+	// done and the canary is being promoted. Nil at rest.
+	Step *int32
+	// StepStart is when Step started.
+	StepStart time.Time
+	// StartedAt is when the rollout of CanaryRevision (re)started.
+	StartedAt time.Time
+	// Aborted holds traffic on stable until a retry or a new revision.
+	Aborted bool
+	// Requests are the request tokens already acted on.
+	Requests v1alpha1.Requests
+}
+
+// ProgressFrom reads progress from status.
+func ProgressFrom(s v1alpha1.RolloutStatus) Progress {
+	p := Progress{
+		StableRevision: s.StableRevision,
+		CanaryRevision: s.CanaryRevision,
+		Step:           s.CurrentStepIndex,
+		Aborted:        s.Aborted,
+		Requests:       s.ObservedRequests,
+	}
+	if s.StepStartedAt != nil {
+		p.StepStart = s.StepStartedAt.Time
+	}
+	if s.StartedAt != nil {
+		p.StartedAt = s.StartedAt.Time
+	}
+	return p
+}
+
+// WriteTo records progress in status; weight is the canary weight in force.
+func (p Progress) WriteTo(s *v1alpha1.RolloutStatus, weight int32) {
+	s.StableRevision = p.StableRevision
+	s.CanaryRevision = p.CanaryRevision
+	s.CurrentStepIndex = p.Step
+	s.StepStartedAt = timeOrNil(p.StepStart)
+	s.StartedAt = timeOrNil(p.StartedAt)
+	s.Aborted = p.Aborted
+	s.ObservedRequests = p.Requests
+	s.CanaryWeight = weight
+}
+
+func timeOrNil(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	// Status keeps whole seconds; so does the plan, so that a value read back
+	// compares equal to the one written.
+	mt := metav1.NewTime(t.Truncate(time.Second))
+	return &mt
+}
+
+// InRollout reports whether a revision is being rolled out (aborted or not).
+func (p Progress) InRollout() bool { return p.CanaryRevision != "" }

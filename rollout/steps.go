@@ -1,0 +1,111 @@
+package rollout
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+// TrafficAfter is the traffic in force once the first n steps are done: the
+// weight of the last setWeight among them and the header routes they left
+// set. Desired weights are a function of progress, never read back from the
+// mesh, so a GitOps tool resetting a VirtualService is simply corrected.
+func TrafficAfter(steps []v1alpha1.Step, n int) traffic.Desired {
+	d := traffic.AtRest()
+	for _, s := range steps[:min(n, len(steps))] {
+		switch {
+		case s.SetWeight != nil:
+			d.Split = traffic.CanaryAt(*s.SetWeight)
+		case s.SetHeaderRoute != nil:
+			d.HeaderRoutes = setHeaderRoute(d.HeaderRoutes, s.SetHeaderRoute)
+		}
+	}
+	return d
+}
+
+func setHeaderRoute(routes []traffic.HeaderRoute, s *v1alpha1.SetHeaderRoute) []traffic.HeaderRoute {
+	var out []traffic.HeaderRoute
+	for _, r := range routes {
+		if r.Name != s.Name {
+			out = append(out, r)
+		}
+	}
+	if len(s.Match) == 0 {
+		return out // a header route step without a match removes the route
+	}
+	hr := traffic.HeaderRoute{Name: s.Name}
+	for _, m := range s.Match {
+		hm := traffic.HeaderMatch{Header: m.HeaderName}
+		switch v := m.HeaderValue; {
+		case v.Prefix != "":
+			hm.Kind, hm.Value = traffic.Prefix, v.Prefix
+		case v.Regex != "":
+			hm.Kind, hm.Value = traffic.Regex, v.Regex
+		default:
+			hm.Kind, hm.Value = traffic.Exact, v.Exact
+		}
+		hr.Match = append(hr.Match, hm)
+	}
+	return append(out, hr)
+}
+
+// HeaderRouteNames lists every header route the steps can add: Tugboat owns
+// routes of these names in the VirtualService and removes them when not in force.
+func HeaderRouteNames(steps []v1alpha1.Step) []string {
+	var names []string
+	for _, s := range steps {
+		if s.SetHeaderRoute != nil {
+			names = append(names, s.SetHeaderRoute.Name)
+		}
+	}
+	return names
+}
+
+// CanaryReplicasAfter is the canary's size once the first n steps are done:
+// full size unless a setCanaryScale step says otherwise.
+func CanaryReplicasAfter(steps []v1alpha1.Step, n int, replicas int32) int32 {
+	want := replicas
+	for _, s := range steps[:min(n, len(steps))] {
+		if sc := s.SetCanaryScale; sc != nil {
+			switch {
+			case sc.Replicas != nil:
+				want = *sc.Replicas
+			case sc.Weight != nil:
+				want = share(replicas, *sc.Weight)
+			case sc.MatchTrafficWeight:
+				want = share(replicas, TrafficAfter(steps, n).Split.Canary)
+			}
+		}
+	}
+	return want
+}
+
+// share is weight percent of replicas, rounded up so that a non-zero weight
+// never means zero pods.
+func share(replicas, weight int32) int32 {
+	return int32((int64(replicas)*int64(weight) + 99) / 100)
+}
+
+// PauseDuration parses a pause step's duration: a number of seconds or a Go
+// duration. ok is false for a pause that waits for a person.
+func PauseDuration(p *v1alpha1.Pause) (d time.Duration, ok bool, err error) {
+	if p == nil || p.Duration == nil {
+		return 0, false, nil
+	}
+	if p.Duration.Type == intstr.Int {
+		return time.Duration(p.Duration.IntVal) * time.Second, true, nil
+	}
+	if n, err := strconv.Atoi(p.Duration.StrVal); err == nil {
+		return time.Duration(n) * time.Second, true, nil
+	}
+	d, err = time.ParseDuration(p.Duration.StrVal)
+	if err != nil || d < 0 {
+		return 0, false, fmt.Errorf("pause duration %q: want seconds or a duration such as 30s", p.Duration.StrVal)
+	}
+	return d, true, nil
+}
