@@ -1,0 +1,73 @@
+// Package status turns a rollout's outcome into the Rollout's conditions and
+// derives its phase from them. It is pure.
+//
+// Ready, Reconciling and Stalled follow kstatus, so that Flux and Argo CD
+// read a Rollout right: Stalled is a failure (aborted or invalid), not "still
+// working". Progressing, Healthy and Paused are Tugboat's own, positive-polarity.
+package status
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
+)
+
+// Set records outcome and message in conds for the given spec generation.
+// Only conditions whose status, reason or message change get a new
+// transition time, so a reconcile that changes nothing writes nothing.
+func Set(conds *[]metav1.Condition, outcome rollout.Outcome, message string, generation int64) {
+	atRest := outcome.IsAtRest()
+	failed := outcome.IsFailure()
+	working := !atRest && !failed
+	for _, c := range []struct {
+		typ string
+		on  bool
+	}{
+		{v1alpha1.ConditionReady, atRest},
+		{v1alpha1.ConditionReconciling, working},
+		{v1alpha1.ConditionStalled, failed},
+		{v1alpha1.ConditionProgressing, working},
+		{v1alpha1.ConditionHealthy, atRest},
+		{v1alpha1.ConditionPaused, outcome.WaitsForPerson()},
+	} {
+		meta.SetStatusCondition(conds, metav1.Condition{
+			Type:               c.typ,
+			Status:             boolStatus(c.on),
+			Reason:             string(outcome),
+			Message:            message,
+			ObservedGeneration: generation,
+		})
+	}
+}
+
+// Phase is the one-word summary of the conditions shown by kubectl get.
+func Phase(conds []metav1.Condition) v1alpha1.RolloutPhase {
+	switch {
+	case meta.IsStatusConditionTrue(conds, v1alpha1.ConditionStalled):
+		return v1alpha1.PhaseDegraded
+	case meta.IsStatusConditionTrue(conds, v1alpha1.ConditionPaused):
+		return v1alpha1.PhasePaused
+	case meta.IsStatusConditionTrue(conds, v1alpha1.ConditionReady):
+		return v1alpha1.PhaseHealthy
+	case len(conds) == 0:
+		return ""
+	}
+	return v1alpha1.PhaseProgressing
+}
+
+// Reason returns the outcome last recorded, from the Ready condition.
+func Reason(conds []metav1.Condition) string {
+	if c := meta.FindStatusCondition(conds, v1alpha1.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+func boolStatus(b bool) metav1.ConditionStatus {
+	if b {
+		return metav1.ConditionTrue
+	}
+	return metav1.ConditionFalse
+}
