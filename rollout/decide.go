@@ -51,7 +51,25 @@ type Plan struct {
 	RecordRevision bool
 	// RequeueAfter is when to look again if nothing else happens first.
 	RequeueAfter time.Duration
+	// Transition names the change this plan makes when Outcome alone does
+	// not: reaching rest is Healthy in the conditions whether it came by
+	// initializing, promoting or cancelling, so that the state reached is
+	// recorded once; the event says how it came about.
+	Transition Outcome
 }
+
+// Event is the transition to announce, if any.
+func (p Plan) Event() Outcome {
+	if p.Transition != "" {
+		return p.Transition
+	}
+	if p.Outcome.IsTransition() {
+		return p.Outcome
+	}
+	return ""
+}
+
+func stableMessage(rev string) string { return "revision " + rev + " is stable and serves all traffic" }
 
 // Spec is the part of a Rollout's spec that Decide reads.
 type Spec struct {
@@ -79,7 +97,7 @@ func Decide(s Spec, p Progress, o Observed) Plan {
 		return atRest(p, o)
 	case o.TargetRevision != p.CanaryRevision:
 		return start(s, p, o)
-	case p.Aborted:
+	case p.Abort != nil:
 		return aborted(s, p, o)
 	}
 	return progress(s, p, o)
@@ -90,8 +108,9 @@ func initialize(p Progress, o Observed) Plan {
 		return Plan{Outcome: Initializing, Message: "waiting for the primary Deployment to be Ready", Next: p, RequeueAfter: 10 * time.Second}
 	}
 	return Plan{
-		Outcome:        Initialized,
-		Message:        "primary is Ready and serves all traffic",
+		Outcome:        Healthy,
+		Transition:     Initialized,
+		Message:        stableMessage(o.PrimaryRevision),
 		Next:           Progress{StableRevision: o.PrimaryRevision, Requests: p.Requests},
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To[int32](0),
@@ -102,13 +121,13 @@ func initialize(p Progress, o Observed) Plan {
 func atRest(p Progress, o Observed) Plan {
 	plan := Plan{
 		Outcome:        Healthy,
-		Message:        "all traffic on revision " + p.StableRevision,
+		Message:        stableMessage(p.StableRevision),
 		Next:           Progress{StableRevision: p.StableRevision, Requests: acknowledge(p.Requests, o.Requests)},
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To[int32](0),
 	}
 	if p.InRollout() {
-		plan.Outcome = Cancelled
+		plan.Transition = Cancelled
 		plan.Message = fmt.Sprintf("the target went back to the stable revision %s; rollout of %s cancelled", p.StableRevision, p.CanaryRevision)
 	}
 	return plan
@@ -116,7 +135,7 @@ func atRest(p Progress, o Observed) Plan {
 
 func start(s Spec, p Progress, o Observed) Plan {
 	outcome, msg := Started, "rolling out revision "+o.TargetRevision
-	if p.InRollout() && !p.Aborted {
+	if p.InRollout() && p.Abort == nil {
 		outcome = Restarted
 		msg = fmt.Sprintf("revision %s replaced %s mid-rollout; traffic back on stable, starting from the first step", o.TargetRevision, p.CanaryRevision)
 	}
@@ -142,7 +161,7 @@ func start(s Spec, p Progress, o Observed) Plan {
 func aborted(s Spec, p Progress, o Observed) Plan {
 	if o.Requests.Retry != "" {
 		next := p
-		next.Aborted = false
+		next.Abort = nil
 		next.Step, next.StepStart, next.StartedAt = ptr.To[int32](0), o.Now, o.Now
 		next.Requests = acknowledge(p.Requests, o.Requests)
 		return Plan{
@@ -157,9 +176,10 @@ func aborted(s Spec, p Progress, o Observed) Plan {
 	next := p
 	// Promote and abort requests have nothing to act on while aborted.
 	next.Requests = acknowledge(p.Requests, o.Requests)
+	// The same outcome and message as the abort itself: nothing to write.
 	return Plan{
-		Outcome:        Aborted,
-		Message:        "revision " + p.CanaryRevision + " was aborted; traffic is on stable. Retry it or release a new revision",
+		Outcome:        p.Abort.Reason,
+		Message:        p.Abort.Message,
 		Next:           next,
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To[int32](0),
@@ -262,8 +282,9 @@ func promote(s Spec, p Progress, o Observed, hold Plan) Plan {
 		return hold
 	}
 	return Plan{
-		Outcome:        Promoted,
-		Message:        "revision " + p.CanaryRevision + " promoted; all traffic on it",
+		Outcome:        Healthy,
+		Transition:     Promoted,
+		Message:        stableMessage(p.CanaryRevision),
 		Next:           Progress{StableRevision: p.CanaryRevision, Requests: hold.Next.Requests},
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To[int32](0),
@@ -274,12 +295,13 @@ func promote(s Spec, p Progress, o Observed, hold Plan) Plan {
 // abort sends every managed route to stable, removes header routes and
 // scales the canary down.
 func abort(p Progress, o Observed, why Outcome, msg string) Plan {
+	msg += "; traffic back on stable"
 	next := p
-	next.Aborted = true
+	next.Abort = &Abort{Reason: why, Message: msg}
 	next.Requests = acknowledge(p.Requests, o.Requests)
 	return Plan{
 		Outcome:        why,
-		Message:        msg + "; traffic back on stable",
+		Message:        msg,
 		Next:           next,
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To[int32](0),

@@ -21,11 +21,13 @@ var (
 		{Pause: &v1alpha1.Pause{Duration: ptr.To(intstr.FromString("1m"))}}, // 1
 		{SetHeaderRoute: &beta},                                             // 2
 		{Analysis: &v1alpha1.Analysis{Templates: []v1alpha1.AnalysisTemplateRef{{TemplateName: "sr"}}}}, // 3
-		{SetCanaryScale: &argo.SetCanaryScale{Weight: ptr.To[int32](50)}},                           // 4
+		{SetCanaryScale: &argo.SetCanaryScale{Weight: ptr.To[int32](50)}},                               // 4
 		{Pause: &v1alpha1.Pause{}}, // 5
 	}}
 	betaRoute = traffic.HeaderRoute{Name: "beta", Match: []traffic.HeaderMatch{{Header: "x-beta", Kind: traffic.Exact, Value: "true"}}}
 )
+
+var userAbort = &Abort{AbortedByUser, "aborted on request; traffic back on stable"}
 
 func at(step int32, start time.Time) Progress {
 	return Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To(step), StepStart: start, StartedAt: t0}
@@ -55,13 +57,13 @@ func TestDecide(t *testing.T) {
 		name: "primary Ready: initialized, traffic to stable, target scaled to zero",
 		p:    Progress{},
 		o:    Observed{Now: t0, TargetRevision: "s1", PrimaryRevision: "s1", PrimaryReady: true},
-		want: Plan{Outcome: Initialized, Message: "primary is Ready and serves all traffic", Next: Progress{StableRevision: "s1"},
+		want: Plan{Outcome: Healthy, Transition: Initialized, Message: "revision s1 is stable and serves all traffic", Next: Progress{StableRevision: "s1"},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RecordRevision: true},
 	}, {
 		name: "at rest on stable: healthy",
 		p:    Progress{StableRevision: "s1"},
 		o:    Observed{Now: t0, TargetRevision: "s1", PrimaryRevision: "s1", PrimaryReady: true},
-		want: Plan{Outcome: Healthy, Message: "all traffic on revision s1", Next: Progress{StableRevision: "s1"},
+		want: Plan{Outcome: Healthy, Message: "revision s1 is stable and serves all traffic", Next: Progress{StableRevision: "s1"},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
 		name: "new revision starts at step 0 with the canary at full size",
@@ -80,7 +82,7 @@ func TestDecide(t *testing.T) {
 		name: "target reverted to stable mid-rollout: cancelled",
 		p:    at(2, t0),
 		o:    Observed{Now: later, TargetRevision: "s1", PrimaryRevision: "s1", PrimaryReady: true},
-		want: Plan{Outcome: Cancelled, Message: "the target went back to the stable revision s1; rollout of c1 cancelled",
+		want: Plan{Outcome: Healthy, Transition: Cancelled, Message: "the target went back to the stable revision s1; rollout of c1 cancelled",
 			Next: Progress{StableRevision: "s1"}, Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
 		name: "canary not Ready within the deadline: waits",
@@ -93,7 +95,11 @@ func TestDecide(t *testing.T) {
 		p:    at(0, t0),
 		o:    func() Observed { o := ready(t0.Add(6 * time.Minute)); o.CanaryReady = false; return o }(),
 		want: Plan{Outcome: ProgressDeadlineExceeded, Message: "the canary was not Ready within 5m0s; traffic back on stable",
-			Next: func() Progress { p := at(0, t0); p.Aborted = true; return p }(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+			Next: func() Progress {
+				p := at(0, t0)
+				p.Abort = &Abort{ProgressDeadlineExceeded, "the canary was not Ready within 5m0s; traffic back on stable"}
+				return p
+			}(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
 		name: "setWeight step: weight and progress go out together",
 		p:    at(0, t0),
@@ -137,7 +143,12 @@ func TestDecide(t *testing.T) {
 		p:    at(3, t0),
 		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseFailed; return o }(),
 		want: Plan{Outcome: AnalysisFailed, Message: "step 3: analysis Failed; traffic back on stable",
-			Next: func() Progress { p := at(3, t0); p.Aborted = true; return p }(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+			Next: func() Progress {
+				p := at(3, t0)
+				p.Abort = &Abort{AnalysisFailed, "step 3: analysis Failed; traffic back on stable"}
+				return p
+			}(),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
 		name: "canary scale step sizes the canary by weight",
 		p:    at(4, t0),
@@ -174,17 +185,17 @@ func TestDecide(t *testing.T) {
 		p:    at(3, t0),
 		o:    func() Observed { o := ready(later); o.Requests.Abort = "a1"; return o }(),
 		want: Plan{Outcome: AbortedByUser, Message: "aborted on request; traffic back on stable",
-			Next:    func() Progress { p := at(3, t0); p.Aborted = true; p.Requests.Abort = "a1"; return p }(),
+			Next:    func() Progress { p := at(3, t0); p.Abort = userAbort; p.Requests.Abort = "a1"; return p }(),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
-		name: "aborted: stays on stable",
-		p:    func() Progress { p := at(3, t0); p.Aborted = true; return p }(),
+		name: "aborted: stays on stable with the same outcome, so nothing is written",
+		p:    func() Progress { p := at(3, t0); p.Abort = userAbort; return p }(),
 		o:    ready(later),
-		want: Plan{Outcome: Aborted, Message: "revision c1 was aborted; traffic is on stable. Retry it or release a new revision",
-			Next: func() Progress { p := at(3, t0); p.Aborted = true; return p }(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+		want: Plan{Outcome: AbortedByUser, Message: "aborted on request; traffic back on stable",
+			Next: func() Progress { p := at(3, t0); p.Abort = userAbort; return p }(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
 		name: "retry starts the same revision again from step 0",
-		p:    func() Progress { p := at(3, t0); p.Aborted = true; return p }(),
+		p:    func() Progress { p := at(3, t0); p.Abort = userAbort; return p }(),
 		o:    func() Observed { o := ready(later); o.Requests.Retry = "t1"; return o }(),
 		want: Plan{Outcome: Retried, Message: "retrying revision c1 from the first step",
 			Next: Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To[int32](0), StepStart: later, StartedAt: later,
@@ -206,7 +217,7 @@ func TestDecide(t *testing.T) {
 		name: "primary Ready at the canary revision: promoted, all traffic to primary, canary to zero",
 		p:    at(6, t0),
 		o:    func() Observed { o := ready(later); o.PrimaryRevision = "c1"; return o }(),
-		want: Plan{Outcome: Promoted, Message: "revision c1 promoted; all traffic on it", Next: Progress{StableRevision: "c1"},
+		want: Plan{Outcome: Healthy, Transition: Promoted, Message: "revision c1 is stable and serves all traffic", Next: Progress{StableRevision: "c1"},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RecordRevision: true},
 	}}
 	for _, tt := range tests {

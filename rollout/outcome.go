@@ -32,7 +32,6 @@ const (
 	AbortedByUser            Outcome = "AbortedByUser"
 	ProgressDeadlineExceeded Outcome = "ProgressDeadlineExceeded"
 	AnalysisFailed           Outcome = "AnalysisFailed"
-	Aborted                  Outcome = "Aborted" // still aborted, waiting for a retry or a new revision
 )
 
 // Outcomes the reconciler reaches before Decide runs.
@@ -56,7 +55,7 @@ func (o Outcome) IsTransition() bool {
 // Stalled condition rather than a Normal event.
 func (o Outcome) IsFailure() bool {
 	switch o {
-	case AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed, Aborted, InvalidSpec, TargetNotFound:
+	case AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed, InvalidSpec, TargetNotFound:
 		return true
 	}
 	return false

@@ -23,8 +23,8 @@ type Progress struct {
 	StepStart time.Time
 	// StartedAt is when the rollout of CanaryRevision (re)started.
 	StartedAt time.Time
-	// Aborted holds traffic on stable until a retry or a new revision.
-	Aborted bool
+	// Abort, when set, holds traffic on stable until a retry or a new revision.
+	Abort *Abort
 	// Requests are the request tokens already acted on.
 	Requests v1alpha1.Requests
 }
@@ -35,8 +35,10 @@ func ProgressFrom(s v1alpha1.RolloutStatus) Progress {
 		StableRevision: s.StableRevision,
 		CanaryRevision: s.CanaryRevision,
 		Step:           s.CurrentStepIndex,
-		Aborted:        s.Aborted,
 		Requests:       s.ObservedRequests,
+	}
+	if a := s.Abort; a != nil {
+		p.Abort = &Abort{Reason: Outcome(a.Reason), Message: a.Message}
 	}
 	if s.StepStartedAt != nil {
 		p.StepStart = s.StepStartedAt.Time
@@ -54,7 +56,10 @@ func (p Progress) WriteTo(s *v1alpha1.RolloutStatus, weight int32) {
 	s.CurrentStepIndex = p.Step
 	s.StepStartedAt = timeOrNil(p.StepStart)
 	s.StartedAt = timeOrNil(p.StartedAt)
-	s.Aborted = p.Aborted
+	s.Abort = nil
+	if a := p.Abort; a != nil {
+		s.Abort = &v1alpha1.RolloutAbort{Reason: string(a.Reason), Message: a.Message}
+	}
 	s.ObservedRequests = p.Requests
 	s.CanaryWeight = weight
 }
@@ -67,6 +72,12 @@ func timeOrNil(t time.Time) *metav1.Time {
 	// compares equal to the one written.
 	mt := metav1.NewTime(t.Truncate(time.Second))
 	return &mt
+}
+
+// Abort records why a rollout was aborted.
+type Abort struct {
+	Reason  Outcome
+	Message string
 }
 
 // InRollout reports whether a revision is being rolled out (aborted or not).

@@ -4,7 +4,10 @@
 // adapter in traffic/istio writes these values into Istio objects.
 package traffic
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Split is the share of a managed route's traffic, in percent, that goes to
 // each version. Stable+Canary is always 100.
@@ -68,3 +71,25 @@ type Desired struct {
 // AtRest is the state outside a rollout, and after an abort: everything to
 // stable, no header routes.
 func AtRest() Desired { return Desired{Split: CanaryAt(0)} }
+
+// ErrMisconfigured marks an error in how the mesh objects fit the rollout (a
+// route or subset that does not exist, a destination that is neither stable
+// nor canary). Retrying cannot fix it; the rollout reports InvalidSpec.
+var ErrMisconfigured = errors.New("traffic routing does not fit the rollout")
+
+// Mesh names the mesh objects and backends of one rollout.
+type Mesh struct {
+	Namespace string
+	// VirtualService and the HTTP routes in it whose weights are set.
+	VirtualService string
+	Routes         []string
+	// OwnedRoutes are the header routes the rollout's steps may add.
+	OwnedRoutes []string
+	// StableService and CanaryService select the two versions' pods.
+	StableService, CanaryService string
+	// DestinationRule, when set, splits by subset of one host instead of by
+	// Service; its two subsets are kept selecting StableLabels and CanaryLabels.
+	DestinationRule            string
+	StableSubset, CanarySubset string
+	StableLabels, CanaryLabels map[string]string
+}

@@ -46,11 +46,11 @@ type RolloutStatus struct {
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 
-	// Aborted is true when the rollout of CanaryRevision was aborted: traffic
-	// is back on stable and the canary is scaled down until a retry or a new
+	// Abort is set when the rollout of CanaryRevision was aborted: traffic is
+	// back on stable and the canary is scaled down until a retry or a new
 	// revision.
 	// +optional
-	Aborted bool `json:"aborted,omitempty"`
+	Abort *RolloutAbort `json:"abort,omitempty"`
 
 	// ObservedRequests holds the value of each request annotation the
 	// controller has acted on; an annotation whose value differs is pending.
@@ -88,6 +88,14 @@ const (
 	ConditionHealthy     = "Healthy"
 	ConditionPaused      = "Paused"
 )
+
+// RolloutAbort says why a rollout was aborted.
+type RolloutAbort struct {
+	// Reason is the outcome that aborted it, such as AbortedByUser or AnalysisFailed.
+	Reason string `json:"reason"`
+	// Message explains it.
+	Message string `json:"message"`
+}
 
 // Requests are people's runtime requests, written as annotations on the
 // Rollout (which GitOps tools leave alone) by `kubectl tug`, never as spec

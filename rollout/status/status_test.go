@@ -23,7 +23,7 @@ func TestSetAndPhase(t *testing.T) {
 		{rollout.WaitingForPromotion, v1alpha1.PhasePaused, []string{"Reconciling", "Progressing", "Paused"}},
 		{rollout.PausedByUser, v1alpha1.PhasePaused, []string{"Reconciling", "Progressing", "Paused"}},
 		{rollout.AbortedByUser, v1alpha1.PhaseDegraded, []string{"Stalled"}},
-		{rollout.Aborted, v1alpha1.PhaseDegraded, []string{"Stalled"}},
+		{rollout.AnalysisFailed, v1alpha1.PhaseDegraded, []string{"Stalled"}},
 		{rollout.InvalidSpec, v1alpha1.PhaseDegraded, []string{"Stalled"}},
 	}
 	all := []string{"Ready", "Reconciling", "Stalled", "Progressing", "Healthy", "Paused"}

@@ -8,7 +8,6 @@
 package istio
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,8 +22,9 @@ import (
 // Sentinel errors for a VirtualService that does not fit the Rollout; the
 // reconciler reports them as InvalidSpec rather than retrying.
 var (
-	ErrRouteNotFound         = errors.New("no http route with that name")
-	ErrUnexpectedDestination = errors.New("route destinations are not the stable and canary ones")
+	ErrRouteNotFound         = fmt.Errorf("%w: no http route with that name", traffic.ErrMisconfigured)
+	ErrUnexpectedDestination = fmt.Errorf("%w: route destinations are not the stable and canary ones", traffic.ErrMisconfigured)
+	ErrSubsetNotFound        = fmt.Errorf("%w: no subset with that name", traffic.ErrMisconfigured)
 )
 
 // Destinations says how the stable and canary versions are addressed: by host

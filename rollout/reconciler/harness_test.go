@@ -1,0 +1,220 @@
+package reconciler_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	networkingv1 "istio.io/api/networking/v1"
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout/reconciler"
+	"github.com/tugboatdev/tugboat/sandbox/cluster"
+	"github.com/tugboatdev/tugboat/traffic/istio"
+)
+
+// The package's tests share one kwok cluster, each in its own namespace, so
+// Deployments become Ready for real.
+var kube *cluster.Cluster
+
+func TestMain(m *testing.M) {
+	log.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	c, err := cluster.NewCluster(context.Background(), cluster.ClusterOptions{Nodes: 2})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kube = c
+	code := m.Run()
+	if err := c.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+var nsCounter atomic.Int32
+
+// fixture is one test's namespace and controller.
+type fixture struct {
+	t      *testing.T
+	ns     string
+	c      client.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// given creates a namespace and starts a controller for the test.
+func given(t *testing.T) *fixture {
+	t.Helper()
+	ns := fmt.Sprintf("t%d", nsCounter.Add(1))
+	if err := kube.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, ns: ns, c: kube.Client}
+	f.startController()
+	t.Cleanup(f.stopController)
+	return f
+}
+
+// startController runs a controller manager until stopController.
+func (f *fixture) startController() {
+	f.t.Helper()
+	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{
+		Scheme:                 kube.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Each test runs its own controller of the same name.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r := &reconciler.Reconciler{
+		Client:   mgr.GetClient(),
+		Router:   &istio.Router{Client: mgr.GetClient()},
+		Recorder: mgr.GetEventRecorder("tugboat"),
+		Now:      time.Now,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.SetupWithManager(ctx, mgr, 4); err != nil {
+		cancel()
+		f.t.Fatal(err)
+	}
+	f.cancel, f.done = cancel, make(chan error, 1)
+	go func() { f.done <- mgr.Start(ctx) }()
+}
+
+// stopController stops the controller and waits until it has stopped.
+func (f *fixture) stopController() {
+	if f.cancel == nil {
+		return
+	}
+	f.cancel()
+	if err := <-f.done; err != nil {
+		f.t.Errorf("controller: %v", err)
+	}
+	f.cancel = nil
+}
+
+// app creates the user's Deployment and VirtualService.
+func (f *fixture) app(name string, replicas int32, routes ...*networkingv1.HTTPRoute) {
+	f.t.Helper()
+	labels := map[string]string{"app": name, "app.kubernetes.io/name": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: "example.com/" + name + ":1",
+					Env: []corev1.EnvVar{{Name: "VERSION", Value: "v1"}},
+				}}},
+			},
+		},
+	}
+	vs := &istiov1.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Spec:       networkingv1.VirtualService{Hosts: []string{name}, Http: routes},
+	}
+	for _, o := range []client.Object{d, vs} {
+		if err := f.c.Create(f.t.Context(), o); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// release changes the target's pod template: a new revision.
+func (f *fixture) release(name, version string) {
+	f.t.Helper()
+	f.update(&appsv1.Deployment{}, name, func(o client.Object) {
+		o.(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Env[0].Value = version
+	})
+}
+
+func (f *fixture) rollout(ro *v1alpha1.Rollout) {
+	f.t.Helper()
+	ro.Namespace = f.ns
+	if err := f.c.Create(f.t.Context(), ro); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// annotate writes a request annotation, as kubectl tug does.
+func (f *fixture) annotate(name, key, value string) {
+	f.t.Helper()
+	f.update(&v1alpha1.Rollout{}, name, func(o client.Object) {
+		a := o.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		if value == "" {
+			delete(a, key)
+		} else {
+			a[key] = value
+		}
+		o.SetAnnotations(a)
+	})
+}
+
+func (f *fixture) update(o client.Object, name string, mutate func(client.Object)) {
+	f.t.Helper()
+	err := wait.PollUntilContextTimeout(f.t.Context(), 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := f.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, o); err != nil {
+			return false, err
+		}
+		mutate(o)
+		if err := f.c.Update(ctx, o); err != nil {
+			if apierrors.IsConflict(err) {
+				return false, nil
+			}
+			return false, err
+		}
+		return true, nil
+	})
+	if err != nil {
+		f.t.Fatalf("update %s: %v", name, err)
+	}
+}
+
+// eventually polls until cond holds for the Rollout, or fails the test with
+// the last state seen.
+func (f *fixture) eventually(name, what string, timeout time.Duration, cond func(*v1alpha1.Rollout) bool) *v1alpha1.Rollout {
+	f.t.Helper()
+	var ro v1alpha1.Rollout
+	err := wait.PollUntilContextTimeout(f.t.Context(), 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if err := f.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, &ro); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return cond(&ro), nil
+	})
+	if err != nil {
+		f.t.Fatalf("waiting for %s: %v\nlast status: %+v\n%s", what, err, ro.Status, kube.Logs(5))
+	}
+	return &ro
+}
+
+func (f *fixture) get(o client.Object, name string) {
+	f.t.Helper()
+	if err := f.c.Get(f.t.Context(), client.ObjectKey{Namespace: f.ns, Name: name}, o); err != nil {
+		f.t.Fatal(err)
+	}
+}

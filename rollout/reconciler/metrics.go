@@ -1,0 +1,85 @@
+package reconciler
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
+)
+
+// Metrics are the controller's own metrics about the Rollouts it drives.
+// Reconcile duration and errors come from controller-runtime's
+// controller_runtime_reconcile_* metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	phase       *prometheus.GaugeVec
+	weight      *prometheus.GaugeVec
+	step        *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	aborts      *prometheus.CounterVec
+}
+
+var phases = []v1alpha1.RolloutPhase{v1alpha1.PhaseHealthy, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseDegraded}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tugboat_rollout_phase", Help: "1 for the phase each Rollout is in, 0 for the others.",
+		}, []string{"namespace", "name", "phase"}),
+		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tugboat_rollout_canary_weight", Help: "Percentage of the managed routes' traffic sent to the canary.",
+		}, []string{"namespace", "name"}),
+		step: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tugboat_rollout_step", Help: "Index of the step under way; -1 at rest.",
+		}, []string{"namespace", "name"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tugboat_rollout_transitions_total", Help: "Rollout transitions (steps advanced, promotions, aborts...), by outcome.",
+		}, []string{"outcome"}),
+		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tugboat_rollout_aborts_total", Help: "Aborted rollouts, by reason.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.phase, m.weight, m.step, m.transitions, m.aborts)
+	return m
+}
+
+func (m *Metrics) observe(ro *v1alpha1.Rollout) {
+	if m == nil {
+		return
+	}
+	for _, p := range phases {
+		v := 0.0
+		if ro.Status.Phase == p {
+			v = 1
+		}
+		m.phase.WithLabelValues(ro.Namespace, ro.Name, string(p)).Set(v)
+	}
+	m.weight.WithLabelValues(ro.Namespace, ro.Name).Set(float64(ro.Status.CanaryWeight))
+	step := -1.0
+	if ro.Status.CurrentStepIndex != nil {
+		step = float64(*ro.Status.CurrentStepIndex)
+	}
+	m.step.WithLabelValues(ro.Namespace, ro.Name).Set(step)
+}
+
+func (m *Metrics) transition(o rollout.Outcome) {
+	if m == nil {
+		return
+	}
+	m.transitions.WithLabelValues(string(o)).Inc()
+	if o.IsTransition() && o.IsFailure() {
+		m.aborts.WithLabelValues(string(o)).Inc()
+	}
+}
+
+func (m *Metrics) forget(key types.NamespacedName) {
+	if m == nil {
+		return
+	}
+	for _, p := range phases {
+		m.phase.DeleteLabelValues(key.Namespace, key.Name, string(p))
+	}
+	m.weight.DeleteLabelValues(key.Namespace, key.Name)
+	m.step.DeleteLabelValues(key.Namespace, key.Name)
+}

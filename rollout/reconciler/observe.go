@@ -1,0 +1,155 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+// world is what one reconcile sees, and the objects it may act on.
+type world struct {
+	target, primary *appsv1.Deployment
+	mesh            traffic.Mesh
+	observed        rollout.Observed
+}
+
+// observe reads the world from the cache and creates what a Rollout needs
+// and lacks (primary, Services). A non-nil plan means the rollout cannot be
+// decided on: its outcome says why.
+func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, *rollout.Plan, error) {
+	if msg := unsupported(ro.Spec); msg != "" {
+		return nil, stopWith(p, rollout.InvalidSpec, msg), nil
+	}
+	var target appsv1.Deployment
+	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}
+	if err := r.Client.Get(ctx, key, &target); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, stopWith(p, rollout.TargetNotFound, fmt.Sprintf("deployment %s not found", key)), nil
+		}
+		return nil, nil, fmt.Errorf("get target deployment %s: %w", key, err)
+	}
+	if sel := target.Spec.Selector; sel == nil || len(sel.MatchLabels) == 0 || len(sel.MatchExpressions) > 0 {
+		return nil, stopWith(p, rollout.InvalidSpec, fmt.Sprintf("deployment %s: Tugboat needs a selector of matchLabels only", key)), nil
+	}
+	primary, msg, err := r.ensurePrimary(ctx, ro, &target)
+	if err != nil || msg != "" {
+		return nil, stopWithMsg(p, msg), err
+	}
+	stableLabels := primary.Spec.Selector.MatchLabels
+	canaryLabels := target.Spec.Selector.MatchLabels
+	for _, svc := range []struct {
+		name     string
+		selector map[string]string
+	}{{stableServiceName(ro), stableLabels}, {canaryServiceName(ro), canaryLabels}} {
+		if msg, err := r.ensureService(ctx, ro, svc.name, svc.selector); err != nil || msg != "" {
+			return nil, stopWithMsg(p, msg), err
+		}
+	}
+
+	replicas := ptr.Deref(primary.Spec.Replicas, 1)
+	step := int(ptr.Deref(p.Step, 0))
+	o := rollout.Observed{
+		Now:             r.Now(),
+		TargetRevision:  revision(target.Spec.Template),
+		PrimaryRevision: primary.Annotations[annotationRevision],
+		PrimaryReady:    ready(primary, replicas),
+		CanaryReady:     ready(&target, rollout.CanaryReplicasAfter(ro.Spec.Steps, step, replicas)),
+		Replicas:        replicas,
+		Requests:        ro.PendingRequests(),
+		Paused:          ro.PausedByUser(),
+	}
+	return &world{target: &target, primary: primary, mesh: meshOf(ro, stableLabels, canaryLabels), observed: o}, nil, nil
+}
+
+func stopWithMsg(p rollout.Progress, msg string) *rollout.Plan {
+	if msg == "" {
+		return nil
+	}
+	return stopWith(p, rollout.InvalidSpec, msg)
+}
+
+// unsupported names a part of the spec this controller cannot carry out yet.
+func unsupported(s v1alpha1.RolloutSpec) string {
+	for i, st := range s.Steps {
+		if st.SetMirrorRoute != nil {
+			return fmt.Sprintf("spec.steps[%d]: setMirrorRoute is not supported yet", i)
+		}
+	}
+	return ""
+}
+
+// ensurePrimary returns <name>-primary, creating it from the target on first
+// sight. A Deployment of that name that this Rollout does not own is a
+// conflict, reported rather than taken over.
+func (r *Reconciler) ensurePrimary(ctx context.Context, ro *v1alpha1.Rollout, target *appsv1.Deployment) (*appsv1.Deployment, string, error) {
+	var primary appsv1.Deployment
+	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Name + primarySuffix}
+	err := r.Client.Get(ctx, key, &primary)
+	switch {
+	case err == nil:
+		if !metav1.IsControlledBy(&primary, ro) {
+			return nil, fmt.Sprintf("deployment %s exists and is not managed by this Rollout", key), nil
+		}
+		return &primary, "", nil
+	case !apierrors.IsNotFound(err):
+		return nil, "", fmt.Errorf("get primary deployment %s: %w", key, err)
+	}
+	// The target serves until primary is Ready; primary starts at its size.
+	replicas := ptr.Deref(target.Spec.Replicas, 1)
+	if replicas == 0 {
+		replicas = 1
+	}
+	p := primaryFor(ro, target, replicas)
+	if err := controllerutil.SetControllerReference(ro, p, r.Client.Scheme()); err != nil {
+		return nil, "", err
+	}
+	if err := r.Client.Create(ctx, p); err != nil {
+		return nil, "", fmt.Errorf("create primary deployment %s: %w", key, err)
+	}
+	return p, "", nil
+}
+
+// ensureService creates a missing Service, or points an existing one that
+// this Rollout owns or names at the right pods.
+func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, name string, selector map[string]string) (string, error) {
+	var svc corev1.Service
+	key := client.ObjectKey{Namespace: ro.Namespace, Name: name}
+	err := r.Client.Get(ctx, key, &svc)
+	if apierrors.IsNotFound(err) {
+		want := serviceFor(ro, name, selector)
+		if err := controllerutil.SetControllerReference(ro, want, r.Client.Scheme()); err != nil {
+			return "", err
+		}
+		if err := r.Client.Create(ctx, want); err != nil {
+			return "", fmt.Errorf("create service %s: %w", key, err)
+		}
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("get service %s: %w", key, err)
+	}
+	named := name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService
+	if !metav1.IsControlledBy(&svc, ro) && !named {
+		return fmt.Sprintf("service %s exists and is not managed by this Rollout; name it in spec.service to use it", key), nil
+	}
+	if maps.Equal(svc.Spec.Selector, selector) {
+		return "", nil
+	}
+	svc.Spec.Selector = maps.Clone(selector)
+	if err := r.Client.Update(ctx, &svc); err != nil {
+		return "", fmt.Errorf("point service %s at %v: %w", key, selector, err)
+	}
+	return "", nil
+}

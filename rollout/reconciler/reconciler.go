@@ -1,0 +1,172 @@
+// Package reconciler is the Rollout controller: observe the world, let the
+// pure planner (package rollout) decide, carry out the plan, and record the
+// outcome in one status patch.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
+	"github.com/tugboatdev/tugboat/rollout/status"
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+// Consumer-side interfaces: only the methods this package calls.
+type (
+	router interface {
+		Apply(ctx context.Context, m traffic.Mesh, want traffic.Desired) error
+	}
+	recorder interface {
+		Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+	}
+)
+
+// Reconciler drives Rollouts.
+type Reconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client   client.Client
+	Router   router
+	Recorder recorder
+	Metrics  *Metrics
+	// Now is time.Now in the controller, fixed or stepped in tests.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile moves one Rollout on as far as it can go now.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var ro v1alpha1.Rollout
+	if err := r.Client.Get(ctx, req.NamespacedName, &ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.forget(req.NamespacedName)
+		}
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ro.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	p := rollout.ProgressFrom(ro.Status)
+	w, stop, err := r.observe(ctx, &ro, p)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if stop != nil {
+		return r.finish(ctx, &ro, *stop)
+	}
+	plan := rollout.Decide(rollout.SpecFrom(ro.Spec), p, w.observed)
+	log.FromContext(ctx).V(1).Info("decided", "outcome", plan.Outcome, "step", plan.Next.Step, "canaryReplicas", plan.CanaryReplicas)
+	if err := r.act(ctx, &ro, w, &plan); err != nil {
+		return reconcile.Result{}, err
+	}
+	return r.finish(ctx, &ro, plan)
+}
+
+// finish records the plan in status with one patch, when anything changed,
+// and announces transitions.
+func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan rollout.Plan) (reconcile.Result, error) {
+	base := ro.DeepCopy()
+	weight := ro.Status.CanaryWeight
+	if plan.Traffic != nil {
+		weight = plan.Traffic.Split.Canary
+	}
+	plan.Next.WriteTo(&ro.Status, weight)
+	status.Set(&ro.Status.Conditions, plan.Outcome, plan.Message, ro.Generation)
+	ro.Status.Phase = status.Phase(ro.Status.Conditions)
+	ro.Status.Message = plan.Message
+	ro.Status.ObservedGeneration = ro.Generation
+	r.Metrics.observe(ro)
+	if equality.Semantic.DeepEqual(base.Status, ro.Status) {
+		return reconcile.Result{RequeueAfter: plan.RequeueAfter}, nil
+	}
+	// The optimistic lock makes a reconcile that read a stale Rollout from the
+	// cache fail instead of repeating a step; it runs again on fresh state.
+	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	if err := r.Client.Status().Patch(ctx, ro, patch); err != nil {
+		if apierrors.IsConflict(err) {
+			log.FromContext(ctx).V(1).Info("status changed meanwhile; reconciling again")
+			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("patch status of rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	event := plan.Event()
+	if event == "" && plan.Outcome.IsFailure() && status.Reason(base.Status.Conditions) != string(plan.Outcome) {
+		event = plan.Outcome // a newly found problem, such as InvalidSpec
+	}
+	if event != "" {
+		eventType := corev1.EventTypeNormal
+		if event.IsFailure() {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(ro, nil, eventType, string(event), "Reconcile", "%s", plan.Message)
+		r.Metrics.transition(event)
+	}
+	return reconcile.Result{RequeueAfter: plan.RequeueAfter}, nil
+}
+
+// stopWith is a plan that records a problem without moving progress.
+func stopWith(p rollout.Progress, outcome rollout.Outcome, msg string) *rollout.Plan {
+	return &rollout.Plan{Outcome: outcome, Message: msg, Next: p}
+}
+
+// act carries out the plan: primary, traffic, then the canary's size, so that
+// traffic has left the canary before it shrinks. A fault that retrying cannot
+// fix turns the plan into InvalidSpec.
+func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, plan *rollout.Plan) error {
+	if plan.PromotePrimary {
+		primary := w.primary.DeepCopy()
+		setPrimaryTemplate(primary, w.target)
+		if err := r.Client.Update(ctx, primary); err != nil {
+			return fmt.Errorf("promote revision %s to deployment %s/%s: %w", plan.Next.CanaryRevision, primary.Namespace, primary.Name, err)
+		}
+	}
+	if plan.Traffic != nil {
+		if err := r.Router.Apply(ctx, w.mesh, *plan.Traffic); err != nil {
+			if errors.Is(err, traffic.ErrMisconfigured) {
+				*plan = *stopWith(rollout.ProgressFrom(ro.Status), rollout.InvalidSpec, err.Error())
+				return nil
+			}
+			return err
+		}
+	}
+	if n := plan.CanaryReplicas; n != nil && (w.target.Spec.Replicas == nil || *w.target.Spec.Replicas != *n) {
+		if err := r.scale(ctx, w.target, *n); err != nil {
+			return err
+		}
+	}
+	if plan.RecordRevision {
+		if err := r.recordRevision(ctx, ro, w.target.Spec.Template, plan.Next.StableRevision); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scale sets only the target's replicas, with a merge patch that leaves every
+// other field to its owner.
+func (r *Reconciler) scale(ctx context.Context, d *appsv1.Deployment, replicas int32) error {
+	patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas))
+	if err := r.Client.Patch(ctx, d, patch); err != nil {
+		return fmt.Errorf("scale deployment %s/%s to %d: %w", d.Namespace, d.Name, replicas, err)
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package reconciler
+
+import (
+	"context"
+
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// Cache indexes from the objects a Rollout names to the Rollout.
+const (
+	indexTarget          = "tugboat.dev/target"
+	indexVirtualService  = "tugboat.dev/virtualservice"
+	indexDestinationRule = "tugboat.dev/destinationrule"
+)
+
+// SetupWithManager registers the controller: it reconciles a Rollout when the
+// Rollout, its target, its primary or Services, or the VirtualService or
+// DestinationRule it names change. A GitOps tool resetting a VirtualService's
+// weights is corrected at once.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, workers int) error {
+	idx := mgr.GetFieldIndexer()
+	for name, value := range map[string]func(*v1alpha1.Rollout) string{
+		indexTarget:         func(ro *v1alpha1.Rollout) string { return ro.Spec.TargetRef.Name },
+		indexVirtualService: func(ro *v1alpha1.Rollout) string { return ro.Spec.TrafficRouting.Istio.VirtualService.Name },
+		indexDestinationRule: func(ro *v1alpha1.Rollout) string {
+			if dr := ro.Spec.TrafficRouting.Istio.DestinationRule; dr != nil {
+				return dr.Name
+			}
+			return ""
+		},
+	} {
+		if err := idx.IndexField(ctx, &v1alpha1.Rollout{}, name, func(o client.Object) []string {
+			if v := value(o.(*v1alpha1.Rollout)); v != "" {
+				return []string{v}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Rollout{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Watches(&appsv1.Deployment{}, r.rolloutsNaming(indexTarget)).
+		Watches(&istiov1.VirtualService{}, r.rolloutsNaming(indexVirtualService)).
+		Watches(&istiov1.DestinationRule{}, r.rolloutsNaming(indexDestinationRule)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// rolloutsNaming maps an object to the Rollouts in its namespace whose index
+// field holds its name.
+func (r *Reconciler) rolloutsNaming(index string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.RolloutList
+		if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, len(list.Items))
+		for i, ro := range list.Items {
+			reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}}
+		}
+		return reqs
+	})
+}
