@@ -1,5 +1,6 @@
 // Package crd holds Tugboat's generated CustomResourceDefinitions; this test
-// fails when they, or the generated deepcopy code, no longer match api/.
+// fails when they, the generated deepcopy code or the controller's
+// ClusterRole no longer match the markers in the code.
 package crd_test
 
 import (
@@ -22,6 +23,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	for _, args := range [][]string{
 		{"crd", "paths=./api/...", "output:crd:artifacts:config=" + filepath.Join(tmp, "crd")},
 		{"object", "paths=./api/...", "output:object:dir=" + filepath.Join(tmp, "object")},
+		{"rbac:roleName=tugboat-controller", "paths=./rollout/...", "output:rbac:artifacts:config=" + filepath.Join(tmp, "rbac")},
 	} {
 		cmd := exec.CommandContext(t.Context(), cg, args...)
 		cmd.Dir = root
@@ -31,6 +33,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	}
 	compare(t, filepath.Join(tmp, "crd"), filepath.Join(root, "config", "crd", "bases"))
 	compare(t, filepath.Join(tmp, "object"), filepath.Join(root, "api", "v1alpha1"))
+	compare(t, filepath.Join(tmp, "rbac"), filepath.Join(root, "config", "rbac"))
 }
 
 // compare checks that every file generated into fresh is checked in, unchanged.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,9 +14,11 @@ import (
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,16 +26,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
+	"github.com/tugboatdev/tugboat/sandbox/toolchain"
 	"github.com/tugboatdev/tugboat/traffic/istio"
 )
 
 // The package's tests share one kwok cluster, each in its own namespace, so
-// Deployments become Ready for real.
-var kube *cluster.Cluster
+// Deployments become Ready for real. The controller runs as a user bound to
+// the generated ClusterRole, so the tests also prove that role suffices.
+var (
+	kube           *cluster.Cluster
+	controllerUser *rest.Config
+)
 
 func TestMain(m *testing.M) {
 	log.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
@@ -42,11 +51,40 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	kube = c
+	if controllerUser, err = bindControllerRole(c); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = c.Stop()
+		os.Exit(1)
+	}
 	code := m.Run()
 	if err := c.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
+}
+
+// bindControllerRole applies config/rbac/role.yaml and binds it to a new user.
+func bindControllerRole(c *cluster.Cluster) (*rest.Config, error) {
+	raw, err := os.ReadFile(filepath.Join(toolchain.Root(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.Unmarshal(raw, &role); err != nil {
+		return nil, err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "tugboat-controller"}},
+	}
+	ctx := context.Background()
+	for _, o := range []client.Object{&role, binding} {
+		if err := c.Client.Create(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	return c.UserConfig("tugboat-controller")
 }
 
 var nsCounter atomic.Int32
@@ -76,7 +114,7 @@ func given(t *testing.T) *fixture {
 // startController runs a controller manager until stopController.
 func (f *fixture) startController() {
 	f.t.Helper()
-	mgr, err := ctrl.NewManager(kube.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(controllerUser, ctrl.Options{
 		Scheme:                 kube.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

@@ -45,7 +45,7 @@ type Reconciler struct {
 	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;delete

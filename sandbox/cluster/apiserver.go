@@ -13,15 +13,12 @@ import (
 	"sync"
 	"testing"
 
-	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	tugboatscheme "github.com/tugboatdev/tugboat/api/scheme"
 	"github.com/tugboatdev/tugboat/sandbox/toolchain"
 )
 
@@ -75,7 +72,7 @@ func New(o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme, err := NewScheme()
+	scheme, err := tugboatscheme.New()
 	if err != nil {
 		return nil, err
 	}
@@ -108,23 +105,6 @@ func New(o Options) (*Env, error) {
 // Stop stops the API server and etcd and removes their data.
 func (e *Env) Stop() error { return e.env.Stop() }
 
-// NewScheme returns a scheme with the built-in kinds, Tugboat's kinds, Istio's
-// networking kinds and CRDs.
-func NewScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{
-		clientgoscheme.AddToScheme,
-		v1alpha1.AddToScheme,
-		istionetworking.AddToScheme,
-		apiextensionsv1.AddToScheme,
-	} {
-		if err := add(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}
-
 // CRDDir is the directory of Tugboat's generated CRDs.
 func CRDDir() string { return filepath.Join(toolchain.Root(), "config", "crd", "bases") }
 
@@ -141,3 +121,16 @@ var istioCRDs = sync.OnceValues(func() (string, error) {
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml"), nil
 })
+
+// UserConfig returns a config that reaches the API server as the named user,
+// who may do only what RBAC grants it; tests use it to run the controller
+// with exactly the permissions its ClusterRole gives.
+func (e *Env) UserConfig(name string) (*rest.Config, error) {
+	u, err := e.env.ControlPlane.AddUser(envtest.User{Name: name}, e.Config)
+	if err != nil {
+		return nil, fmt.Errorf("add user %s: %w", name, err)
+	}
+	cfg := u.Config()
+	cfg.QPS, cfg.Burst = e.Config.QPS, e.Config.Burst
+	return cfg, nil
+}

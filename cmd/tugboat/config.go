@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Options configure the controller. Each comes, highest precedence first,
+// from a flag, a TUGBOAT_* environment variable (TUGBOAT_METRICS_ADDRESS for
+// --metrics-address), the --config file (YAML, the flag names as keys), or the
+// default.
+type Options struct {
+	Kubeconfig              string
+	MetricsAddress          string
+	HealthAddress           string
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	QPS                     float64
+	Burst                   int
+	Workers                 int
+	LogLevel                string
+	LogFormat               string
+	SyncPeriod              time.Duration
+}
+
+// bindFlags declares the flags with their defaults.
+func bindFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "configuration file (YAML; keys are the flag names)")
+	fs.String("kubeconfig", "", "kubeconfig file; empty means in-cluster, then $KUBECONFIG")
+	fs.String("metrics-address", ":8080", "address the Prometheus metrics are served on; 0 disables them")
+	fs.String("health-address", ":8081", "address /healthz and /readyz are served on; 0 disables them")
+	fs.Bool("leader-elect", true, "run only while holding the leader lease, so that replicas can stand by")
+	fs.String("leader-election-namespace", "", "namespace of the leader lease; empty means the controller's own")
+	fs.Float64("qps", 50, "requests per second to the API server (leader election has its own budget)")
+	fs.Int("burst", 100, "request burst to the API server")
+	fs.Int("workers", 4, "Rollouts reconciled at once")
+	fs.String("log-level", "info", "debug, info, warn or error")
+	fs.String("log-format", "json", "json or text")
+	fs.Duration("sync-period", 10*time.Hour, "how often every object is reconciled even if nothing changed")
+}
+
+// loadOptions resolves the options from flags, environment and file.
+func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error) {
+	v := viper.New()
+	v.SetEnvPrefix("TUGBOAT")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(fs); err != nil {
+		return Options{}, err
+	}
+	file := v.GetString("config")
+	if file == "" {
+		file = getenv("TUGBOAT_CONFIG")
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return Options{}, fmt.Errorf("read config file %s: %w", file, err)
+		}
+	}
+	o := Options{
+		Kubeconfig:              v.GetString("kubeconfig"),
+		MetricsAddress:          v.GetString("metrics-address"),
+		HealthAddress:           v.GetString("health-address"),
+		LeaderElect:             v.GetBool("leader-elect"),
+		LeaderElectionNamespace: v.GetString("leader-election-namespace"),
+		QPS:                     v.GetFloat64("qps"),
+		Burst:                   v.GetInt("burst"),
+		Workers:                 v.GetInt("workers"),
+		LogLevel:                v.GetString("log-level"),
+		LogFormat:               v.GetString("log-format"),
+		SyncPeriod:              v.GetDuration("sync-period"),
+	}
+	return o, o.validate()
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.QPS <= 0 || o.Burst <= 0 {
+		errs = append(errs, fmt.Errorf("qps (%v) and burst (%d) must be positive", o.QPS, o.Burst))
+	}
+	if o.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers must be at least 1, got %d", o.Workers))
+	}
+	if _, err := o.slogLevel(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.LogFormat != "json" && o.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log-format must be json or text, got %q", o.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) slogLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return 0, fmt.Errorf("log-level must be debug, info, warn or error, got %q", o.LogLevel)
+	}
+	return l, nil
+}

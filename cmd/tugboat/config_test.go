@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+)
+
+func TestLoadOptions(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tugboat.yaml")
+	if err := os.WriteFile(file, []byte("workers: 8\nqps: 20\nlog-format: text\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defaults := Options{MetricsAddress: ":8080", HealthAddress: ":8081", LeaderElect: true, QPS: 50, Burst: 100,
+		Workers: 4, LogLevel: "info", LogFormat: "json", SyncPeriod: 10 * time.Hour}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    func(Options) Options
+		wantErr string
+	}{{
+		name: "defaults",
+		want: func(o Options) Options { return o },
+	}, {
+		name: "file, environment and flags, flags winning",
+		args: []string{"--config", file, "--workers", "2"},
+		env:  map[string]string{"TUGBOAT_QPS": "30", "TUGBOAT_LEADER_ELECT": "false", "TUGBOAT_WORKERS": "16"},
+		want: func(o Options) Options {
+			o.Workers, o.QPS, o.LeaderElect, o.LogFormat = 2, 30, false, "text"
+			return o
+		},
+	}, {
+		name: "config file named in the environment",
+		env:  map[string]string{"TUGBOAT_CONFIG": file},
+		want: func(o Options) Options { o.Workers, o.QPS, o.LogFormat = 8, 20, "text"; return o },
+	}, {
+		name:    "invalid values are named",
+		args:    []string{"--workers", "0", "--log-format", "xml", "--log-level", "loud"},
+		wantErr: "workers must be at least 1",
+	}, {
+		name:    "missing config file",
+		args:    []string{"--config", filepath.Join(dir, "nope.yaml")},
+		wantErr: "read config file",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			fs := pflag.NewFlagSet("tugboat", pflag.ContinueOnError)
+			bindFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			got, err := loadOptions(fs, os.Getenv)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want(defaults), got); diff != "" {
+				t.Errorf("options (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

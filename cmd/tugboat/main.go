@@ -1,0 +1,32 @@
+// Command tugboat is the Tugboat controller manager: it drives Rollouts,
+// moving Istio weights through canary steps.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+func main() {
+	cmd := &cobra.Command{
+		Use:           "tugboat",
+		Short:         "Progressive delivery on Istio: the controller",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := loadOptions(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return err
+			}
+			return run(ctrl.SetupSignalHandler(), o)
+		},
+	}
+	bindFlags(cmd.Flags())
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "tugboat:", err)
+		os.Exit(1)
+	}
+}

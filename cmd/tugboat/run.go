@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/tugboatdev/tugboat/api/scheme"
+	"github.com/tugboatdev/tugboat/rollout/reconciler"
+	"github.com/tugboatdev/tugboat/traffic/istio"
+)
+
+// run wires the adapters into the reconciler and runs the manager until ctx ends.
+func run(ctx context.Context, o Options) error {
+	logger, err := newLogger(o)
+	if err != nil {
+		return err
+	}
+	log.SetLogger(logger)
+	cfg, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	// Leader election gets a client of its own, so that lease renewals never
+	// queue behind reconcile traffic and lose the lease under load.
+	leCfg := rest.CopyConfig(cfg)
+	leCfg.QPS, leCfg.Burst = 5, 10
+	cfg.QPS, cfg.Burst = float32(o.QPS), o.Burst
+
+	sch, err := scheme.New()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        sch,
+		Logger:                        logger,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddress},
+		HealthProbeBindAddress:        o.HealthAddress,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              "tugboat-controller",
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionConfig:          leCfg,
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cache.Options{SyncPeriod: &o.SyncPeriod},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	r := &reconciler.Reconciler{
+		Client:   mgr.GetClient(),
+		Router:   &istio.Router{Client: mgr.GetClient()},
+		Recorder: mgr.GetEventRecorder("tugboat"),
+		Metrics:  reconciler.NewMetrics(ctrlmetrics.Registry),
+		Now:      time.Now,
+	}
+	if err := r.SetupWithManager(ctx, mgr, o.Workers); err != nil {
+		return fmt.Errorf("set up rollout controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	logger.Info("starting", "workers", o.Workers, "leaderElect", o.LeaderElect, "qps", o.QPS)
+	return mgr.Start(ctx)
+}
+
+func newLogger(o Options) (logr.Logger, error) {
+	level, err := o.slogLevel()
+	if err != nil {
+		return logr.Logger{}, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(os.Stderr, opts)
+	if o.LogFormat == "text" {
+		h = slog.NewTextHandler(os.Stderr, opts)
+	}
+	return logr.FromSlogHandler(h), nil
+}
+
+// restConfig uses the kubeconfig file when one is named, else in-cluster
+// config, else the usual kubeconfig rules ($KUBECONFIG, ~/.kube/config).
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	} else if cfg, err := rest.InClusterConfig(); err == nil {
+		return cfg, nil
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	return cfg, nil
+}
