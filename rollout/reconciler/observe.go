@@ -62,7 +62,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 	step := int(ptr.Deref(p.Step, 0))
 	o := rollout.Observed{
 		Now:             r.Now(),
-		TargetRevision:  revision(target.Spec.Template),
+		TargetRevision:  rollout.Revision(target.Spec.Template),
 		PrimaryRevision: primary.Annotations[annotationRevision],
 		PrimaryReady:    ready(primary, replicas),
 		CanaryReady:     ready(&target, rollout.CanaryReplicasAfter(ro.Spec.Steps, step, replicas)),

@@ -1,19 +1,16 @@
 package reconciler
 
 import (
-	"encoding/json"
-	"fmt"
-	"hash/fnv"
 	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
 )
 
 // Labels and annotations on the objects Tugboat creates. They never carry
@@ -27,18 +24,6 @@ const (
 	stableServiceSuffix = "-stable"
 	canaryServiceSuffix = "-canary"
 )
-
-// revision is the identity of a pod template: a short hash of its JSON.
-func revision(t corev1.PodTemplateSpec) string {
-	b, err := json.Marshal(t)
-	if err != nil {
-		// A PodTemplateSpec always marshals; a failure is a programming error.
-		panic(fmt.Sprintf("marshal pod template: %v", err))
-	}
-	h := fnv.New32a()
-	h.Write(b)
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
 
 // primaryLabels rewrites the target's selector labels for primary: each value
 // gets the -primary suffix, so that the two Deployments' selectors never
@@ -84,7 +69,7 @@ func setPrimaryTemplate(primary, target *appsv1.Deployment) {
 	if primary.Annotations == nil {
 		primary.Annotations = map[string]string{}
 	}
-	primary.Annotations[annotationRevision] = revision(target.Spec.Template)
+	primary.Annotations[annotationRevision] = rollout.Revision(target.Spec.Template)
 }
 
 func serviceFor(ro *v1alpha1.Rollout, name string, selector map[string]string) *corev1.Service {

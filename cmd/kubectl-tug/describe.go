@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// describe writes a Rollout's state for people: the steps with the current
+// one marked, the weights, the conditions and the recent events.
+func describe(ctx context.Context, c client.Client, key types.NamespacedName, now time.Time, out io.Writer) error {
+	var ro v1alpha1.Rollout
+	if err := c.Get(ctx, key, &ro); err != nil {
+		return fmt.Errorf("rollout %s: %w", key, err)
+	}
+	var events eventsv1.EventList
+	if err := c.List(ctx, &events, client.InNamespace(key.Namespace),
+		client.MatchingFields{"regarding.name": key.Name, "regarding.kind": "Rollout"}); err != nil {
+		return fmt.Errorf("events of rollout %s: %w", key, err)
+	}
+	s := ro.Status
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Name:\t%s\n", ro.Name)
+	fmt.Fprintf(w, "Namespace:\t%s\n", ro.Namespace)
+	fmt.Fprintf(w, "Target:\tdeployment/%s\n", ro.Spec.TargetRef.Name)
+	fmt.Fprintf(w, "Phase:\t%s\n", orDash(string(s.Phase)))
+	fmt.Fprintf(w, "Message:\t%s\n", orDash(s.Message))
+	fmt.Fprintf(w, "Stable:\t%s\n", orDash(s.StableRevision))
+	if s.CanaryRevision != "" {
+		fmt.Fprintf(w, "Canary:\t%s\n", s.CanaryRevision)
+	}
+	fmt.Fprintf(w, "Traffic:\t%d%% stable, %d%% canary\n", 100-s.CanaryWeight, s.CanaryWeight)
+	w.Flush()
+
+	fmt.Fprintln(out, "\nSteps:")
+	for i, st := range ro.Spec.Steps {
+		mark := "  "
+		if s.CurrentStepIndex != nil && int(*s.CurrentStepIndex) == i {
+			mark = "▶ "
+		} else if s.CurrentStepIndex != nil && int(*s.CurrentStepIndex) > i {
+			mark = "✓ "
+		}
+		fmt.Fprintf(out, "  %s%2d  %s\n", mark, i, stepString(st))
+	}
+	if s.CurrentStepIndex != nil && int(*s.CurrentStepIndex) >= len(ro.Spec.Steps) {
+		fmt.Fprintln(out, "  ▶     promoting")
+	}
+
+	fmt.Fprintln(out, "\nConditions:")
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tSINCE")
+	for _, cnd := range s.Conditions {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", cnd.Type, cnd.Status, cnd.Reason, age(now, cnd.LastTransitionTime.Time))
+	}
+	w.Flush()
+
+	fmt.Fprintln(out, "\nEvents:")
+	items := events.Items
+	slices.SortFunc(items, func(a, b eventsv1.Event) int { return eventTime(a).Compare(eventTime(b)) })
+	if len(items) > 10 {
+		items = items[len(items)-10:]
+	}
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  AGE\tTYPE\tREASON\tMESSAGE")
+	for _, e := range items {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", age(now, eventTime(e)), e.Type, e.Reason, e.Note)
+	}
+	return w.Flush()
+}
+
+func eventTime(e eventsv1.Event) time.Time {
+	if !e.EventTime.IsZero() {
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// stepString is a step as one line.
+func stepString(st v1alpha1.Step) string {
+	switch {
+	case st.SetWeight != nil:
+		return fmt.Sprintf("setWeight: %d%%", *st.SetWeight)
+	case st.Pause != nil && st.Pause.Duration != nil:
+		return "pause: " + st.Pause.Duration.String()
+	case st.Pause != nil:
+		return "pause: until promoted"
+	case st.Analysis != nil:
+		var names []string
+		for _, t := range st.Analysis.Templates {
+			names = append(names, t.TemplateName)
+		}
+		return "analysis: " + strings.Join(names, ", ")
+	case st.SetHeaderRoute != nil:
+		var m []string
+		for _, h := range st.SetHeaderRoute.Match {
+			m = append(m, h.HeaderName+"="+orDash(h.HeaderValue.Exact+h.HeaderValue.Prefix+h.HeaderValue.Regex))
+		}
+		if len(m) == 0 {
+			return "setHeaderRoute: remove " + st.SetHeaderRoute.Name
+		}
+		return fmt.Sprintf("setHeaderRoute: %s (%s)", st.SetHeaderRoute.Name, strings.Join(m, ", "))
+	case st.SetCanaryScale != nil:
+		sc := st.SetCanaryScale
+		switch {
+		case sc.Replicas != nil:
+			return fmt.Sprintf("setCanaryScale: %d replicas", *sc.Replicas)
+		case sc.Weight != nil:
+			return fmt.Sprintf("setCanaryScale: %d%% of replicas", *sc.Weight)
+		}
+		return "setCanaryScale: match traffic weight"
+	case st.SetMirrorRoute != nil:
+		return fmt.Sprintf("setMirrorRoute: %s (%d%%)", st.SetMirrorRoute.Name, ptr.Deref(st.SetMirrorRoute.Percentage, 100))
+	}
+	return "?"
+}
+
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return duration.HumanDuration(now.Sub(t))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

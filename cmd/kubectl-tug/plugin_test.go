@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
+	"github.com/tugboatdev/tugboat/sandbox/cluster"
+)
+
+// plugin runs `kubectl tug` against a real API server, with the Rollout's
+// status written by the test as the controller would write it.
+type plugin struct {
+	t          *testing.T
+	env        *cluster.Env
+	kubeconfig string
+	ns         string
+}
+
+func newPlugin(t *testing.T) *plugin {
+	env := cluster.Start(t)
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, env.KubeConfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &plugin{t: t, env: env, kubeconfig: kc, ns: "prod"}
+	if err := env.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// run runs the plugin and returns its exit code and output.
+func (p *plugin) run(args ...string) (int, string) {
+	var out, errOut bytes.Buffer
+	args = append(args, "--kubeconfig", p.kubeconfig, "-n", p.ns)
+	code := execute(p.t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return code, out.String() + errOut.String()
+}
+
+// given creates a target Deployment and a Rollout in the given state.
+func (p *plugin) given(name string, status v1alpha1.RolloutStatus) (*v1alpha1.Rollout, string) {
+	p.t.Helper()
+	// The same template for every app: one revision serves all.
+	labels := map[string]string{"app": "demo"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:2"}}}},
+		},
+	}
+	ro := &v1alpha1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: name},
+		Spec: v1alpha1.RolloutSpec{
+			TargetRef: v1alpha1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
+			Service:   v1alpha1.ServiceSpec{Port: 80},
+			TrafficRouting: v1alpha1.TrafficRouting{Istio: v1alpha1.IstioTrafficRouting{
+				VirtualService: v1alpha1.IstioVirtualService{Name: name, Routes: []string{"primary"}}}},
+			Steps: []v1alpha1.Step{{SetWeight: ptr.To[int32](10)}, {Pause: &v1alpha1.Pause{}}},
+		},
+	}
+	for _, o := range []client.Object{d, ro} {
+		if err := p.env.Client.Create(p.t.Context(), o); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	status.ObservedGeneration = ro.Generation
+	ro.Status = status
+	if err := p.env.Client.Status().Update(p.t.Context(), ro); err != nil {
+		p.t.Fatal(err)
+	}
+	return ro, rollout.Revision(d.Spec.Template)
+}
+
+func cond(reason string, ready bool) []metav1.Condition {
+	s := metav1.ConditionFalse
+	if ready {
+		s = metav1.ConditionTrue
+	}
+	return []metav1.Condition{{Type: "Ready", Status: s, Reason: reason, Message: "m", LastTransitionTime: metav1.Now()}}
+}
+
+func TestRequestsAreAnnotations(t *testing.T) {
+	p := newPlugin(t)
+	p.given("podinfo", v1alpha1.RolloutStatus{})
+	annotations := func() map[string]string {
+		var ro v1alpha1.Rollout
+		if err := p.env.Client.Get(t.Context(), client.ObjectKey{Namespace: p.ns, Name: "podinfo"}, &ro); err != nil {
+			t.Fatal(err)
+		}
+		return ro.Annotations
+	}
+	for _, tc := range []struct {
+		args []string
+		key  string
+	}{
+		{[]string{"promote", "podinfo"}, v1alpha1.AnnotationPromote},
+		{[]string{"promote", "--full", "podinfo"}, v1alpha1.AnnotationPromoteFull},
+		{[]string{"abort", "podinfo"}, v1alpha1.AnnotationAbort},
+		{[]string{"retry", "podinfo"}, v1alpha1.AnnotationRetry},
+		{[]string{"pause", "podinfo"}, v1alpha1.AnnotationPaused},
+	} {
+		before := annotations()[tc.key]
+		if code, out := p.run(tc.args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, out)
+		}
+		if after := annotations()[tc.key]; after == "" || after == before {
+			t.Errorf("%v: annotation %s = %q (was %q); want a new value", tc.args, tc.key, after, before)
+		}
+	}
+	if code, out := p.run("resume", "podinfo"); code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, out)
+	}
+	if _, ok := annotations()[v1alpha1.AnnotationPaused]; ok {
+		t.Error("resume left the paused annotation")
+	}
+	var ro v1alpha1.Rollout
+	if err := p.env.Client.Get(t.Context(), client.ObjectKey{Namespace: p.ns, Name: "podinfo"}, &ro); err != nil {
+		t.Fatal(err)
+	}
+	if len(ro.Spec.Steps) != 2 || ro.Generation != 1 {
+		t.Errorf("a request changed the spec (generation %d)", ro.Generation)
+	}
+	if code, out := p.run("promote", "missing"); code != 1 || !strings.Contains(out, "not found") {
+		t.Errorf("promote of a missing rollout: exit %d: %s", code, out)
+	}
+}
+
+func TestWaitExitCodes(t *testing.T) {
+	p := newPlugin(t)
+	_, rev := p.given("reference", v1alpha1.RolloutStatus{})
+	for _, tc := range []struct {
+		name   string
+		status v1alpha1.RolloutStatus
+		args   []string
+		code   int
+		want   string
+	}{{
+		name:   "healthy",
+		status: v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseHealthy, StableRevision: rev, Conditions: cond("Healthy", true)},
+		code:   exitHealthy, want: `"result": "Healthy"`,
+	}, {
+		name: "aborted",
+		status: v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseDegraded, StableRevision: "old", CanaryRevision: rev,
+			Abort: &v1alpha1.RolloutAbort{Reason: "AnalysisFailed", Message: "success rate 0.91 < 0.99"}, Message: "success rate 0.91 < 0.99",
+			Conditions: cond("AnalysisFailed", false)},
+		code: exitFailed, want: `"reason": "AnalysisFailed"`,
+	}, {
+		name:   "paused",
+		status: v1alpha1.RolloutStatus{Phase: v1alpha1.PhasePaused, StableRevision: "old", CanaryRevision: rev, CurrentStepIndex: ptr.To[int32](1), Conditions: cond("WaitingForPromotion", false)},
+		code:   exitPaused, want: `"result": "Paused"`,
+	}, {
+		name:   "progressing",
+		status: v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseProgressing, StableRevision: "old", CanaryRevision: rev, CurrentStepIndex: ptr.To[int32](0), Conditions: cond("Holding", false)},
+		args:   []string{"--timeout", "1s"},
+		code:   exitTimeout, want: `"result": "Timeout"`,
+	}, {
+		name: "an old revision's abort does not fail a wait for the new one",
+		status: v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseDegraded, StableRevision: "old", CanaryRevision: "older",
+			Abort: &v1alpha1.RolloutAbort{Reason: "AbortedByUser"}, Conditions: cond("AbortedByUser", false)},
+		args: []string{"--timeout", "1s"},
+		code: exitTimeout, want: `"result": "Timeout"`,
+	}, {
+		name:   "a named revision",
+		status: v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseHealthy, StableRevision: "abc", Conditions: cond("Healthy", true)},
+		args:   []string{"--for-revision", "abc"},
+		code:   exitHealthy, want: `"wantRevision": "abc"`,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(strings.ReplaceAll(tc.name, " ", "-"), "'", "")
+			p.given(name, tc.status)
+			args := append([]string{"wait", name, "-o", "json", "--timeout", "20s"}, tc.args...)
+			code, out := p.run(args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, want %d; output:\n%s", code, tc.code, out)
+			}
+			var res waitResult
+			if err := json.NewDecoder(strings.NewReader(out)).Decode(&res); err != nil || res.ExitCode != tc.code {
+				t.Errorf("json result %+v (%v)", res, err)
+			}
+		})
+	}
+}
+
+func TestGetAndList(t *testing.T) {
+	p := newPlugin(t)
+	ro, _ := p.given("podinfo", v1alpha1.RolloutStatus{Phase: v1alpha1.PhasePaused, StableRevision: "s1", CanaryRevision: "c1",
+		CurrentStepIndex: ptr.To[int32](1), CanaryWeight: 10, Message: "paused at step 1 until promoted", Conditions: cond("WaitingForPromotion", false)})
+	ev := &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Namespace: p.ns, Name: "podinfo.1"},
+		EventTime:           metav1.NewMicroTime(time.Now()),
+		ReportingController: "tugboat", ReportingInstance: "tugboat-1", Action: "Reconcile",
+		Regarding: corev1.ObjectReference{Kind: "Rollout", Namespace: p.ns, Name: ro.Name, UID: ro.UID},
+		Reason:    "Advanced", Note: "step 0 done", Type: corev1.EventTypeNormal,
+	}
+	if err := p.env.Client.Create(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	code, out := p.run("get", "rollout", "podinfo")
+	for _, want := range []string{"Phase:      Paused", "90% stable, 10% canary", "✓  0  setWeight: 10%", "▶  1  pause: until promoted", "WaitingForPromotion", "step 0 done"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("get rollout: missing %q in:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("get: exit %d", code)
+	}
+	code, out = p.run("list")
+	if code != 0 || !strings.Contains(out, "podinfo") || !strings.Contains(out, "1/2") || !strings.Contains(out, "Paused") {
+		t.Errorf("list: exit %d:\n%s", code, out)
+	}
+
+	// -w shows the rollout and redraws when it changes.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	var buf syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- watchRollout(ctx, p.env.Client, client.ObjectKeyFromObject(ro), 100*time.Millisecond, &buf) }()
+	waitForOutput(t, &buf, "paused at step 1")
+	ro.Status.Message = "promoting"
+	if err := p.env.Client.Status().Update(t.Context(), ro); err != nil {
+		t.Fatal(err)
+	}
+	waitForOutput(t, &buf, "promoting")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("watch: %v", err)
+	}
+}
