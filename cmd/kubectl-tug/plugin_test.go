@@ -232,7 +232,9 @@ func TestGetAndList(t *testing.T) {
 	defer cancel()
 	var buf syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- watchRollout(ctx, p.env.Client, client.ObjectKeyFromObject(ro), 100*time.Millisecond, &buf) }()
+	go func() {
+		done <- watchRollout(ctx, p.env.Client, client.ObjectKeyFromObject(ro), 100*time.Millisecond, &buf)
+	}()
 	waitForOutput(t, &buf, "paused at step 1")
 	ro.Status.Message = "promoting"
 	if err := p.env.Client.Status().Update(t.Context(), ro); err != nil {
