@@ -64,3 +64,7 @@ demo: tools ## Bring up the sandbox and show a canary promoted and another rolle
 .PHONY: clean-tools
 clean-tools: ## Remove the built test servers.
 	rm -rf $(TOOLS_DIR)
+
+.PHONY: bench
+bench: tools ## Measure writes per step, and 500 Rollouts progressing at once (a few minutes).
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...

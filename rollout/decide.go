@@ -149,8 +149,9 @@ func start(s Spec, p Progress, o Observed) Plan {
 		Requests: acknowledge(p.Requests, o.Requests),
 	}
 	return Plan{
-		Outcome:        outcome,
-		Message:        msg,
+		Outcome:        WaitingForCanary,
+		Transition:     outcome,
+		Message:        msg + "; waiting for the canary to be Ready",
 		Next:           next,
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, 0, o.Replicas)),
@@ -165,8 +166,9 @@ func aborted(s Spec, p Progress, o Observed) Plan {
 		next.Step, next.StepStart, next.StartedAt = ptr.To[int32](0), o.Now, o.Now
 		next.Requests = acknowledge(p.Requests, o.Requests)
 		return Plan{
-			Outcome:        Retried,
-			Message:        "retrying revision " + p.CanaryRevision + " from the first step",
+			Outcome:        WaitingForCanary,
+			Transition:     Retried,
+			Message:        "retrying revision " + p.CanaryRevision + " from the first step; waiting for the canary to be Ready",
 			Next:           next,
 			Traffic:        ptr.To(traffic.AtRest()),
 			CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, 0, o.Replicas)),
@@ -203,7 +205,7 @@ func progress(s Spec, p Progress, o Observed) Plan {
 		if waited := o.Now.Sub(p.StepStart); waited > s.ProgressDeadline {
 			return abort(p, o, ProgressDeadlineExceeded, fmt.Sprintf("the canary was not Ready within %s", s.ProgressDeadline))
 		}
-		hold.Outcome, hold.Message = WaitingForCanary, "waiting for the canary to be Ready"
+		hold.Outcome, hold.Message = WaitingForCanary, "rolling out revision "+p.CanaryRevision+"; waiting for the canary to be Ready"
 		hold.RequeueAfter = s.ProgressDeadline - o.Now.Sub(p.StepStart)
 		return hold
 	case o.Paused:
@@ -250,17 +252,42 @@ func progress(s Spec, p Progress, o Observed) Plan {
 	return advance(s, p, o, fmt.Sprintf("step %d done", step))
 }
 
-// advance completes the current step: the traffic and scale of the next one
-// go out together with the progress that records them.
+// advance completes the current step and every step after it that takes no
+// time (weights, header routes, a scale that leaves the canary's size alone),
+// and records the state of the step it lands on: one VirtualService write and
+// one status write cover the whole move.
 func advance(s Spec, p Progress, o Observed, msg string) Plan {
-	n := int(ptr.Deref(p.Step, 0)) + 1
-	return Plan{
+	from := int(ptr.Deref(p.Step, 0))
+	ready := CanaryReplicasAfter(s.Steps, from, o.Replicas) // the size CanaryReady was judged at
+	n := from + 1
+	for n < len(s.Steps) && instant(s.Steps[n]) && CanaryReplicasAfter(s.Steps, n+1, o.Replicas) == ready &&
+		CanaryReplicasAfter(s.Steps, n, o.Replicas) == ready {
+		n++
+	}
+	next := advanceTo(p, o, n)
+	plan := Plan{
 		Outcome:        Advanced,
 		Message:        msg,
-		Next:           advanceTo(p, o, n),
+		Next:           next,
 		Traffic:        ptr.To(TrafficAfter(s.Steps, n)),
 		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, n, o.Replicas)),
 	}
+	if *plan.CanaryReplicas != ready {
+		return plan // the canary must become Ready at its new size first
+	}
+	// Look ahead with the requests already spent, so none acts twice.
+	ahead := o
+	ahead.Requests = v1alpha1.Requests{}
+	if la := progress(s, next, ahead); la.Outcome != Advanced && !la.Outcome.IsFailure() && la.Transition == "" {
+		la.Transition = Advanced
+		return la
+	}
+	return plan
+}
+
+// instant reports whether a step completes as soon as it is carried out.
+func instant(st v1alpha1.Step) bool {
+	return st.SetWeight != nil || st.SetHeaderRoute != nil || st.SetCanaryScale != nil
 }
 
 func advanceTo(p Progress, o Observed, step int) Progress {

@@ -69,13 +69,13 @@ func TestDecide(t *testing.T) {
 		name: "new revision starts at step 0 with the canary at full size",
 		p:    Progress{StableRevision: "s1"},
 		o:    ready(t0),
-		want: Plan{Outcome: Started, Message: "rolling out revision c1", Next: at(0, t0),
+		want: Plan{Outcome: WaitingForCanary, Transition: Started, Message: "rolling out revision c1; waiting for the canary to be Ready", Next: at(0, t0),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "a newer revision mid-rollout restarts from step 0 with traffic on stable",
 		p:    at(3, t0),
 		o:    Observed{Now: later, TargetRevision: "c2", PrimaryRevision: "s1", PrimaryReady: true, Replicas: 4},
-		want: Plan{Outcome: Restarted, Message: "revision c2 replaced c1 mid-rollout; traffic back on stable, starting from the first step",
+		want: Plan{Outcome: WaitingForCanary, Transition: Restarted, Message: "revision c2 replaced c1 mid-rollout; traffic back on stable, starting from the first step; waiting for the canary to be Ready",
 			Next:    Progress{StableRevision: "s1", CanaryRevision: "c2", Step: ptr.To[int32](0), StepStart: later, StartedAt: later},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}, {
@@ -88,7 +88,7 @@ func TestDecide(t *testing.T) {
 		name: "canary not Ready within the deadline: waits",
 		p:    at(0, t0),
 		o:    func() Observed { o := ready(t0.Add(time.Minute)); o.CanaryReady = false; return o }(),
-		want: Plan{Outcome: WaitingForCanary, Message: "waiting for the canary to be Ready", Next: at(0, t0),
+		want: Plan{Outcome: WaitingForCanary, Message: "rolling out revision c1; waiting for the canary to be Ready", Next: at(0, t0),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 4 * time.Minute},
 	}, {
 		name: "canary not Ready past the deadline: aborts",
@@ -101,10 +101,11 @@ func TestDecide(t *testing.T) {
 				return p
 			}(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
-		name: "setWeight step: weight and progress go out together",
+		name: "setWeight step: weight and progress go out together, recorded as the pause it lands on",
 		p:    at(0, t0),
 		o:    ready(later),
-		want: Plan{Outcome: Advanced, Message: "step 0 done", Next: at(1, later), Traffic: desired(10), CanaryReplicas: ptr.To[int32](4)},
+		want: Plan{Outcome: Holding, Transition: Advanced, Message: "step 1: pausing 1m0s, until 2026-11-24T12:02:30Z", Next: at(1, later),
+			Traffic: desired(10), CanaryReplicas: ptr.To[int32](4), RequeueAfter: time.Minute},
 	}, {
 		name: "timed pause not over: holds for the remainder",
 		p:    at(1, t0),
@@ -112,15 +113,17 @@ func TestDecide(t *testing.T) {
 		want: Plan{Outcome: Holding, Message: "step 1: pausing 1m0s, until 2026-11-24T12:01:00Z", Next: at(1, t0),
 			Traffic: desired(10), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 40 * time.Second},
 	}, {
-		name: "timed pause over: advances",
+		name: "timed pause over: advances through the header route step to the analysis",
 		p:    at(1, t0),
 		o:    ready(later),
-		want: Plan{Outcome: Advanced, Message: "step 1 done", Next: at(2, later), Traffic: desired(10), CanaryReplicas: ptr.To[int32](4)},
+		want: Plan{Outcome: WaitingForAnalysis, Transition: Advanced, Message: "step 3: waiting for the analysis verdict", Next: at(3, later),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
 	}, {
 		name: "header route step adds the route",
 		p:    at(2, t0),
 		o:    ready(later),
-		want: Plan{Outcome: Advanced, Message: "step 2 done", Next: at(3, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
+		want: Plan{Outcome: WaitingForAnalysis, Transition: Advanced, Message: "step 3: waiting for the analysis verdict", Next: at(3, later),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
 	}, {
 		name: "analysis step without a verdict waits",
 		p:    at(3, t0),
@@ -161,12 +164,12 @@ func TestDecide(t *testing.T) {
 		want: Plan{Outcome: WaitingForPromotion, Message: "paused at step 5 until promoted", Next: at(5, t0),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
 	}, {
-		name: "promote request moves past the pause and is acknowledged",
+		name: "promote request moves past the last pause and starts the promotion",
 		p:    at(5, t0),
 		o:    func() Observed { o := ready(later); o.Requests.Promote = "r1"; return o }(),
-		want: Plan{Outcome: Advanced, Message: "step 5 promoted on request",
+		want: Plan{Outcome: Promoting, Transition: Advanced, Message: "primary is taking revision c1", PromotePrimary: true,
 			Next:    func() Progress { p := at(6, later); p.Requests.Promote = "r1"; return p }(),
-			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "promote --full skips the remaining steps",
 		p:    at(1, t0),
@@ -197,7 +200,7 @@ func TestDecide(t *testing.T) {
 		name: "retry starts the same revision again from step 0",
 		p:    func() Progress { p := at(3, t0); p.Abort = userAbort; return p }(),
 		o:    func() Observed { o := ready(later); o.Requests.Retry = "t1"; return o }(),
-		want: Plan{Outcome: Retried, Message: "retrying revision c1 from the first step",
+		want: Plan{Outcome: WaitingForCanary, Transition: Retried, Message: "retrying revision c1 from the first step; waiting for the canary to be Ready",
 			Next: Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To[int32](0), StepStart: later, StartedAt: later,
 				Requests: v1alpha1.Requests{Retry: "t1"}},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -43,6 +44,12 @@ type Reconciler struct {
 	Metrics  *Metrics
 	// Now is time.Now in the controller, fixed or stepped in tests.
 	Now func() time.Time
+
+	// patchedFrom holds, per Rollout, the resourceVersion of the last status
+	// this controller patched over. Seeing it again means the cache has not
+	// caught up with our own write yet: deciding on it would redo the step,
+	// and the watch event of the write is on its way to wake us anyway.
+	patchedFrom sync.Map
 }
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch
@@ -59,10 +66,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.Client.Get(ctx, req.NamespacedName, &ro); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Metrics.forget(req.NamespacedName)
+			r.patchedFrom.Delete(req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ro.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	if rv, ok := r.patchedFrom.Load(req.NamespacedName); ok && rv == ro.ResourceVersion {
+		log.FromContext(ctx).V(1).Info("cache behind our own status write; waiting for it")
 		return reconcile.Result{}, nil
 	}
 	p := rollout.ProgressFrom(ro.Status)
@@ -108,6 +120,7 @@ func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 		}
 		return reconcile.Result{}, fmt.Errorf("patch status of rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
+	r.patchedFrom.Store(client.ObjectKeyFromObject(ro), base.ResourceVersion)
 	event := plan.Event()
 	if event == "" && plan.Outcome.IsFailure() && status.Reason(base.Status.Conditions) != string(plan.Outcome) {
 		event = plan.Outcome // a newly found problem, such as InvalidSpec
