@@ -1,0 +1,257 @@
+// Package prometheus is the adapter that measures metrics with Prometheus
+// queries, through prometheus/client_golang's API client.
+//
+// Identical queries due at the same moment are sent once, the number of
+// queries in flight per server is bounded, and addresses taken from
+// templates are dialled only through a guard (see Guard).
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tugboatdev/tugboat/analysis"
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// ErrNoAddress means neither the metric nor the controller names a server.
+var ErrNoAddress = errors.New("no Prometheus address: set provider.prometheus.address or the controller's --prometheus-address")
+
+// Credentials reads a Secret's data by name in a namespace. The controller
+// reads Secrets one by one, uncached, so that it needs no cluster-wide
+// Secret access.
+type Credentials func(ctx context.Context, namespace, name string) (map[string][]byte, error)
+
+// Provider measures Prometheus metrics.
+type Provider struct {
+	// DefaultAddress is used by metrics that name no address.
+	DefaultAddress string
+	// Guard decides which addresses may be dialled.
+	Guard Guard
+	// Credentials reads authentication Secrets.
+	Credentials Credentials
+	// MaxInFlight bounds concurrent queries per server (default 8).
+	MaxInFlight int64
+
+	flights    singleflight.Group
+	mu         sync.Mutex
+	recent     map[string]recent
+	sems       map[string]*semaphore.Weighted
+	transports map[bool]http.RoundTripper
+}
+
+// Measure runs the rendered query of m at ts for an object in namespace.
+func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample {
+	address := m.Address
+	if address == "" {
+		address = p.DefaultAddress
+	}
+	if address == "" {
+		return analysis.Sample{Err: ErrNoAddress}
+	}
+	if m.RangeQuery != nil {
+		return analysis.Sample{Err: errors.New("rangeQuery is not supported yet; use an instant query over a range vector")}
+	}
+	auth, err := p.authorization(ctx, namespace, m.Authentication)
+	if err != nil {
+		return analysis.Sample{Err: err}
+	}
+	timeout := 30 * time.Second
+	if m.Timeout != nil {
+		timeout = time.Duration(*m.Timeout) * time.Second
+	}
+	// Queries identical in server, credentials, text and second are one query.
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d\x00%v\x00%v", address, auth, query, ts.Unix(), m.Insecure, m.Headers)
+	if s, ok := p.remembered(key); ok {
+		return s
+	}
+	v, err, _ := p.flights.Do(key, func() (any, error) {
+		sem := p.semaphore(address)
+		if err := sem.Acquire(ctx, 1); err != nil {
+			return nil, err
+		}
+		defer sem.Release(1)
+		qctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return p.query(qctx, address, auth, m, query, ts)
+	})
+	s := analysis.Sample{Err: err}
+	if err == nil {
+		s = v.(analysis.Sample)
+	}
+	p.remember(key, s)
+	return s
+}
+
+// recent is a result kept briefly, so that identical queries due in the same
+// interval (for many Rollouts, or a metric shared by templates) are sent once.
+type recent struct {
+	s       analysis.Sample
+	expires time.Time
+}
+
+const keepFor = 5 * time.Second
+
+func (p *Provider) remembered(key string) (analysis.Sample, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.recent[key]
+	if !ok || time.Now().After(r.expires) {
+		return analysis.Sample{}, false
+	}
+	return r.s, true
+}
+
+func (p *Provider) remember(key string, s analysis.Sample) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if p.recent == nil {
+		p.recent = map[string]recent{}
+	}
+	if len(p.recent) > 1024 {
+		for k, r := range p.recent {
+			if now.After(r.expires) {
+				delete(p.recent, k)
+			}
+		}
+	}
+	p.recent[key] = recent{s: s, expires: now.Add(keepFor)}
+}
+
+func (p *Provider) query(ctx context.Context, address, auth string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) (analysis.Sample, error) {
+	headers := http.Header{}
+	for _, h := range m.Headers {
+		headers.Add(h.Key, h.Value)
+	}
+	if auth != "" {
+		headers.Set("Authorization", auth)
+	}
+	c, err := api.NewClient(api.Config{
+		Address:      address,
+		RoundTripper: &headerTransport{next: p.transport(m.Insecure), headers: headers},
+	})
+	if err != nil {
+		return analysis.Sample{}, fmt.Errorf("prometheus client for %s: %w", address, err)
+	}
+	val, _, _, err := promv1.NewAPI(c).Query(ctx, query, ts)
+	if err != nil {
+		return analysis.Sample{}, fmt.Errorf("query %s: %w", address, err)
+	}
+	return sample(val)
+}
+
+// sample turns a query result into values, series in label order so that
+// result[0] means the same series every time.
+func sample(v model.Value) (analysis.Sample, error) {
+	switch v := v.(type) {
+	case model.Vector:
+		slices.SortFunc(v, func(a, b *model.Sample) int { return compareMetrics(a.Metric, b.Metric) })
+		s := analysis.Sample{Values: make([]float64, len(v))}
+		for i, x := range v {
+			s.Values[i] = float64(x.Value)
+		}
+		return s, nil
+	case *model.Scalar:
+		return analysis.Sample{Values: []float64{float64(v.Value)}, Scalar: true}, nil
+	}
+	return analysis.Sample{}, fmt.Errorf("want a vector or a scalar, got a %s", v.Type())
+}
+
+func compareMetrics(a, b model.Metric) int {
+	if a.Before(b) {
+		return -1
+	}
+	if b.Before(a) {
+		return 1
+	}
+	return 0
+}
+
+// transport is shared by all queries, so connections are reused.
+func (p *Provider) transport(insecure bool) http.RoundTripper {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.transports == nil {
+		p.transports = map[bool]http.RoundTripper{}
+	}
+	t, ok := p.transports[insecure]
+	if !ok {
+		t = p.Guard.transport(insecure)
+		p.transports[insecure] = t
+	}
+	return t
+}
+
+func (p *Provider) semaphore(address string) *semaphore.Weighted {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sems == nil {
+		p.sems = map[string]*semaphore.Weighted{}
+	}
+	s, ok := p.sems[address]
+	if !ok {
+		n := p.MaxInFlight
+		if n <= 0 {
+			n = 8
+		}
+		s = semaphore.NewWeighted(n)
+		p.sems[address] = s
+	}
+	return s
+}
+
+// authorization returns the Authorization header the metric's Secret gives.
+func (p *Provider) authorization(ctx context.Context, namespace string, a *v1alpha1.PrometheusAuthentication) (string, error) {
+	if a == nil {
+		return "", nil
+	}
+	if p.Credentials == nil {
+		return "", errors.New("authentication needs Secret access, which this controller was not given")
+	}
+	switch {
+	case a.BearerToken != nil:
+		data, err := p.Credentials(ctx, namespace, a.BearerToken.Name)
+		if err != nil {
+			return "", fmt.Errorf("bearer token secret %s/%s: %w", namespace, a.BearerToken.Name, err)
+		}
+		tok, ok := data[a.BearerToken.Key]
+		if !ok {
+			return "", fmt.Errorf("bearer token secret %s/%s has no key %q", namespace, a.BearerToken.Name, a.BearerToken.Key)
+		}
+		return "Bearer " + string(tok), nil
+	case a.BasicAuth != nil:
+		data, err := p.Credentials(ctx, namespace, a.BasicAuth.SecretName)
+		if err != nil {
+			return "", fmt.Errorf("basic auth secret %s/%s: %w", namespace, a.BasicAuth.SecretName, err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, "/", nil)
+		req.SetBasicAuth(string(data["username"]), string(data["password"]))
+		return req.Header.Get("Authorization"), nil
+	}
+	return "", nil
+}
+
+type headerTransport struct {
+	next    http.RoundTripper
+	headers http.Header
+}
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, vs := range t.headers {
+		r.Header[k] = vs
+	}
+	return t.next.RoundTrip(r)
+}
