@@ -31,8 +31,12 @@ type Observed struct {
 	// Paused: a person paused the rollout.
 	Paused bool
 	// Analysis is the verdict of the current analysis step's run; empty while
-	// there is none.
-	Analysis argo.AnalysisPhase
+	// there is none. AnalysisMessage explains it.
+	Analysis        argo.AnalysisPhase
+	AnalysisMessage string
+	// Background is the verdict of the background analysis, once it runs.
+	Background        argo.AnalysisPhase
+	BackgroundMessage string
 }
 
 // Plan is everything the reconciler must do; Decide never does it itself.
@@ -208,6 +212,8 @@ func progress(s Spec, p Progress, o Observed) Plan {
 		hold.Outcome, hold.Message = WaitingForCanary, "rolling out revision "+p.CanaryRevision+"; waiting for the canary to be Ready"
 		hold.RequeueAfter = s.ProgressDeadline - o.Now.Sub(p.StepStart)
 		return hold
+	case o.Background == argo.AnalysisPhaseFailed || o.Background == argo.AnalysisPhaseError:
+		return abort(p, o, AnalysisFailed, "background analysis "+string(o.Background)+": "+o.BackgroundMessage)
 	case o.Paused:
 		hold.Outcome, hold.Message = PausedByUser, fmt.Sprintf("paused at step %d; resume to continue", step)
 		return hold
@@ -240,7 +246,7 @@ func progress(s Spec, p Progress, o Observed) Plan {
 		switch o.Analysis {
 		case argo.AnalysisPhaseSuccessful:
 		case argo.AnalysisPhaseFailed, argo.AnalysisPhaseError:
-			return abort(p, o, AnalysisFailed, fmt.Sprintf("step %d: analysis %s", step, o.Analysis))
+			return abort(p, o, AnalysisFailed, fmt.Sprintf("step %d: analysis %s: %s", step, o.Analysis, o.AnalysisMessage))
 		case argo.AnalysisPhaseInconclusive:
 			hold.Outcome, hold.Message = WaitingForPromotion, fmt.Sprintf("step %d: analysis inconclusive; promote to continue or abort", step)
 			return hold

@@ -136,6 +136,20 @@ func TestDecide(t *testing.T) {
 		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseSuccessful; return o }(),
 		want: Plan{Outcome: Advanced, Message: "step 3 done", Next: at(4, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
 	}, {
+		name: "background analysis failed: aborts at any step",
+		p:    at(1, t0),
+		o: func() Observed {
+			o := ready(t0.Add(time.Second))
+			o.Background, o.BackgroundMessage = argo.AnalysisPhaseError, "metric latency Error: connection refused"
+			return o
+		}(),
+		want: Plan{Outcome: AnalysisFailed, Message: "background analysis Error: metric latency Error: connection refused; traffic back on stable",
+			Next: func() Progress {
+				p := at(1, t0)
+				p.Abort = &Abort{AnalysisFailed, "background analysis Error: metric latency Error: connection refused; traffic back on stable"}
+				return p
+			}(), Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
 		name: "analysis inconclusive: waits for a person",
 		p:    at(3, t0),
 		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseInconclusive; return o }(),
@@ -144,11 +158,15 @@ func TestDecide(t *testing.T) {
 	}, {
 		name: "analysis failed: aborts",
 		p:    at(3, t0),
-		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseFailed; return o }(),
-		want: Plan{Outcome: AnalysisFailed, Message: "step 3: analysis Failed; traffic back on stable",
+		o: func() Observed {
+			o := ready(later)
+			o.Analysis, o.AnalysisMessage = argo.AnalysisPhaseFailed, "metric success-rate Failed (last value [0.91])"
+			return o
+		}(),
+		want: Plan{Outcome: AnalysisFailed, Message: "step 3: analysis Failed: metric success-rate Failed (last value [0.91]); traffic back on stable",
 			Next: func() Progress {
 				p := at(3, t0)
-				p.Abort = &Abort{AnalysisFailed, "step 3: analysis Failed; traffic back on stable"}
+				p.Abort = &Abort{AnalysisFailed, "step 3: analysis Failed: metric success-rate Failed (last value [0.91]); traffic back on stable"}
 				return p
 			}(),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	networkingv1 "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,6 +32,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -126,14 +130,15 @@ func quantile(before, after latency, q float64) (time.Duration, uint64) {
 }
 
 type harness struct {
-	c      *cluster.Cluster
-	w      *writes
-	r      *reconciler.Reconciler
-	ns     string
+	c  *cluster.Cluster
+	w  *writes
+	r  *reconciler.Reconciler
+	ns string
 }
 
 func start(b *testing.B, nodes int) *harness {
 	b.Helper()
+	log.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	c := cluster.StartCluster(b, cluster.ClusterOptions{Nodes: nodes, PodsPerNode: 1000})
 	h := &harness{c: c, w: &writes{n: map[string]int{}}, ns: "scale"}
 	if err := c.Client.Create(b.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {

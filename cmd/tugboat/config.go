@@ -27,6 +27,8 @@ type Options struct {
 	LogLevel                string
 	LogFormat               string
 	SyncPeriod              time.Duration
+	PrometheusAddress       string
+	PrometheusAllowLoopback bool
 }
 
 // bindFlags declares the flags with their defaults.
@@ -43,6 +45,8 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.String("log-format", "json", "json or text")
 	fs.Duration("sync-period", 10*time.Hour, "how often every object is reconciled even if nothing changed")
+	fs.String("prometheus-address", "", "Prometheus for metrics whose template names no address, such as http://prometheus.monitoring:9090")
+	fs.Bool("prometheus-allow-loopback", false, "let templates reach Prometheus on the controller's own host (the sandbox); never in a cluster")
 }
 
 // loadOptions resolves the options from flags, environment and file.
@@ -76,6 +80,8 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		LogLevel:                v.GetString("log-level"),
 		LogFormat:               v.GetString("log-format"),
 		SyncPeriod:              v.GetDuration("sync-period"),
+		PrometheusAddress:       v.GetString("prometheus-address"),
+		PrometheusAllowLoopback: v.GetBool("prometheus-allow-loopback"),
 	}
 	return o, o.validate()
 }

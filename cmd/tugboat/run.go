@@ -8,15 +8,19 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/tugboatdev/tugboat/analysis/prometheus"
+	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/scheme"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	"github.com/tugboatdev/tugboat/traffic/istio"
@@ -67,6 +71,28 @@ func run(ctx context.Context, o Options) error {
 	}
 	if err := r.SetupWithManager(ctx, mgr, o.Workers); err != nil {
 		return fmt.Errorf("set up rollout controller: %w", err)
+	}
+	// Secrets are read one at a time, uncached: a cache would watch every
+	// Secret in the cluster. RBAC grants get per namespace (config/rbac).
+	secrets := func(ctx context.Context, ns, name string) (map[string][]byte, error) {
+		var s corev1.Secret
+		if err := mgr.GetAPIReader().Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
+			return nil, err
+		}
+		return s.Data, nil
+	}
+	ar := &analysisreconciler.Reconciler{
+		Client: mgr.GetClient(),
+		Measurer: &prometheus.Provider{
+			DefaultAddress: o.PrometheusAddress,
+			Guard:          prometheus.Guard{AllowLoopback: o.PrometheusAllowLoopback},
+			Credentials:    secrets,
+		},
+		Secrets: secrets,
+		Now:     time.Now,
+	}
+	if err := ar.SetupWithManager(mgr, o.Workers); err != nil {
+		return fmt.Errorf("set up analysis controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

@@ -2,9 +2,12 @@ package reconciler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,9 +31,15 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	promadapter "github.com/tugboatdev/tugboat/analysis/prometheus"
+	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
+	"github.com/tugboatdev/tugboat/sandbox/promserver"
 	"github.com/tugboatdev/tugboat/sandbox/toolchain"
 	"github.com/tugboatdev/tugboat/traffic/istio"
 )
@@ -41,6 +50,9 @@ import (
 var (
 	kube           *cluster.Cluster
 	controllerUser *rest.Config
+	prom           *promserver.Server
+	// successRate is what the exporter Prometheus scrapes reports per workload.
+	successRate = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tugboat_test_success_rate", Help: "Test success rate."}, []string{"workload"})
 )
 
 func TestMain(m *testing.M) {
@@ -56,8 +68,18 @@ func TestMain(m *testing.M) {
 		_ = c.Stop()
 		os.Exit(1)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(successRate)
+	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	prom, err = promserver.New(context.Background(), promserver.Options{Targets: []string{strings.TrimPrefix(exporter.URL, "http://")}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = c.Stop()
+		os.Exit(1)
+	}
 	code := m.Run()
-	if err := c.Stop(); err != nil {
+	exporter.Close()
+	if err := errors.Join(prom.Stop(), c.Stop()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
@@ -132,6 +154,15 @@ func (f *fixture) startController() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.SetupWithManager(ctx, mgr, 4); err != nil {
+		cancel()
+		f.t.Fatal(err)
+	}
+	ar := &analysisreconciler.Reconciler{
+		Client:   mgr.GetClient(),
+		Measurer: &promadapter.Provider{DefaultAddress: prom.URL, Guard: promadapter.Guard{AllowLoopback: true}},
+		Now:      time.Now,
+	}
+	if err := ar.SetupWithManager(mgr, 4); err != nil {
 		cancel()
 		f.t.Fatal(err)
 	}

@@ -70,6 +70,9 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		Requests:        ro.PendingRequests(),
 		Paused:          ro.PausedByUser(),
 	}
+	if msg, err := r.observeAnalysis(ctx, ro, p, &o); err != nil || msg != "" {
+		return nil, stopWithMsg(p, msg), err
+	}
 	return &world{target: &target, primary: primary, mesh: meshOf(ro, stableLabels, canaryLabels), observed: o}, nil, nil
 }
 

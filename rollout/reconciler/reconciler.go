@@ -59,6 +59,8 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=tugboat.dev,resources=analysistemplates;clusteranalysistemplates,verbs=get;list;watch
 
 // Reconcile moves one Rollout on as far as it can go now.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -136,9 +138,11 @@ func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 	return reconcile.Result{RequeueAfter: plan.RequeueAfter}, nil
 }
 
-// stopWith is a plan that records a problem without moving progress.
+// stopWith is a plan that records a problem without moving progress. It
+// looks again now and then, for problems such as a missing template that no
+// watched object announces the end of.
 func stopWith(p rollout.Progress, outcome rollout.Outcome, msg string) *rollout.Plan {
-	return &rollout.Plan{Outcome: outcome, Message: msg, Next: p}
+	return &rollout.Plan{Outcome: outcome, Message: msg, Next: p, RequeueAfter: 30 * time.Second}
 }
 
 // act carries out the plan: primary, traffic, then the canary's size, so that
@@ -163,6 +167,13 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 	}
 	if n := plan.CanaryReplicas; n != nil && (w.target.Spec.Replicas == nil || *w.target.Spec.Replicas != *n) {
 		if err := r.scale(ctx, w.target, *n); err != nil {
+			return err
+		}
+	}
+	if plan.Event() != "" {
+		// The attempt changed (aborted, promoted, restarted): runs of the old
+		// one stop measuring.
+		if err := r.terminateRuns(ctx, ro, plan.Next); err != nil {
 			return err
 		}
 	}

@@ -52,6 +52,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, wor
 		For(&v1alpha1.Rollout{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&v1alpha1.AnalysisRun{}).
 		Watches(&appsv1.Deployment{}, r.rolloutsNaming(indexTarget)).
 		Watches(&istiov1.VirtualService{}, r.rolloutsNaming(indexVirtualService)).
 		Watches(&istiov1.DestinationRule{}, r.rolloutsNaming(indexDestinationRule)).

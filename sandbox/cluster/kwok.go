@@ -149,11 +149,19 @@ func (c *Cluster) startControllers() error {
 			"--leader-elect=false",
 			"--secure-port=0",
 			"--use-service-account-credentials=false",
+			// The default 20 QPS makes the cluster, not the code under test,
+			// the bottleneck when hundreds of Deployments roll at once.
+			"--kube-api-qps=300",
+			"--kube-api-burst=600",
+			"--concurrent-deployment-syncs=20",
+			"--concurrent-replicaset-syncs=20",
 		}},
 		{"kube-scheduler", sched, []string{
 			"--kubeconfig=" + c.KubeConfigPath,
 			"--leader-elect=false",
 			"--secure-port=0",
+			"--kube-api-qps=300",
+			"--kube-api-burst=600",
 		}},
 		{"kwok", kwok, kwokArgs},
 	} {

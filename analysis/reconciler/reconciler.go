@@ -1,0 +1,309 @@
+// Package reconciler is the AnalysisRun controller: it takes each metric's
+// measurements on schedule, keeps them (bounded) in the run's status with
+// Argo's counters, and reaches the run's verdict. One status patch per
+// reconcile; waiting is RequeueAfter.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tugboatdev/tugboat/analysis"
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// Consumer-side interfaces: only the methods this package calls.
+type (
+	measurer interface {
+		Measure(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample
+	}
+	// secrets reads one Secret's data; nil means no Secret access.
+	secrets func(ctx context.Context, namespace, name string) (map[string][]byte, error)
+)
+
+// Reconciler drives AnalysisRuns.
+type Reconciler struct {
+	Client   client.Client
+	Measurer measurer
+	Secrets  secrets
+	Now      func() time.Time
+}
+
+// +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=tugboat.dev,resources=analysistemplates;clusteranalysistemplates,verbs=get;list;watch
+
+// defaultRetention is how many measurements of a metric status keeps.
+const defaultRetention = 10
+
+// Reconcile takes the measurements that are due and records the verdict.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var run v1alpha1.AnalysisRun
+	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if run.Status.Phase.Completed() {
+		return reconcile.Result{}, nil
+	}
+	base := run.DeepCopy()
+	now := r.Now()
+	wake := r.step(ctx, &run, now)
+	run.Status.ObservedGeneration = run.Generation
+	if equality.Semantic.DeepEqual(base.Status, run.Status) {
+		return requeue(wake, now), nil
+	}
+	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	if err := r.Client.Status().Patch(ctx, &run, patch); err != nil {
+		if apierrors.IsConflict(err) {
+			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("patch status of analysisrun %s: %w", req.NamespacedName, err)
+	}
+	return requeue(wake, now), nil
+}
+
+func requeue(wake, now time.Time) reconcile.Result {
+	if wake.IsZero() {
+		return reconcile.Result{}
+	}
+	return reconcile.Result{RequeueAfter: max(wake.Sub(now), 100*time.Millisecond)}
+}
+
+// step measures every metric that is due and sets the run's phase; it
+// returns when the next measurement is due (zero when none is).
+func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now time.Time) time.Time {
+	s := &run.Status
+	if s.StartedAt == nil {
+		s.StartedAt = &metav1.Time{Time: now}
+		s.Phase = argo.AnalysisPhaseRunning
+	}
+	args, argErr := r.args(ctx, run)
+	dry := dryRun(run.Spec)
+	phases := map[string]argo.AnalysisPhase{}
+	var wake time.Time
+	for i := range run.Spec.Metrics {
+		m := &run.Spec.Metrics[i]
+		res := result(s, m.Name, dry[m.Name])
+		if !res.Phase.Completed() && !run.Spec.Terminate {
+			if next := r.measureIfDue(ctx, run, m, res, args, argErr, now); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
+				wake = next
+			}
+		}
+		phases[m.Name] = res.Phase
+	}
+	phase := analysis.RunPhase(phases, dry)
+	if run.Spec.Terminate && !phase.Completed() {
+		// Stopped early: what was measured so far decides, as in Argo.
+		phase = argo.AnalysisPhaseSuccessful
+		for name, p := range phases {
+			if !dry[name] && p.Completed() && p != argo.AnalysisPhaseSuccessful {
+				phase = analysis.RunPhase(map[string]argo.AnalysisPhase{name: p}, nil)
+			}
+		}
+		s.Message = "terminated"
+	}
+	s.Phase = phase
+	s.RunSummary, s.DryRunSummary = summaries(s.MetricResults)
+	if phase.Completed() {
+		s.CompletedAt = &metav1.Time{Time: now}
+		if s.Message == "" {
+			s.Message = verdictMessage(s.MetricResults, phase)
+		}
+		return time.Time{}
+	}
+	return wake
+}
+
+// measureIfDue takes a metric's measurement when it is due and returns when
+// the next one is.
+func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun, m *v1alpha1.Metric, res *argo.MetricResult, args map[string]string, argErr error, now time.Time) time.Time {
+	due, err := nextDue(m, res, run.Status.StartedAt.Time)
+	if err != nil {
+		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
+		return time.Time{}
+	}
+	if now.Before(due) {
+		return due
+	}
+	limits, err := analysis.LimitsOf(*m, args)
+	if err == nil {
+		err = argErr
+	}
+	var query string
+	if err == nil {
+		query, err = analysis.Render(m.Provider.Prometheus.Query, args)
+	}
+	if err != nil {
+		// An argument that would change the query, or a limit that does not
+		// resolve, is the template's fault: no query is sent, the metric errs.
+		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
+		return time.Time{}
+	}
+	sample := r.Measurer.Measure(ctx, run.Namespace, m.Provider.Prometheus, query, now)
+	phase, value, msg := analysis.Judge(*m, sample, args)
+	meas := argo.Measurement{
+		Phase:      phase,
+		Value:      value,
+		Message:    msg,
+		StartedAt:  &metav1.Time{Time: now},
+		FinishedAt: &metav1.Time{Time: r.Now()},
+	}
+	res.Measurements = append(res.Measurements, meas)
+	if keep := retention(run.Spec, m.Name); len(res.Measurements) > keep {
+		res.Measurements = res.Measurements[len(res.Measurements)-keep:]
+	}
+	analysis.Record(res, phase)
+	res.Phase = analysis.Assess(*res, limits)
+	res.Message = msg
+	if res.Metadata == nil {
+		res.Metadata = map[string]string{}
+	}
+	res.Metadata["ResolvedPrometheusQuery"] = query
+	if res.Phase.Completed() {
+		return time.Time{}
+	}
+	next, _ := nextDue(m, res, run.Status.StartedAt.Time)
+	return next
+}
+
+// nextDue is when a metric's next measurement is due: its initial delay after
+// the run started, then an interval after the last one.
+func nextDue(m *v1alpha1.Metric, res *argo.MetricResult, started time.Time) (time.Time, error) {
+	if len(res.Measurements) == 0 {
+		delay, err := parseDuration(m.InitialDelay)
+		return started.Add(delay), err
+	}
+	interval, err := parseDuration(m.Interval)
+	last := res.Measurements[len(res.Measurements)-1]
+	return last.StartedAt.Add(interval), err
+}
+
+func parseDuration(d argo.DurationString) (time.Duration, error) {
+	if d == "" {
+		return 0, nil
+	}
+	return d.Duration()
+}
+
+// args resolves the run's arguments: values, and Secret references read now
+// (never stored in the run).
+func (r *Reconciler) args(ctx context.Context, run *v1alpha1.AnalysisRun) (map[string]string, error) {
+	out := map[string]string{}
+	var errs []error
+	for _, a := range run.Spec.Args {
+		switch {
+		case a.Value != nil:
+			out[a.Name] = *a.Value
+		case a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil:
+			ref := a.ValueFrom.SecretKeyRef
+			if r.Secrets == nil {
+				errs = append(errs, fmt.Errorf("argument %q reads Secret %s, but this controller has no Secret access", a.Name, ref.Name))
+				continue
+			}
+			data, err := r.Secrets(ctx, run.Namespace, ref.Name)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("argument %q: secret %s/%s: %w", a.Name, run.Namespace, ref.Name, err))
+				continue
+			}
+			v, ok := data[ref.Key]
+			if !ok {
+				errs = append(errs, fmt.Errorf("argument %q: secret %s/%s has no key %q", a.Name, run.Namespace, ref.Name, ref.Key))
+				continue
+			}
+			out[a.Name] = string(v)
+		default:
+			errs = append(errs, fmt.Errorf("argument %q has no value", a.Name))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// result returns the metric's result in status, adding it when missing.
+func result(s *v1alpha1.AnalysisRunStatus, name string, dry bool) *argo.MetricResult {
+	for i := range s.MetricResults {
+		if s.MetricResults[i].Name == name {
+			return &s.MetricResults[i]
+		}
+	}
+	s.MetricResults = append(s.MetricResults, argo.MetricResult{Name: name, Phase: argo.AnalysisPhasePending, DryRun: dry})
+	return &s.MetricResults[len(s.MetricResults)-1]
+}
+
+func dryRun(spec v1alpha1.AnalysisRunSpec) map[string]bool {
+	out := map[string]bool{}
+	for _, d := range spec.DryRun {
+		for _, m := range spec.Metrics {
+			if d.MetricName == "*" || d.MetricName == m.Name {
+				out[m.Name] = true
+			}
+		}
+	}
+	return out
+}
+
+func retention(spec v1alpha1.AnalysisRunSpec, metric string) int {
+	for _, r := range spec.MeasurementRetention {
+		if (r.MetricName == metric || r.MetricName == "*") && r.Limit > 0 {
+			return int(r.Limit)
+		}
+	}
+	return defaultRetention
+}
+
+func summaries(results []argo.MetricResult) (argo.RunSummary, *argo.RunSummary) {
+	var run, dry argo.RunSummary
+	for _, r := range results {
+		sum := &run
+		if r.DryRun {
+			sum = &dry
+		}
+		sum.Count++
+		switch r.Phase {
+		case argo.AnalysisPhaseSuccessful:
+			sum.Successful++
+		case argo.AnalysisPhaseFailed:
+			sum.Failed++
+		case argo.AnalysisPhaseInconclusive:
+			sum.Inconclusive++
+		case argo.AnalysisPhaseError:
+			sum.Error++
+		}
+	}
+	if dry.Count == 0 {
+		return run, nil
+	}
+	return run, &dry
+}
+
+// verdictMessage explains a finished run by its deciding metric.
+func verdictMessage(results []argo.MetricResult, phase argo.AnalysisPhase) string {
+	for _, r := range results {
+		if !r.DryRun && r.Phase == phase && phase != argo.AnalysisPhaseSuccessful {
+			last := ""
+			if n := len(r.Measurements); n > 0 {
+				last = " (last value " + r.Measurements[n-1].Value + ")"
+			}
+			return fmt.Sprintf("metric %s %s%s: %s", r.Name, phase, last, r.Message)
+		}
+	}
+	return "all metrics " + string(phase)
+}
+
+// SetupWithManager registers the controller.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.AnalysisRun{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}

@@ -1,0 +1,56 @@
+package analysis
+
+import (
+	"errors"
+	"fmt"
+
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// RunSpec merges templates into the spec of one AnalysisRun: their metrics
+// side by side (names must not clash), their arguments with the values the
+// caller gives overriding the templates' defaults. Every argument must end
+// with a value or a Secret reference.
+func RunSpec(templates []v1alpha1.AnalysisTemplateSpec, given []argo.Argument) (v1alpha1.AnalysisRunSpec, error) {
+	var spec v1alpha1.AnalysisRunSpec
+	var errs []error
+	seen := map[string]bool{}
+	args := map[string]argo.Argument{}
+	var order []string
+	for _, t := range templates {
+		for _, m := range t.Metrics {
+			if seen[m.Name] {
+				errs = append(errs, fmt.Errorf("metric %q is defined by more than one template", m.Name))
+				continue
+			}
+			seen[m.Name] = true
+			spec.Metrics = append(spec.Metrics, *m.DeepCopy())
+		}
+		for _, a := range t.Args {
+			if _, ok := args[a.Name]; !ok {
+				order = append(order, a.Name)
+				args[a.Name] = *a.DeepCopy()
+			} else if a.Value != nil || a.ValueFrom != nil {
+				args[a.Name] = *a.DeepCopy()
+			}
+		}
+		spec.DryRun = append(spec.DryRun, t.DryRun...)
+		spec.MeasurementRetention = append(spec.MeasurementRetention, t.MeasurementRetention...)
+	}
+	for _, a := range given {
+		if _, ok := args[a.Name]; !ok {
+			order = append(order, a.Name)
+		}
+		args[a.Name] = *a.DeepCopy()
+	}
+	for _, name := range order {
+		a := args[name]
+		if a.Value == nil && (a.ValueFrom == nil || a.ValueFrom.SecretKeyRef == nil) {
+			errs = append(errs, fmt.Errorf("argument %q has no value", name))
+		}
+		spec.Args = append(spec.Args, a)
+	}
+	return spec, errors.Join(errs...)
+}
