@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 
@@ -17,6 +18,10 @@ import (
 	"github.com/tugboatdev/tugboat/rollout"
 	"github.com/tugboatdev/tugboat/traffic"
 )
+
+// errCacheBehind means an object this controller created is not in the cache
+// yet; the reconcile is tried again shortly, without an error.
+var errCacheBehind = errors.New("cache behind our own write")
 
 // world is what one reconcile sees, and the objects it may act on.
 type world struct {
@@ -119,6 +124,9 @@ func (r *Reconciler) ensurePrimary(ctx context.Context, ro *v1alpha1.Rollout, ta
 		return nil, "", err
 	}
 	if err := r.Client.Create(ctx, p); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, "", errCacheBehind // created by an earlier reconcile; not in the cache yet
+		}
 		return nil, "", fmt.Errorf("create primary deployment %s: %w", key, err)
 	}
 	return p, "", nil
@@ -135,7 +143,8 @@ func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, na
 		if err := controllerutil.SetControllerReference(ro, want, r.Client.Scheme()); err != nil {
 			return "", err
 		}
-		if err := r.Client.Create(ctx, want); err != nil {
+		// AlreadyExists: created by an earlier reconcile, not in the cache yet.
+		if err := r.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
 			return "", fmt.Errorf("create service %s: %w", key, err)
 		}
 		return "", nil

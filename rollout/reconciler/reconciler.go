@@ -81,6 +81,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	p := rollout.ProgressFrom(ro.Status)
 	w, stop, err := r.observe(ctx, &ro, p)
+	if errors.Is(err, errCacheBehind) {
+		return reconcile.Result{RequeueAfter: 200 * time.Millisecond}, nil
+	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
