@@ -1,6 +1,7 @@
 package reconciler_test
 
 import (
+	"context"
 	"encoding/json"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -373,4 +375,33 @@ func sameJSON(t *testing.T, a, b any) bool {
 		t.Fatal(err)
 	}
 	return string(ja) == string(jb)
+}
+
+// TestGitOpsResetIsCorrected: a GitOps tool re-applying the VirtualService
+// from git mid-canary resets its weights; the controller puts them back at
+// once, without losing the step.
+func TestGitOpsResetIsCorrected(t *testing.T) {
+	f := given(t)
+	f.app("gr", 1, userRoute(), managedRoute("gr"))
+	f.rollout(newRollout("gr", weight(30), pause("")))
+	f.eventually("gr", "initialized", time.Minute, hasReason("Healthy"))
+	f.release("gr", "v2")
+	before := f.eventually("gr", "at the manual pause", time.Minute, atStep(1, "WaitingForPromotion"))
+	f.wantWeights("gr", 70, 30)
+
+	f.update(&istiov1.VirtualService{}, "gr", func(o client.Object) {
+		vs := o.(*istiov1.VirtualService)
+		vs.Spec.Http = []*networkingv1.HTTPRoute{userRoute(), managedRoute("gr")} // as in git: 100/0
+	})
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		s, c, _ := f.weights("gr")
+		return s == 70 && c == 30, nil
+	})
+	if err != nil {
+		t.Fatalf("weights not restored: %v", err)
+	}
+	after := f.eventually("gr", "still at the pause", time.Second, atStep(1, "WaitingForPromotion"))
+	if !after.Status.StepStartedAt.Equal(before.Status.StepStartedAt) {
+		t.Errorf("the step restarted: %v -> %v", before.Status.StepStartedAt, after.Status.StepStartedAt)
+	}
 }
