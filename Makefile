@@ -58,8 +58,16 @@ test: tools vet ## Run every test tier against real servers.
 	$(GO) test -count=1 ./...
 
 .PHONY: demo
-demo: tools ## Bring up the sandbox and show a canary promoted and another rolled back.
-	@echo "make demo: the sandbox arrives with the canary engine; see README.md"; exit 1
+demo: tools ## Bring up the sandbox and show a canary promoted and another rolled back (KEEP=1 leaves it running).
+	$(GO) run ./cmd/tugboat-sandbox demo $(if $(KEEP),--keep)
+
+.PHONY: sandbox
+sandbox: tools ## Bring up the sandbox with the podinfo example and keep it running.
+	$(GO) run ./cmd/tugboat-sandbox up
+
+.PHONY: sandbox-down
+sandbox-down: ## Stop a sandbox left running.
+	$(GO) run ./cmd/tugboat-sandbox down
 
 .PHONY: clean-tools
 clean-tools: ## Remove the built test servers.

@@ -75,6 +75,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.ScrapeInterval == 0 {
 		o.ScrapeInterval = time.Second
 	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
 	data := filepath.Join(o.Dir, "data")
 	if o.OpenMetrics != "" {
 		if err := backfill(ctx, o.OpenMetrics, o.Dir, data); err != nil {

@@ -1,0 +1,78 @@
+package dataplane
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	networkingv1 "istio.io/api/networking/v1"
+)
+
+func vs() *networkingv1.VirtualService {
+	return &networkingv1.VirtualService{
+		Hosts: []string{"podinfo"},
+		Http: []*networkingv1.HTTPRoute{{
+			Name: "beta",
+			Match: []*networkingv1.HTTPMatchRequest{{Headers: map[string]*networkingv1.StringMatch{
+				"x-beta": {MatchType: &networkingv1.StringMatch_Exact{Exact: "true"}}}}},
+			Route: []*networkingv1.HTTPRouteDestination{{Destination: &networkingv1.Destination{Host: "podinfo-canary"}, Weight: 100}},
+		}, {
+			Name: "primary",
+			Route: []*networkingv1.HTTPRouteDestination{
+				{Destination: &networkingv1.Destination{Host: "podinfo-stable"}, Weight: 90},
+				{Destination: &networkingv1.Destination{Host: "podinfo-canary"}, Weight: 10},
+			},
+			Mirror:           &networkingv1.Destination{Host: "podinfo-preview"},
+			MirrorPercentage: &networkingv1.Percent{Value: 25},
+		}},
+	}
+}
+
+// TestSplit: a 90/10 split yields 90/10 within 1 percentage point over
+// 20000 requests (the binomial standard deviation is 0.2 points).
+func TestSplit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	counts := map[string]int{}
+	mirrored := 0
+	const n = 20000
+	for range n {
+		d := Route([]*networkingv1.VirtualService{vs()}, Request{Host: "podinfo", Path: "/"}, rng)
+		counts[d.To.Host]++
+		if d.Mirror != nil {
+			mirrored++
+		}
+	}
+	if share := float64(counts["podinfo-canary"]) / n * 100; math.Abs(share-10) > 1 {
+		t.Errorf("canary share %.2f%%, want 10±1", share)
+	}
+	if share := float64(mirrored) / n * 100; math.Abs(share-25) > 1.5 {
+		t.Errorf("mirrored %.2f%%, want 25±1.5", share)
+	}
+}
+
+func TestHeaderMatchesRouteAsIstio(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tt := range []struct {
+		name    string
+		headers map[string]string
+		route   string
+	}{
+		{"exact match takes the header route", map[string]string{"x-beta": "true"}, "beta"},
+		{"another value falls through", map[string]string{"x-beta": "false"}, "primary"},
+		{"no header falls through", nil, "primary"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Route([]*networkingv1.VirtualService{vs()}, Request{Host: "podinfo", Headers: tt.headers}, rng)
+			if d.Route != tt.route {
+				t.Errorf("routed by %q, want %q", d.Route, tt.route)
+			}
+		})
+	}
+	prefix := &networkingv1.HTTPMatchRequest{Headers: map[string]*networkingv1.StringMatch{"x-user": {MatchType: &networkingv1.StringMatch_Regex{Regex: "team-[a-c]"}}}}
+	if !matchOne(prefix, Request{Headers: map[string]string{"x-user": "team-b"}}) || matchOne(prefix, Request{Headers: map[string]string{"x-user": "team-b2"}}) {
+		t.Error("regex matches must cover the whole value")
+	}
+	if d := Route([]*networkingv1.VirtualService{vs()}, Request{Host: "other"}, rng); d.Found {
+		t.Error("a request for another host was routed")
+	}
+}
