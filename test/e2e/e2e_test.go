@@ -1,0 +1,107 @@
+// Package e2e runs Tugboat's scenarios against the sandbox: a real control
+// plane with kwok's nodes, the data-plane emulator, Prometheus and the
+// controller binary, with the examples applied as a user would.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/sandbox"
+	"github.com/tugboatdev/tugboat/sandbox/demo"
+)
+
+var box *sandbox.Sandbox
+
+func TestMain(m *testing.M) {
+	s, err := sandbox.Up(context.Background(), sandbox.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		os.Exit(1)
+	}
+	box = s
+	code := m.Run()
+	if err := s.Down(); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox down:", err)
+	}
+	os.Exit(code)
+}
+
+// scenario is one e2e story, told Given / When / Then.
+type scenario struct {
+	t      *testing.T
+	key    types.NamespacedName
+	result demo.Result
+	log    strings.Builder
+}
+
+func given(t *testing.T) *scenario { return &scenario{t: t} }
+
+// theExample applies an example to the sandbox and waits until its Rollout
+// is at rest.
+func (s *scenario) theExample(name, rollout string) *scenario {
+	s.t.Helper()
+	s.key = types.NamespacedName{Namespace: box.Namespace, Name: rollout}
+	if err := demo.Apply(s.t.Context(), box.Client(), name, box.Namespace); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := demo.WaitHealthy(s.t.Context(), box.Client(), s.key, 3*time.Minute); err != nil {
+		s.t.Fatalf("%s never became healthy: %v\n%s", rollout, err, box.ControllerLog(30))
+	}
+	return s
+}
+
+// when ships a release and follows it to its end.
+func (s *scenario) when(r demo.Release) *scenario {
+	s.t.Helper()
+	res, err := demo.Ship(s.t.Context(), box.Client(), s.key, r, 4*time.Minute, &s.log)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.result = res
+	return s
+}
+
+// then checks how the release ended and what the Rollout says about it.
+func (s *scenario) then(want demo.Outcome, check func(*v1alpha1.Rollout) error) {
+	s.t.Helper()
+	if s.result.Got != want {
+		s.t.Fatalf("release %s %s, want %s\n%s\ncontroller log:\n%s", s.result.Release.Name, s.result.Got, want, s.log.String(), box.ControllerLog(30))
+	}
+	var ro v1alpha1.Rollout
+	if err := box.Client().Get(s.t.Context(), s.key, &ro); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := check(&ro); err != nil {
+		s.t.Errorf("%v\n%s", err, s.log.String())
+	}
+}
+
+// TestCanaryPromotedThenRolledBack is the demo: a release within the SLO is
+// promoted, one outside it is rolled back with the reason in status.
+func TestCanaryPromotedThenRolledBack(t *testing.T) {
+	s := given(t).theExample("podinfo", "podinfo")
+
+	s.when(demo.Releases[0]).then(demo.Promoted, func(ro *v1alpha1.Rollout) error {
+		if ro.Status.Phase != v1alpha1.PhaseHealthy || ro.Status.CanaryWeight != 0 {
+			return fmt.Errorf("after promotion: %+v", ro.Status)
+		}
+		return nil
+	})
+
+	s.when(demo.Releases[1]).then(demo.Aborted, func(ro *v1alpha1.Rollout) error {
+		msg := ro.Status.Message
+		if ro.Status.Phase != v1alpha1.PhaseDegraded || ro.Status.CanaryWeight != 0 ||
+			!strings.Contains(msg, "metric success-rate Failed") || !strings.Contains(msg, "did not meet result[0] >= 0.99") {
+			return fmt.Errorf("after the bad release: phase %s, weight %d, message %q", ro.Status.Phase, ro.Status.CanaryWeight, msg)
+		}
+		return nil
+	})
+}
