@@ -58,6 +58,10 @@ func describe(ctx context.Context, c client.Client, key types.NamespacedName, no
 		fmt.Fprintln(out, "  ▶     promoting")
 	}
 
+	if err := describeAnalysis(ctx, c, &ro, out); err != nil {
+		return err
+	}
+
 	fmt.Fprintln(out, "\nConditions:")
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tSINCE")
@@ -138,4 +142,34 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// describeAnalysis lists the analysis runs of the attempt under way (or the
+// last one): each metric's phase, counters, last value and why.
+func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout, out io.Writer) error {
+	var runs v1alpha1.AnalysisRunList
+	if err := c.List(ctx, &runs, client.InNamespace(ro.Namespace), client.MatchingLabels{"tugboat.dev/rollout": ro.Name}); err != nil {
+		return fmt.Errorf("analysis runs of rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	items := runs.Items
+	if started := ro.Status.StartedAt; started != nil {
+		items = slices.DeleteFunc(items, func(r v1alpha1.AnalysisRun) bool { return r.CreationTimestamp.Before(started) })
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	fmt.Fprintln(out, "\nAnalysis:")
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  RUN\tMETRIC\tPHASE\tOK/FAIL/INC/ERR\tLAST VALUE\tMESSAGE")
+	for _, run := range items {
+		for _, m := range run.Status.MetricResults {
+			last := "-"
+			if n := len(m.Measurements); n > 0 {
+				last = m.Measurements[n-1].Value
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%d/%d/%d/%d\t%s\t%s\n", run.Labels["tugboat.dev/analysis"], m.Name, m.Phase,
+				m.Successful, m.Failed, m.Inconclusive, m.Error, orDash(last), m.Message)
+		}
+	}
+	return w.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -213,8 +214,21 @@ func TestGetAndList(t *testing.T) {
 	if err := p.env.Client.Create(t.Context(), ev); err != nil {
 		t.Fatal(err)
 	}
+	run := &v1alpha1.AnalysisRun{
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: "podinfo-step1-x", Labels: map[string]string{"tugboat.dev/rollout": "podinfo", "tugboat.dev/analysis": "1"}},
+		Spec:       v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{{Name: "success-rate", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Query: "up"}}}}},
+	}
+	if err := p.env.Client.Create(t.Context(), run); err != nil {
+		t.Fatal(err)
+	}
+	run.Status = v1alpha1.AnalysisRunStatus{Phase: "Running", MetricResults: []argo.MetricResult{{Name: "success-rate", Phase: "Running", Successful: 2,
+		Measurements: []argo.Measurement{{Phase: "Successful", Value: "[0.997]"}}, Message: "met result[0] >= 0.99"}}}
+	if err := p.env.Client.Status().Update(t.Context(), run); err != nil {
+		t.Fatal(err)
+	}
 	code, out := p.run("get", "rollout", "podinfo")
-	for _, want := range []string{"Phase:      Paused", "90% stable, 10% canary", "✓  0  setWeight: 10%", "▶  1  pause: until promoted", "WaitingForPromotion", "step 0 done"} {
+	for _, want := range []string{"Phase:      Paused", "90% stable, 10% canary", "✓  0  setWeight: 10%", "▶  1  pause: until promoted", "WaitingForPromotion", "step 0 done",
+		"success-rate", "2/0/0/0", "[0.997]", "met result[0] >= 0.99"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("get rollout: missing %q in:\n%s", want, out)
 		}
