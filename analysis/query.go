@@ -85,6 +85,11 @@ func openQuote(prefix string) byte {
 	for i := 0; i < len(prefix); i++ {
 		c := prefix[i]
 		switch {
+		case q == 0 && c == '#':
+			// A comment runs to the end of the line; quotes in it are text.
+			for i < len(prefix) && prefix[i] != '\n' {
+				i++
+			}
 		case q == 0 && (c == '"' || c == '\'' || c == '`'):
 			q = c
 		case q != 0 && c == '\\' && q != '`':
@@ -116,7 +121,7 @@ func shape(e parser.Expr) string {
 	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
 		switch n := n.(type) {
 		case *parser.VectorSelector:
-			fmt.Fprintf(&b, "selector(%s", n.Name)
+			fmt.Fprintf(&b, "selector(%s offset=%v at=%v", n.Name, n.OriginalOffset != 0, n.Timestamp != nil || n.StartOrEnd != 0)
 			for _, m := range n.LabelMatchers {
 				if m.Name == "__name__" {
 					continue
@@ -135,7 +140,13 @@ func shape(e parser.Expr) string {
 				fmt.Fprintf(&b, "%s by%v without=%v ", a.Op, a.Grouping, a.Without)
 			}
 			if bin, ok := n.(*parser.BinaryExpr); ok {
-				fmt.Fprintf(&b, "%s ", bin.Op)
+				fmt.Fprintf(&b, "%s bool=%v ", bin.Op, bin.ReturnBool)
+				if vm := bin.VectorMatching; vm != nil {
+					fmt.Fprintf(&b, "match(%v on=%v %v include=%v) ", vm.Card, vm.On, vm.MatchingLabels, vm.Include)
+				}
+			}
+			if sq, ok := n.(*parser.SubqueryExpr); ok {
+				fmt.Fprintf(&b, "offset=%v at=%v ", sq.OriginalOffset != 0, sq.Timestamp != nil || sq.StartOrEnd != 0)
 			}
 		}
 		return nil

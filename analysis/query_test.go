@@ -90,6 +90,19 @@ func TestRenderRefusesHostileArguments(t *testing.T) {
 	}
 }
 
+// TestRenderReadsComments: a quote in a comment does not make the rest of
+// the query look like it is inside a string.
+func TestRenderReadsComments(t *testing.T) {
+	query := "# the canary's 5xx share\nsum(rate(x{w=\"{{args.w}}\"}[1m])) > {{args.t}}"
+	if _, err := Render(query, map[string]string{"w": "podinfo", "t": "bool 0"}); !errors.Is(err, ErrUnsafeArgument) {
+		t.Errorf("an unquoted argument after a comment: want ErrUnsafeArgument, got %v", err)
+	}
+	got, err := Render(query, map[string]string{"w": `a"b`, "t": "0.05"})
+	if err != nil || !strings.Contains(got, `w="a\"b"`) {
+		t.Errorf("a quote in a quoted argument after a comment: %q, %v", got, err)
+	}
+}
+
 func TestRenderRefusesAStructureChangeThroughANumber(t *testing.T) {
 	// Outside quotes only single tokens pass; a token that turns a number
 	// into a selector still changes the tree's shape.

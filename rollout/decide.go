@@ -97,6 +97,11 @@ func Decide(s Spec, p Progress, o Observed) Plan {
 	switch {
 	case p.StableRevision == "":
 		return initialize(p, o)
+	case p.InRollout() && p.Abort == nil && int(ptr.Deref(p.Step, 0)) >= len(s.Steps) && o.PrimaryRevision == p.CanaryRevision:
+		// Primary runs the canary's template: the promotion is committed
+		// and finishes, whatever happens to the target or whoever asks for
+		// an abort meanwhile. (Before primary changed, nothing is committed.)
+		return promote(s, p, o, holdAt(s, p, o))
 	case o.TargetRevision == p.StableRevision:
 		return atRest(p, o)
 	case o.TargetRevision != p.CanaryRevision:
@@ -149,6 +154,7 @@ func start(s Spec, p Progress, o Observed) Plan {
 		Step:           ptr.To[int32](0),
 		StepStart:      o.Now,
 		StartedAt:      o.Now,
+		NotReadySince:  o.Now,
 		// Requests made for an earlier revision do not carry over.
 		Requests: acknowledge(p.Requests, o.Requests),
 	}
@@ -167,7 +173,7 @@ func aborted(s Spec, p Progress, o Observed) Plan {
 	if o.Requests.Retry != "" {
 		next := p
 		next.Abort = nil
-		next.Step, next.StepStart, next.StartedAt = ptr.To[int32](0), o.Now, o.Now
+		next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
 		next.Requests = acknowledge(p.Requests, o.Requests)
 		return Plan{
 			Outcome:        WaitingForCanary,
@@ -195,22 +201,26 @@ func aborted(s Spec, p Progress, o Observed) Plan {
 // progress runs the steps of a rollout that is under way.
 func progress(s Spec, p Progress, o Observed) Plan {
 	step := int(ptr.Deref(p.Step, 0))
-	hold := Plan{
-		Next:           p,
-		Traffic:        ptr.To(TrafficAfter(s.Steps, step)),
-		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, step, o.Replicas)),
-	}
+	hold := holdAt(s, p, o)
 	switch {
 	case o.Requests.Abort != "":
 		return abort(p, o, AbortedByUser, "aborted on request")
 	case step >= len(s.Steps):
 		return promote(s, p, o, hold)
 	case !o.CanaryReady:
-		if waited := o.Now.Sub(p.StepStart); waited > s.ProgressDeadline {
+		// The deadline counts from when the canary stopped being Ready (or
+		// was scaled up), not from the step's start: a pod restarting an
+		// hour into a long pause gets the whole deadline to come back.
+		since := p.NotReadySince
+		if since.IsZero() {
+			since = o.Now
+		}
+		if waited := o.Now.Sub(since); waited > s.ProgressDeadline {
 			return abort(p, o, ProgressDeadlineExceeded, fmt.Sprintf("the canary was not Ready within %s", s.ProgressDeadline))
 		}
+		hold.Next.NotReadySince = since
 		hold.Outcome, hold.Message = WaitingForCanary, "rolling out revision "+p.CanaryRevision+"; waiting for the canary to be Ready"
-		hold.RequeueAfter = s.ProgressDeadline - o.Now.Sub(p.StepStart)
+		hold.RequeueAfter = s.ProgressDeadline - o.Now.Sub(since)
 		return hold
 	case o.Background == argo.AnalysisPhaseFailed || o.Background == argo.AnalysisPhaseError:
 		return abort(p, o, AnalysisFailed, "background analysis "+string(o.Background)+": "+o.BackgroundMessage)
@@ -258,6 +268,19 @@ func progress(s Spec, p Progress, o Observed) Plan {
 	return advance(s, p, o, fmt.Sprintf("step %d done", step))
 }
 
+// holdAt is the plan that keeps a rollout where it is: the traffic and scale
+// of the steps done so far.
+func holdAt(s Spec, p Progress, o Observed) Plan {
+	step := int(ptr.Deref(p.Step, 0))
+	next := p
+	next.NotReadySince = time.Time{}
+	return Plan{
+		Next:           next,
+		Traffic:        ptr.To(TrafficAfter(s.Steps, step)),
+		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, step, o.Replicas)),
+	}
+}
+
 // advance completes the current step and every step after it that takes no
 // time (weights, header routes, a scale that leaves the canary's size alone),
 // and records the state of the step it lands on: one VirtualService write and
@@ -281,9 +304,11 @@ func advance(s Spec, p Progress, o Observed, msg string) Plan {
 	if *plan.CanaryReplicas != ready {
 		return plan // the canary must become Ready at its new size first
 	}
-	// Look ahead with the requests already spent, so none acts twice.
+	// Look ahead with the requests already spent, so none acts twice, and
+	// without the verdict of the step just left.
 	ahead := o
 	ahead.Requests = v1alpha1.Requests{}
+	ahead.Analysis, ahead.AnalysisMessage = "", ""
 	if la := progress(s, next, ahead); la.Outcome != Advanced && !la.Outcome.IsFailure() && la.Transition == "" {
 		la.Transition = Advanced
 		return la
@@ -298,6 +323,7 @@ func instant(st v1alpha1.Step) bool {
 
 func advanceTo(p Progress, o Observed, step int) Progress {
 	next := p
+	next.NotReadySince = time.Time{}
 	next.Step = ptr.To(int32(step))
 	next.StepStart = o.Now
 	next.Requests = acknowledge(p.Requests, o.Requests)
@@ -330,6 +356,7 @@ func promote(s Spec, p Progress, o Observed, hold Plan) Plan {
 func abort(p Progress, o Observed, why Outcome, msg string) Plan {
 	msg += "; traffic back on stable"
 	next := p
+	next.NotReadySince = time.Time{}
 	next.Abort = &Abort{Reason: why, Message: msg}
 	next.Requests = acknowledge(p.Requests, o.Requests)
 	return Plan{

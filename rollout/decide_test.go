@@ -69,14 +69,15 @@ func TestDecide(t *testing.T) {
 		name: "new revision starts at step 0 with the canary at full size",
 		p:    Progress{StableRevision: "s1"},
 		o:    ready(t0),
-		want: Plan{Outcome: WaitingForCanary, Transition: Started, Message: "rolling out revision c1; waiting for the canary to be Ready", Next: at(0, t0),
+		want: Plan{Outcome: WaitingForCanary, Transition: Started, Message: "rolling out revision c1; waiting for the canary to be Ready",
+			Next:    func() Progress { p := at(0, t0); p.NotReadySince = t0; return p }(),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "a newer revision mid-rollout restarts from step 0 with traffic on stable",
 		p:    at(3, t0),
 		o:    Observed{Now: later, TargetRevision: "c2", PrimaryRevision: "s1", PrimaryReady: true, Replicas: 4},
 		want: Plan{Outcome: WaitingForCanary, Transition: Restarted, Message: "revision c2 replaced c1 mid-rollout; traffic back on stable, starting from the first step; waiting for the canary to be Ready",
-			Next:    Progress{StableRevision: "s1", CanaryRevision: "c2", Step: ptr.To[int32](0), StepStart: later, StartedAt: later},
+			Next:    Progress{StableRevision: "s1", CanaryRevision: "c2", Step: ptr.To[int32](0), StepStart: later, StartedAt: later, NotReadySince: later},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "target reverted to stable mid-rollout: cancelled",
@@ -86,13 +87,21 @@ func TestDecide(t *testing.T) {
 			Next: Progress{StableRevision: "s1"}, Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
 		name: "canary not Ready within the deadline: waits",
-		p:    at(0, t0),
+		p:    func() Progress { p := at(0, t0); p.NotReadySince = t0; return p }(),
 		o:    func() Observed { o := ready(t0.Add(time.Minute)); o.CanaryReady = false; return o }(),
-		want: Plan{Outcome: WaitingForCanary, Message: "rolling out revision c1; waiting for the canary to be Ready", Next: at(0, t0),
+		want: Plan{Outcome: WaitingForCanary, Message: "rolling out revision c1; waiting for the canary to be Ready",
+			Next:    func() Progress { p := at(0, t0); p.NotReadySince = t0; return p }(),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 4 * time.Minute},
 	}, {
+		name: "canary drops out of Ready late in a long pause: the deadline starts now",
+		p:    at(1, t0),
+		o:    func() Observed { o := ready(t0.Add(time.Hour)); o.CanaryReady = false; return o }(),
+		want: Plan{Outcome: WaitingForCanary, Message: "rolling out revision c1; waiting for the canary to be Ready",
+			Next:    func() Progress { p := at(1, t0); p.NotReadySince = t0.Add(time.Hour); return p }(),
+			Traffic: desired(10), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
+	}, {
 		name: "canary not Ready past the deadline: aborts",
-		p:    at(0, t0),
+		p:    func() Progress { p := at(0, t0); p.NotReadySince = t0; return p }(),
 		o:    func() Observed { o := ready(t0.Add(6 * time.Minute)); o.CanaryReady = false; return o }(),
 		want: Plan{Outcome: ProgressDeadlineExceeded, Message: "the canary was not Ready within 5m0s; traffic back on stable",
 			Next: func() Progress {
@@ -220,7 +229,7 @@ func TestDecide(t *testing.T) {
 		o:    func() Observed { o := ready(later); o.Requests.Retry = "t1"; return o }(),
 		want: Plan{Outcome: WaitingForCanary, Transition: Retried, Message: "retrying revision c1 from the first step; waiting for the canary to be Ready",
 			Next: Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To[int32](0), StepStart: later, StartedAt: later,
-				Requests: v1alpha1.Requests{Retry: "t1"}},
+				NotReadySince: later, Requests: v1alpha1.Requests{Retry: "t1"}},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "after the last step: primary takes the canary's template",
@@ -234,6 +243,37 @@ func TestDecide(t *testing.T) {
 		o:    func() Observed { o := ready(later); o.PrimaryRevision = "c1"; o.PrimaryReady = false; return o }(),
 		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: at(6, t0),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "an abort during the promotion is too late: the promotion finishes",
+		p:    at(6, t0),
+		o: func() Observed {
+			o := ready(later)
+			o.PrimaryRevision = "c1"
+			o.PrimaryReady = false
+			o.Requests.Abort = "a2"
+			return o
+		}(),
+		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1",
+			Next:    func() Progress { p := at(6, t0); p.Requests.Abort = "a2"; return p }(),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "a newer revision once primary took the canary's template waits for the promotion",
+		p:    at(6, t0),
+		o: func() Observed {
+			o := ready(later)
+			o.TargetRevision, o.PrimaryRevision, o.PrimaryReady = "c2", "c1", false
+			return o
+		}(),
+		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: at(6, t0),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "a newer revision before primary changed restarts",
+		p:    at(6, t0),
+		o:    func() Observed { o := ready(later); o.TargetRevision = "c2"; return o }(),
+		want: Plan{Outcome: WaitingForCanary, Transition: Restarted,
+			Message: "revision c2 replaced c1 mid-rollout; traffic back on stable, starting from the first step; waiting for the canary to be Ready",
+			Next:    Progress{StableRevision: "s1", CanaryRevision: "c2", Step: ptr.To[int32](0), StepStart: later, StartedAt: later, NotReadySince: later},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "primary Ready at the canary revision: promoted, all traffic to primary, canary to zero",
 		p:    at(6, t0),

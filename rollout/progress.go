@@ -23,6 +23,9 @@ type Progress struct {
 	StepStart time.Time
 	// StartedAt is when the rollout of CanaryRevision (re)started.
 	StartedAt time.Time
+	// NotReadySince is when the canary was last seen not Ready (or was
+	// scaled up); the progress deadline counts from it. Zero while Ready.
+	NotReadySince time.Time
 	// Abort, when set, holds traffic on stable until a retry or a new revision.
 	Abort *Abort
 	// Requests are the request tokens already acted on.
@@ -46,6 +49,9 @@ func ProgressFrom(s v1alpha1.RolloutStatus) Progress {
 	if s.StartedAt != nil {
 		p.StartedAt = s.StartedAt.Time
 	}
+	if s.CanaryNotReadySince != nil {
+		p.NotReadySince = s.CanaryNotReadySince.Time
+	}
 	return p
 }
 
@@ -56,6 +62,7 @@ func (p Progress) WriteTo(s *v1alpha1.RolloutStatus, weight int32) {
 	s.CurrentStepIndex = p.Step
 	s.StepStartedAt = timeOrNil(p.StepStart)
 	s.StartedAt = timeOrNil(p.StartedAt)
+	s.CanaryNotReadySince = timeOrNil(p.NotReadySince)
 	s.Abort = nil
 	if a := p.Abort; a != nil {
 		s.Abort = &v1alpha1.RolloutAbort{Reason: string(a.Reason), Message: a.Message}

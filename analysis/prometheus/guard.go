@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"syscall"
@@ -36,9 +37,21 @@ func (g Guard) check(_, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("refusing to dial %s", address)
 	case ip.IsLoopback() && !g.AllowLoopback:
 		return fmt.Errorf("refusing to dial loopback address %s", address)
+	case metadata[ip.String()]:
+		return fmt.Errorf("refusing to dial cloud metadata address %s", address)
 	}
 	return nil
 }
+
+// metadata are cloud metadata services outside the link-local range.
+var metadata = map[string]bool{
+	"fd00:ec2::254":   true, // AWS, IPv6
+	"100.100.100.200": true, // Alibaba Cloud
+}
+
+// maxResponse bounds what a server chosen by a template can make the
+// controller read.
+const maxResponse = 16 << 20
 
 func (g Guard) transport(insecure bool) http.RoundTripper {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: g.check}
@@ -59,9 +72,31 @@ type noRedirects struct{ next http.RoundTripper }
 
 func (t *noRedirects) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
-	if err == nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		resp.Body.Close()
 		return nil, fmt.Errorf("refusing to follow a redirect from %s (status %s)", r.URL.Host, resp.Status)
 	}
-	return resp, err
+	resp.Body = &limitedBody{r: io.LimitReader(resp.Body, maxResponse+1), c: resp.Body}
+	return resp, nil
 }
+
+// limitedBody fails a response larger than maxResponse rather than reading it all.
+type limitedBody struct {
+	r io.Reader
+	c io.Closer
+	n int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > maxResponse {
+		return n, fmt.Errorf("response larger than %d bytes", maxResponse)
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.c.Close() }

@@ -39,8 +39,11 @@ type Provider struct {
 	DefaultAddress string
 	// Guard decides which addresses may be dialled.
 	Guard Guard
-	// Credentials reads authentication Secrets.
-	Credentials Credentials
+	// Credentials reads authentication Secrets. Credentials are sent only to
+	// DefaultAddress and CredentialAddresses, never to an address a template
+	// alone chose.
+	Credentials         Credentials
+	CredentialAddresses []string
 	// MaxInFlight bounds concurrent queries per server (default 8).
 	MaxInFlight int64
 
@@ -62,6 +65,9 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 	}
 	if m.RangeQuery != nil {
 		return analysis.Sample{Err: errors.New("rangeQuery is not supported yet; use an instant query over a range vector")}
+	}
+	if m.Authentication != nil && address != p.DefaultAddress && !slices.Contains(p.CredentialAddresses, address) {
+		return analysis.Sample{Err: fmt.Errorf("credentials from Secrets are sent only to the controller's Prometheus or its allowed addresses, not to %s", address)}
 	}
 	auth, err := p.authorization(ctx, namespace, m.Authentication)
 	if err != nil {

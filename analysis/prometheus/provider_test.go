@@ -167,14 +167,13 @@ func TestRequestDetails(t *testing.T) {
 		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}`)
 	}))
 	defer srv.Close()
-	p := &Provider{Guard: Guard{AllowLoopback: true}, Credentials: func(_ context.Context, ns, name string) (map[string][]byte, error) {
+	p := &Provider{DefaultAddress: srv.URL, Guard: Guard{AllowLoopback: true}, Credentials: func(_ context.Context, ns, name string) (map[string][]byte, error) {
 		if ns != "prod" || name != "prom-token" {
 			return nil, fmt.Errorf("secret %s/%s not found", ns, name)
 		}
 		return map[string][]byte{"token": []byte("s3cret")}, nil
 	}}
 	m := &v1alpha1.PrometheusMetric{
-		Address:        srv.URL,
 		Headers:        []argo.WebMetricHeader{{Key: "X-Scope-OrgID", Value: "tenant-a"}},
 		Authentication: &v1alpha1.PrometheusAuthentication{BearerToken: &argo.SecretKeyRef{Name: "prom-token", Key: "token"}},
 	}
@@ -195,6 +194,11 @@ func TestRequestDetails(t *testing.T) {
 	defer mu.Unlock()
 	if got.Get("Authorization") != "Bearer s3cret" || got.Get("X-Scope-OrgID") != "tenant-a" {
 		t.Errorf("headers sent: %v", got)
+	}
+	elsewhere := *m
+	elsewhere.Address = "http://127.0.0.2:9"
+	if s := p.Measure(t.Context(), "prod", &elsewhere, "up", ts); s.Err == nil || !strings.Contains(s.Err.Error(), "credentials from Secrets are sent only") {
+		t.Errorf("credentials sent to a template's own address: %v", s.Err)
 	}
 	m.Authentication.BearerToken.Name = "missing"
 	if s := p.Measure(t.Context(), "prod", m, "up", ts.Add(2*time.Minute)); s.Err == nil || !strings.Contains(s.Err.Error(), "not found") {

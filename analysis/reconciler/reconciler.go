@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
@@ -88,7 +89,7 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 		s.StartedAt = &metav1.Time{Time: now}
 		s.Phase = argo.AnalysisPhaseRunning
 	}
-	args, argErr := r.args(ctx, run)
+	args, secret, argErr := r.args(ctx, run)
 	dry := dryRun(run.Spec)
 	phases := map[string]argo.AnalysisPhase{}
 	var wake time.Time
@@ -96,7 +97,7 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 		m := &run.Spec.Metrics[i]
 		res := result(s, m.Name, dry[m.Name])
 		if !res.Phase.Completed() && !run.Spec.Terminate {
-			if next := r.measureIfDue(ctx, run, m, res, args, argErr, now); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
+			if next := r.measureIfDue(ctx, run, m, res, measureArgs{args, secret, argErr}, now); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
 				wake = next
 			}
 		}
@@ -125,9 +126,17 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 	return wake
 }
 
+// measureArgs are a run's resolved arguments, which of them came from
+// Secrets, and why any could not be resolved.
+type measureArgs struct {
+	values map[string]string
+	secret map[string]bool
+	err    error
+}
+
 // measureIfDue takes a metric's measurement when it is due and returns when
 // the next one is.
-func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun, m *v1alpha1.Metric, res *argo.MetricResult, args map[string]string, argErr error, now time.Time) time.Time {
+func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun, m *v1alpha1.Metric, res *argo.MetricResult, a measureArgs, now time.Time) time.Time {
 	due, err := nextDue(m, res, run.Status.StartedAt.Time)
 	if err != nil {
 		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
@@ -136,13 +145,18 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	if now.Before(due) {
 		return due
 	}
-	limits, err := analysis.LimitsOf(*m, args)
+	limits, err := analysis.LimitsOf(*m, a.values)
+	var query, shown string
 	if err == nil {
-		err = argErr
+		query, err = analysis.Render(m.Provider.Prometheus.Query, a.values)
 	}
-	var query string
 	if err == nil {
-		query, err = analysis.Render(m.Provider.Prometheus.Query, args)
+		shown, err = analysis.Render(m.Provider.Prometheus.Query, masked(a.values, a.secret))
+	}
+	if err == nil && len(a.secret) > 0 && m.Provider.Prometheus.Address != "" && usesAny(m.Provider.Prometheus.Query, a.secret) {
+		// A Secret's value goes only to the controller's own Prometheus, not
+		// to an address whoever wrote the template chose.
+		err = errors.New("arguments from Secrets are sent only to the controller's Prometheus (--prometheus-address); this metric names its own address")
 	}
 	if err != nil {
 		// An argument that would change the query, or a limit that does not
@@ -150,8 +164,15 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
 		return time.Time{}
 	}
-	sample := r.Measurer.Measure(ctx, run.Namespace, m.Provider.Prometheus, query, now)
-	phase, value, msg := analysis.Judge(*m, sample, args)
+	var sample analysis.Sample
+	if a.err != nil {
+		// A Secret that cannot be read now may be readable next time: an
+		// error measurement, counted against consecutiveErrorLimit.
+		sample = analysis.Sample{Err: a.err}
+	} else {
+		sample = r.Measurer.Measure(ctx, run.Namespace, m.Provider.Prometheus, query, now)
+	}
+	phase, value, msg := analysis.Judge(*m, sample, a.values)
 	meas := argo.Measurement{
 		Phase:      phase,
 		Value:      value,
@@ -169,12 +190,33 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	if res.Metadata == nil {
 		res.Metadata = map[string]string{}
 	}
-	res.Metadata["ResolvedPrometheusQuery"] = query
+	res.Metadata["ResolvedPrometheusQuery"] = shown // Secret values masked
 	if res.Phase.Completed() {
 		return time.Time{}
 	}
 	next, _ := nextDue(m, res, run.Status.StartedAt.Time)
 	return next
+}
+
+// masked replaces the values of Secret arguments, for what status shows.
+func masked(values map[string]string, secret map[string]bool) map[string]string {
+	out := make(map[string]string, len(values))
+	for k, v := range values {
+		if secret[k] {
+			v = "REDACTED"
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func usesAny(query string, names map[string]bool) bool {
+	for n := range names {
+		if strings.Contains(query, "args."+n) {
+			return true
+		}
+	}
+	return false
 }
 
 // nextDue is when a metric's next measurement is due: its initial delay after
@@ -198,8 +240,9 @@ func parseDuration(d argo.DurationString) (time.Duration, error) {
 
 // args resolves the run's arguments: values, and Secret references read now
 // (never stored in the run).
-func (r *Reconciler) args(ctx context.Context, run *v1alpha1.AnalysisRun) (map[string]string, error) {
+func (r *Reconciler) args(ctx context.Context, run *v1alpha1.AnalysisRun) (map[string]string, map[string]bool, error) {
 	out := map[string]string{}
+	secret := map[string]bool{}
 	var errs []error
 	for _, a := range run.Spec.Args {
 		switch {
@@ -222,11 +265,12 @@ func (r *Reconciler) args(ctx context.Context, run *v1alpha1.AnalysisRun) (map[s
 				continue
 			}
 			out[a.Name] = string(v)
+			secret[a.Name] = true
 		default:
 			errs = append(errs, fmt.Errorf("argument %q has no value", a.Name))
 		}
 	}
-	return out, errors.Join(errs...)
+	return out, secret, errors.Join(errs...)
 }
 
 // result returns the metric's result in status, adding it when missing.

@@ -46,6 +46,11 @@ type RolloutStatus struct {
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 
+	// CanaryNotReadySince is when the canary was last seen not Ready, or was
+	// scaled up; the progress deadline counts from it.
+	// +optional
+	CanaryNotReadySince *metav1.Time `json:"canaryNotReadySince,omitempty"`
+
 	// Abort is set when the rollout of CanaryRevision was aborted: traffic is
 	// back on stable and the canary is scaled down until a retry or a new
 	// revision.

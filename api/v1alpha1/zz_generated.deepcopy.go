@@ -780,6 +780,10 @@ func (in *RolloutStatus) DeepCopyInto(out *RolloutStatus) {
 		in, out := &in.StartedAt, &out.StartedAt
 		*out = (*in).DeepCopy()
 	}
+	if in.CanaryNotReadySince != nil {
+		in, out := &in.CanaryNotReadySince, &out.CanaryNotReadySince
+		*out = (*in).DeepCopy()
+	}
 	if in.Abort != nil {
 		in, out := &in.Abort, &out.Abort
 		*out = new(RolloutAbort)

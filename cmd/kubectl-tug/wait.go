@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -89,13 +90,19 @@ func waitFor(ctx context.Context, c client.Client, key types.NamespacedName, wan
 	err := wait.PollUntilContextTimeout(ctx, every, timeout, true, func(ctx context.Context) (bool, error) {
 		var ro v1alpha1.Rollout
 		if err := c.Get(ctx, key, &ro); err != nil {
-			return false, fmt.Errorf("rollout %s: %w", key, err)
+			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+				return false, fmt.Errorf("rollout %s: %w", key, err)
+			}
+			return false, nil // a passing fault: ask again
 		}
 		res.WantRevision = want
 		if want == "" {
 			var target appsv1.Deployment
 			if err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: ro.Spec.TargetRef.Name}, &target); err != nil {
-				return false, fmt.Errorf("target of rollout %s: %w", key, err)
+				if apierrors.IsNotFound(err) {
+					return false, fmt.Errorf("target of rollout %s: %w", key, err)
+				}
+				return false, nil
 			}
 			res.WantRevision = rollout.Revision(target.Spec.Template)
 		}
@@ -117,6 +124,7 @@ func waitFor(ctx context.Context, c client.Client, key types.NamespacedName, wan
 func judge(ro *v1alpha1.Rollout, res *waitResult) {
 	s := ro.Status
 	res.StableRevision, res.CanaryRevision, res.Phase, res.Message = s.StableRevision, s.CanaryRevision, string(s.Phase), s.Message
+	res.Result, res.ExitCode, res.Reason = "", 0, ""
 	current := s.ObservedGeneration == ro.Generation
 	onWanted := s.CanaryRevision == res.WantRevision
 	switch {

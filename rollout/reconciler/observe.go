@@ -54,22 +54,29 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 	}
 	stableLabels := primary.Spec.Selector.MatchLabels
 	canaryLabels := target.Spec.Selector.MatchLabels
+	replicas := ptr.Deref(primary.Spec.Replicas, 1)
+	primaryReady := ready(primary, replicas)
 	for _, svc := range []struct {
 		name     string
 		selector map[string]string
-	}{{stableServiceName(ro), stableLabels}, {canaryServiceName(ro), canaryLabels}} {
-		if msg, err := r.ensureService(ctx, ro, svc.name, svc.selector); err != nil || msg != "" {
+		repoint  bool
+	}{
+		// An existing stable Service keeps selecting the target until
+		// primary can serve.
+		{stableServiceName(ro), stableLabels, primaryReady || p.StableRevision != ""},
+		{canaryServiceName(ro), canaryLabels, true},
+	} {
+		if msg, err := r.ensureService(ctx, ro, svc.name, svc.selector, svc.repoint); err != nil || msg != "" {
 			return nil, stopWithMsg(p, msg), err
 		}
 	}
 
-	replicas := ptr.Deref(primary.Spec.Replicas, 1)
 	step := int(ptr.Deref(p.Step, 0))
 	o := rollout.Observed{
 		Now:             r.Now(),
 		TargetRevision:  rollout.Revision(target.Spec.Template),
 		PrimaryRevision: primary.Annotations[annotationRevision],
-		PrimaryReady:    ready(primary, replicas),
+		PrimaryReady:    primaryReady,
 		CanaryReady:     ready(&target, rollout.CanaryReplicasAfter(ro.Spec.Steps, step, replicas)),
 		Replicas:        replicas,
 		Requests:        ro.PendingRequests(),
@@ -134,7 +141,7 @@ func (r *Reconciler) ensurePrimary(ctx context.Context, ro *v1alpha1.Rollout, ta
 
 // ensureService creates a missing Service, or points an existing one that
 // this Rollout owns or names at the right pods.
-func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, name string, selector map[string]string) (string, error) {
+func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, name string, selector map[string]string, repoint bool) (string, error) {
 	var svc corev1.Service
 	key := client.ObjectKey{Namespace: ro.Namespace, Name: name}
 	err := r.Client.Get(ctx, key, &svc)
@@ -156,7 +163,7 @@ func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, na
 	if !metav1.IsControlledBy(&svc, ro) && !named {
 		return fmt.Sprintf("service %s exists and is not managed by this Rollout; name it in spec.service to use it", key), nil
 	}
-	if maps.Equal(svc.Spec.Selector, selector) {
+	if maps.Equal(svc.Spec.Selector, selector) || !repoint {
 		return "", nil
 	}
 	svc.Spec.Selector = maps.Clone(selector)

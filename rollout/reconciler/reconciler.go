@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -159,6 +160,14 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 			return fmt.Errorf("promote revision %s to deployment %s/%s: %w", plan.Next.CanaryRevision, primary.Namespace, primary.Name, err)
 		}
 	}
+	// A canary that grows is scaled before traffic moves to it; one that
+	// shrinks, after traffic has left it.
+	grow := plan.CanaryReplicas != nil && *plan.CanaryReplicas > ptr.Deref(w.target.Spec.Replicas, 0)
+	if grow {
+		if err := r.scale(ctx, w.target, *plan.CanaryReplicas); err != nil {
+			return err
+		}
+	}
 	if plan.Traffic != nil {
 		if err := r.Router.Apply(ctx, w.mesh, *plan.Traffic); err != nil {
 			if errors.Is(err, traffic.ErrMisconfigured) {
@@ -168,7 +177,7 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 			return err
 		}
 	}
-	if n := plan.CanaryReplicas; n != nil && (w.target.Spec.Replicas == nil || *w.target.Spec.Replicas != *n) {
+	if n := plan.CanaryReplicas; !grow && n != nil && ptr.Deref(w.target.Spec.Replicas, 1) != *n {
 		if err := r.scale(ctx, w.target, *n); err != nil {
 			return err
 		}
@@ -180,7 +189,10 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 			return err
 		}
 	}
-	if plan.RecordRevision {
+	// The target's template is the revision's only when it has not moved on
+	// since (it may have, while primary was starting); the next promotion
+	// records it otherwise.
+	if plan.RecordRevision && rollout.Revision(w.target.Spec.Template) == plan.Next.StableRevision {
 		if err := r.recordRevision(ctx, ro, w.target.Spec.Template, plan.Next.StableRevision); err != nil {
 			return err
 		}
