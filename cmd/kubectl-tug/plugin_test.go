@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
+	"github.com/tugboatdev/tugboat/sandbox/promserver"
 )
 
 // plugin runs `kubectl tug` against a real API server, with the Rollout's
@@ -258,5 +260,43 @@ func TestGetAndList(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("watch: %v", err)
+	}
+}
+
+func TestAnalysisRun(t *testing.T) {
+	ts := time.Now().Add(-30 * time.Second).Truncate(time.Second)
+	srv := promserver.Start(t, promserver.Options{OpenMetrics: "# TYPE tugboat_test gauge\n" +
+		`tugboat_test{workload="good"} 0.999 ` + strconv.FormatInt(ts.Unix(), 10) + "\n" +
+		`tugboat_test{workload="bad"} 0.9 ` + strconv.FormatInt(ts.Unix(), 10) + "\n"})
+	file := filepath.Join(t.TempDir(), "template.yaml")
+	if err := os.WriteFile(file, []byte(`apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: sr}
+spec:
+  args: [{name: workload}]
+  metrics:
+  - name: success-rate
+    successCondition: result[0] >= 0.99
+    provider:
+      prometheus: {query: 'tugboat_test{workload="{{args.workload}}"}'}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	run := func(args ...string) int {
+		out.Reset()
+		errOut.Reset()
+		return execute(t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	}
+	if code := run("analysis", "run", "-f", file, "--arg", "workload=good", "--prometheus", srv.URL); code != 0 ||
+		!strings.Contains(out.String(), `tugboat_test{workload="good"}`) || !strings.Contains(out.String(), "[0.999]") || !strings.Contains(out.String(), "Successful") {
+		t.Errorf("good: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := run("analysis", "run", "-f", file, "--arg", "workload=bad", "--prometheus", srv.URL, "-o", "json"); code != 1 ||
+		!strings.Contains(out.String(), `"phase": "Failed"`) || !strings.Contains(out.String(), "did not meet result[0] >= 0.99") {
+		t.Errorf("bad: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := run("analysis", "run", "-f", file, "--arg", `workload=x"} or vector(1) #`, "--prometheus", srv.URL); code != 1 {
+		t.Errorf("hostile argument: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }

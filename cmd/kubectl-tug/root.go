@@ -67,7 +67,7 @@ func newRootCmd(o *options) *cobra.Command {
 	root.AddCommand(
 		newGetCmd(o), newListCmd(o),
 		newPromoteCmd(o), newAbortCmd(o), newRetryCmd(o), newPauseCmd(o), newResumeCmd(o),
-		newWaitCmd(o),
+		newWaitCmd(o), newAnalysisCmd(o),
 	)
 	return root
 }

@@ -148,6 +148,7 @@ func printResult(out io.Writer, res waitResult, format string) error {
 	if format == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(res)
 	}
 	_, err := fmt.Fprintf(out, "rollout %s/%s: %s at revision %s (%s): %s\n", res.Namespace, res.Name, res.Result, res.WantRevision, res.Reason, res.Message)
