@@ -12,9 +12,11 @@ import (
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -30,7 +32,10 @@ type (
 		Measure(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample
 	}
 	// secrets reads one Secret's data; nil means no Secret access.
-	secrets func(ctx context.Context, namespace, name string) (map[string][]byte, error)
+	secrets  func(ctx context.Context, namespace, name string) (map[string][]byte, error)
+	recorder interface {
+		Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+	}
 )
 
 // Reconciler drives AnalysisRuns.
@@ -38,6 +43,9 @@ type Reconciler struct {
 	Client   client.Client
 	Measurer measurer
 	Secrets  secrets
+	// Recorder, when set, marks each metric's transitions with an event on
+	// the Rollout that owns the run.
+	Recorder recorder
 	Now      func() time.Time
 }
 
@@ -71,6 +79,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("patch status of analysisrun %s: %w", req.NamespacedName, err)
 	}
+	r.announce(base, &run)
 	return requeue(wake, now), nil
 }
 
@@ -342,6 +351,33 @@ func verdictMessage(results []argo.MetricResult, phase argo.AnalysisPhase) strin
 		}
 	}
 	return "all metrics " + string(phase)
+}
+
+// announce records an event for each metric whose phase changed to a verdict.
+func (r *Reconciler) announce(before, after *v1alpha1.AnalysisRun) {
+	owner := metav1.GetControllerOf(after)
+	if r.Recorder == nil || owner == nil || owner.Kind != "Rollout" {
+		return
+	}
+	ro := &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: after.Namespace, Name: owner.Name, UID: owner.UID}}
+	was := map[string]argo.AnalysisPhase{}
+	for _, m := range before.Status.MetricResults {
+		was[m.Name] = m.Phase
+	}
+	for _, m := range after.Status.MetricResults {
+		if m.Phase == was[m.Name] || !m.Phase.Completed() {
+			continue
+		}
+		kind := corev1.EventTypeNormal
+		if m.Phase != argo.AnalysisPhaseSuccessful {
+			kind = corev1.EventTypeWarning
+		}
+		last := ""
+		if n := len(m.Measurements); n > 0 {
+			last = " at " + m.Measurements[n-1].Value
+		}
+		r.Recorder.Eventf(ro, after, kind, "Metric"+string(m.Phase), "Analyse", "metric %s %s%s: %s", m.Name, m.Phase, last, m.Message)
+	}
 }
 
 // SetupWithManager registers the controller.

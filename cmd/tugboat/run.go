@@ -88,8 +88,9 @@ func run(ctx context.Context, o Options) error {
 			Guard:          prometheus.Guard{AllowLoopback: o.PrometheusAllowLoopback},
 			Credentials:    secrets,
 		},
-		Secrets: secrets,
-		Now:     time.Now,
+		Secrets:  secrets,
+		Recorder: mgr.GetEventRecorder("tugboat"),
+		Now:      time.Now,
 	}
 	if err := ar.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("set up analysis controller: %w", err)

@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,9 @@ func TestAnalysisStepAbortsOutsideTheSLO(t *testing.T) {
 		}
 	}
 	f.wantWeights("bad", 100, 0)
+	if !slices.Contains(f.events("bad"), "MetricFailed") {
+		t.Errorf("no MetricFailed event among %v", f.events("bad"))
+	}
 }
 
 func TestMissingTemplateShowsInStatus(t *testing.T) {

@@ -160,6 +160,7 @@ func (f *fixture) startController() {
 	ar := &analysisreconciler.Reconciler{
 		Client:   mgr.GetClient(),
 		Measurer: &promadapter.Provider{DefaultAddress: prom.URL, Guard: promadapter.Guard{AllowLoopback: true}},
+		Recorder: mgr.GetEventRecorder("tugboat"),
 		Now:      time.Now,
 	}
 	if err := ar.SetupWithManager(mgr, 4); err != nil {
