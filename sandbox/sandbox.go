@@ -105,7 +105,8 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	}
 	s.http = &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.http.Serve(l) }()
-	emCtx, stop := context.WithCancel(context.Background())
+	// The emulator outlives Up: Down stops it.
+	emCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.emulator = stop, make(chan error, 1)
 	go func() { s.emulator <- em.Run(emCtx) }()
 
