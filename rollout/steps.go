@@ -54,18 +54,6 @@ func setHeaderRoute(routes []traffic.HeaderRoute, s *v1alpha1.SetHeaderRoute) []
 	return append(out, hr)
 }
 
-// HeaderRouteNames lists every header route the steps can add: Tugboat owns
-// routes of these names in the VirtualService and removes them when not in force.
-func HeaderRouteNames(steps []v1alpha1.Step) []string {
-	var names []string
-	for _, s := range steps {
-		if s.SetHeaderRoute != nil {
-			names = append(names, s.SetHeaderRoute.Name)
-		}
-	}
-	return names
-}
-
 // CanaryReplicasAfter is the canary's size once the first n steps are done:
 // full size unless a setCanaryScale step says otherwise.
 func CanaryReplicasAfter(steps []v1alpha1.Step, n int, replicas int32) int32 {

@@ -83,8 +83,6 @@ type Mesh struct {
 	// VirtualService and the HTTP routes in it whose weights are set.
 	VirtualService string
 	Routes         []string
-	// OwnedRoutes are the header routes the rollout's steps may add.
-	OwnedRoutes []string
 	// StableService and CanaryService select the two versions' pods.
 	StableService, CanaryService string
 	// DestinationRule, when set, splits by subset of one host instead of by

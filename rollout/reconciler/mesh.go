@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
-	"github.com/tugboatdev/tugboat/rollout"
 	"github.com/tugboatdev/tugboat/traffic"
 )
 
@@ -13,7 +12,6 @@ func meshOf(ro *v1alpha1.Rollout, stableLabels, canaryLabels map[string]string) 
 		Namespace:      ro.Namespace,
 		VirtualService: is.VirtualService.Name,
 		Routes:         is.VirtualService.Routes,
-		OwnedRoutes:    rollout.HeaderRouteNames(ro.Spec.Steps),
 		StableService:  stableServiceName(ro),
 		CanaryService:  canaryServiceName(ro),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -36,14 +37,47 @@ func (r *Router) Apply(ctx context.Context, m traffic.Mesh, want traffic.Desired
 		return notFoundIsMisconfigured(err, "virtualservice", m.Namespace, m.VirtualService)
 	}
 	vs = *vs.DeepCopy()
-	changed, err := Rewrite(&vs, Routes{Managed: m.Routes, Owned: m.OwnedRoutes}, d, want)
-	if err != nil || !changed {
+	owned := strings.FieldsFunc(vs.Annotations[annotationHeaderRoutes], func(r rune) bool { return r == ',' })
+	changed, err := Rewrite(&vs, Routes{Managed: m.Routes, Owned: owned}, d, want)
+	if err != nil {
 		return err
+	}
+	if recordHeaderRoutes(&vs, want.HeaderRoutes) {
+		changed = true
+	}
+	if !changed {
+		return nil
 	}
 	if err := r.Client.Update(ctx, &vs); err != nil {
 		return fmt.Errorf("set split %s on virtualservice %s/%s: %w", want.Split, m.Namespace, m.VirtualService, err)
 	}
 	return nil
+}
+
+// annotationHeaderRoutes records, on the VirtualService, the header routes
+// Tugboat added, so that it removes exactly those and never a user's route
+// (GitOps tools leave annotations they do not manage alone).
+const annotationHeaderRoutes = "tugboat.dev/header-routes"
+
+// recordHeaderRoutes notes the header routes in force; it reports a change.
+func recordHeaderRoutes(vs *istiov1.VirtualService, routes []traffic.HeaderRoute) bool {
+	names := make([]string, len(routes))
+	for i, r := range routes {
+		names[i] = r.Name
+	}
+	want := strings.Join(names, ",")
+	if vs.Annotations[annotationHeaderRoutes] == want {
+		return false
+	}
+	if want == "" {
+		delete(vs.Annotations, annotationHeaderRoutes)
+		return true
+	}
+	if vs.Annotations == nil {
+		vs.Annotations = map[string]string{}
+	}
+	vs.Annotations[annotationHeaderRoutes] = want
+	return true
 }
 
 // applySubsets keeps the stable and canary subsets selecting the right pods,

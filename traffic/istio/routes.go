@@ -25,6 +25,7 @@ var (
 	ErrRouteNotFound         = fmt.Errorf("%w: no http route with that name", traffic.ErrMisconfigured)
 	ErrUnexpectedDestination = fmt.Errorf("%w: route destinations are not the stable and canary ones", traffic.ErrMisconfigured)
 	ErrSubsetNotFound        = fmt.Errorf("%w: no subset with that name", traffic.ErrMisconfigured)
+	ErrRouteTaken            = fmt.Errorf("%w: a route of that name exists and is not Tugboat's", traffic.ErrMisconfigured)
 )
 
 // Destinations says how the stable and canary versions are addressed: by host
@@ -40,8 +41,9 @@ type Destinations struct {
 type Routes struct {
 	// Managed are the HTTP routes whose weights are set.
 	Managed []string
-	// Owned are the names of every header route the Rollout's steps may add;
-	// those not in force are removed.
+	// Owned are the names of the header routes Tugboat added earlier (as
+	// recorded on the VirtualService); those not in force are removed. A
+	// route of any other name is the user's and is never touched.
 	Owned []string
 }
 
@@ -63,6 +65,11 @@ func Rewrite(vs *istiov1.VirtualService, r Routes, d Destinations, want traffic.
 		}
 		if canaryDest == nil {
 			canaryDest = c
+		}
+	}
+	for _, hr := range want.HeaderRoutes {
+		if findRoute(spec.GetHttp(), hr.Name) != nil && !slices.Contains(r.Owned, hr.Name) {
+			return false, fmt.Errorf("virtualservice %s/%s: header route %q: %w", vs.Namespace, vs.Name, hr.Name, ErrRouteTaken)
 		}
 	}
 	spec.Http = placeHeaderRoutes(spec.GetHttp(), r, want.HeaderRoutes, canaryDest)

@@ -64,6 +64,7 @@ func TestRewrite(t *testing.T) {
 		wantSpec    *istiov1.VirtualService
 		wantChanged bool
 		wantErr     error
+		routes      *Routes // default: managed
 	}{{
 		name:        "sets the weights of the managed route and leaves the user's route alone",
 		in:          vs(userRoute(), primary(100, 0)),
@@ -116,6 +117,14 @@ func TestRewrite(t *testing.T) {
 		wantSpec:    vs(userRoute(), primary(100, 0)),
 		wantChanged: true,
 	}, {
+		name: "a user's route of the header route's name is not taken over",
+		in: vs(&networkingv1.HTTPRoute{Name: "beta", Route: []*networkingv1.HTTPRouteDestination{dest("legacy", "", 100)}},
+			primary(100, 0)),
+		d:       hosts,
+		routes:  &Routes{Managed: []string{"primary"}},
+		want:    traffic.Desired{Split: traffic.CanaryAt(0), HeaderRoutes: []traffic.HeaderRoute{beta}},
+		wantErr: ErrRouteTaken,
+	}, {
 		name:    "a missing managed route is an error",
 		in:      vs(userRoute()),
 		d:       hosts,
@@ -138,7 +147,11 @@ func TestRewrite(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			changed, err := Rewrite(tt.in, managed, tt.d, tt.want)
+			r := managed
+			if tt.routes != nil {
+				r = *tt.routes
+			}
+			changed, err := Rewrite(tt.in, r, tt.d, tt.want)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Rewrite() error = %v, want %v", err, tt.wantErr)
 			}
