@@ -1,0 +1,202 @@
+package reconciler_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/tugboatdev/tugboat/analysis"
+	"github.com/tugboatdev/tugboat/analysis/reconciler"
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/sandbox/cluster"
+)
+
+// measurer answers every query with the value set for it, and records the
+// queries sent. It stands in for the Prometheus adapter, which has its own
+// tests against a real Prometheus.
+type measurer struct {
+	mu      sync.Mutex
+	values  map[string]float64
+	queries []string
+}
+
+func (m *measurer) Measure(_ context.Context, _ string, _ *v1alpha1.PrometheusMetric, query string, _ time.Time) analysis.Sample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.queries = append(m.queries, query)
+	for k, v := range m.values {
+		if strings.Contains(query, k) {
+			return analysis.Sample{Values: []float64{v}}
+		}
+	}
+	return analysis.Sample{}
+}
+
+func (m *measurer) sent(substr string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, q := range m.queries {
+		if strings.Contains(q, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func metric(name, query string, count int32) v1alpha1.Metric {
+	return v1alpha1.Metric{
+		Name: name, Interval: "1s", Count: ptr.To(intstr.FromInt32(count)),
+		SuccessCondition: "result[0] >= 0.99",
+		Provider:         v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Query: query}},
+	}
+}
+
+// TestAnalysisRuns drives AnalysisRuns on a real API server.
+func TestAnalysisRuns(t *testing.T) {
+	env := cluster.Start(t)
+	m := &measurer{values: map[string]float64{`w="good"`: 0.999, `w="bad"`: 0.5, `"s3cret"`: 1}}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := func(_ context.Context, ns, name string) (map[string][]byte, error) {
+		return map[string][]byte{"token": []byte("s3cret")}, nil
+	}
+	r := &reconciler.Reconciler{Client: mgr.GetClient(), Measurer: m, Secrets: secrets, Now: time.Now}
+	if err := r.SetupWithManager(mgr, 2); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	create := func(t *testing.T, name string, spec v1alpha1.AnalysisRunSpec) {
+		t.Helper()
+		run := &v1alpha1.AnalysisRun{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}, Spec: spec}
+		if err := env.Client.Create(t.Context(), run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until := func(t *testing.T, name string, cond func(*v1alpha1.AnalysisRun) bool) *v1alpha1.AnalysisRun {
+		t.Helper()
+		var run v1alpha1.AnalysisRun
+		err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, &run); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			return cond(&run), nil
+		})
+		if err != nil {
+			t.Fatalf("run %s: %v; status %+v", name, err, run.Status)
+		}
+		return &run
+	}
+	completed := func(r *v1alpha1.AnalysisRun) bool { return r.Status.Phase.Completed() }
+
+	t.Run("measures on schedule and succeeds after count", func(t *testing.T) {
+		create(t, "scheduled", v1alpha1.AnalysisRunSpec{
+			Metrics: []v1alpha1.Metric{metric("sr", `up{w="good"}`, 3)},
+		})
+		run := until(t, "scheduled", completed)
+		res := run.Status.MetricResults[0]
+		if run.Status.Phase != argo.AnalysisPhaseSuccessful || res.Successful != 3 || len(res.Measurements) != 3 || run.Status.CompletedAt == nil {
+			t.Errorf("status %+v", run.Status)
+		}
+		if first, last := res.Measurements[0].StartedAt.Time, res.Measurements[2].StartedAt.Time; last.Sub(first) < 2*time.Second-100*time.Millisecond {
+			t.Errorf("three measurements a second apart took %s", last.Sub(first))
+		}
+	})
+
+	t.Run("a failing metric ends the run early; a dry-run one never decides", func(t *testing.T) {
+		create(t, "early", v1alpha1.AnalysisRunSpec{
+			Metrics: []v1alpha1.Metric{metric("bad", `up{w="bad"}`, 5), metric("slow", `up{w="good"}`, 100), metric("dry", `up{w="bad"}`, 1)},
+			DryRun:  []argo.DryRun{{MetricName: "dry"}},
+		})
+		run := until(t, "early", completed)
+		if run.Status.Phase != argo.AnalysisPhaseFailed || !strings.Contains(run.Status.Message, "metric bad Failed (last value [0.5])") {
+			t.Errorf("phase %s, message %q", run.Status.Phase, run.Status.Message)
+		}
+		if run.Status.DryRunSummary == nil || run.Status.DryRunSummary.Failed != 1 {
+			t.Errorf("dry-run summary %+v", run.Status.DryRunSummary)
+		}
+	})
+
+	t.Run("retention bounds the measurements kept", func(t *testing.T) {
+		create(t, "retained", v1alpha1.AnalysisRunSpec{
+			Metrics:              []v1alpha1.Metric{metric("sr", `up{w="good", r="1"}`, 4)},
+			MeasurementRetention: []argo.MeasurementRetention{{MetricName: "sr", Limit: 2}},
+		})
+		res := until(t, "retained", completed).Status.MetricResults[0]
+		if len(res.Measurements) != 2 || res.Count != 4 {
+			t.Errorf("kept %d measurements of %d", len(res.Measurements), res.Count)
+		}
+	})
+
+	t.Run("an argument that would change the query errs without sending it", func(t *testing.T) {
+		create(t, "hostile", v1alpha1.AnalysisRunSpec{
+			Metrics: []v1alpha1.Metric{metric("sr", `rate(up{w="good", h="1"}[{{args.window}}])`, 1)},
+			Args:    []argo.Argument{{Name: "window", Value: ptr.To("1m]) or vector(1")}},
+		})
+		run := until(t, "hostile", completed)
+		if run.Status.Phase != argo.AnalysisPhaseError || !strings.Contains(run.Status.Message, "change the query's structure") {
+			t.Errorf("phase %s, message %q", run.Status.Phase, run.Status.Message)
+		}
+		if n := m.sent(`h="1"`); n != 0 {
+			t.Errorf("the query was sent %d times", n)
+		}
+	})
+
+	t.Run("a Secret argument is used but never shown", func(t *testing.T) {
+		create(t, "secret", v1alpha1.AnalysisRunSpec{
+			Metrics: []v1alpha1.Metric{metric("sr", `up{token="{{args.token}}"}`, 1)},
+			Args:    []argo.Argument{{Name: "token", ValueFrom: &argo.ValueFrom{SecretKeyRef: &argo.SecretKeyRef{Name: "t", Key: "token"}}}},
+		})
+		run := until(t, "secret", completed)
+		res := run.Status.MetricResults[0]
+		if run.Status.Phase != argo.AnalysisPhaseSuccessful || m.sent(`token="s3cret"`) != 1 {
+			t.Errorf("phase %s; sent with the secret %d times", run.Status.Phase, m.sent(`token="s3cret"`))
+		}
+		if q := res.Metadata["ResolvedPrometheusQuery"]; strings.Contains(q, "s3cret") || !strings.Contains(q, "REDACTED") {
+			t.Errorf("status shows %q", q)
+		}
+	})
+
+	t.Run("terminate stops a run with what was measured", func(t *testing.T) {
+		long := metric("sr", `up{w="good", t="1"}`, 1000)
+		long.Interval = "1h"
+		create(t, "terminated", v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{long}})
+		until(t, "terminated", func(r *v1alpha1.AnalysisRun) bool {
+			return len(r.Status.MetricResults) == 1 && r.Status.MetricResults[0].Count == 1
+		})
+		var run v1alpha1.AnalysisRun
+		if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: "default", Name: "terminated"}, &run); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(run.DeepCopy())
+		run.Spec.Terminate = true
+		if err := env.Client.Patch(t.Context(), &run, patch); err != nil {
+			t.Fatal(err)
+		}
+		done := until(t, "terminated", completed)
+		if done.Status.Phase != argo.AnalysisPhaseSuccessful || done.Status.Message != "terminated" {
+			t.Errorf("phase %s, message %q", done.Status.Phase, done.Status.Message)
+		}
+	})
+}
