@@ -124,6 +124,7 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		"--log-format=text",
 		"--prometheus-address=" + s.Prometheus.URL,
 		"--prometheus-allow-loopback",
+		"--measurement-coalesce=0s", // the demo shows every measurement as it comes
 	}, o.Dir); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
@@ -47,6 +48,23 @@ type Reconciler struct {
 	// the Rollout that owns the run.
 	Recorder recorder
 	Now      func() time.Time
+	// Coalesce is how long successful measurements that change no verdict
+	// may wait, in memory, before they are written; failures, inconclusive
+	// and erring measurements and every phase change are written at once.
+	// Zero writes every measurement. A restart re-measures what was not
+	// written; it never loses a failure that was counted.
+	Coalesce time.Duration
+
+	memos sync.Map // types.NamespacedName -> memo
+}
+
+// memo is a run's status as this controller last made it, valid while the
+// cache still shows resourceVersion rv (measurements not written yet, or a
+// write the cache has not caught up with), and when it last wrote it.
+type memo struct {
+	rv        string
+	status    v1alpha1.AnalysisRunStatus
+	lastWrite time.Time
 }
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns,verbs=get;list;watch
@@ -60,16 +78,33 @@ const defaultRetention = 10
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var run v1alpha1.AnalysisRun
 	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.memos.Delete(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if run.Status.Phase.Completed() {
+		r.memos.Delete(req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
 	base := run.DeepCopy()
+	var lastWrite time.Time
+	if v, ok := r.memos.Load(req.NamespacedName); ok {
+		m := v.(memo)
+		lastWrite = m.lastWrite
+		if m.rv == run.ResourceVersion {
+			run.Status = *m.status.DeepCopy()
+		}
+	}
+	before := run.Status.DeepCopy()
 	now := r.Now()
 	wake := r.step(ctx, &run, now)
 	run.Status.ObservedGeneration = run.Generation
 	if equality.Semantic.DeepEqual(base.Status, run.Status) {
+		return requeue(wake, now), nil
+	}
+	if r.Coalesce > 0 && now.Sub(lastWrite) < r.Coalesce && onlySuccesses(before, &run.Status) {
+		r.memos.Store(req.NamespacedName, memo{rv: run.ResourceVersion, status: *run.Status.DeepCopy(), lastWrite: lastWrite})
 		return requeue(wake, now), nil
 	}
 	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
@@ -79,8 +114,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("patch status of analysisrun %s: %w", req.NamespacedName, err)
 	}
+	r.memos.Store(req.NamespacedName, memo{rv: base.ResourceVersion, status: *run.Status.DeepCopy(), lastWrite: now})
 	r.announce(base, &run)
 	return requeue(wake, now), nil
+}
+
+// onlySuccesses reports whether after differs from before by successful
+// measurements alone: no phase changed, nothing failed, erred or was
+// inconclusive. Such a change can wait to be written.
+func onlySuccesses(before, after *v1alpha1.AnalysisRunStatus) bool {
+	if before.Phase != after.Phase || before.StartedAt == nil || len(before.MetricResults) != len(after.MetricResults) {
+		return false
+	}
+	for i, a := range after.MetricResults {
+		b := before.MetricResults[i]
+		if a.Name != b.Name || a.Phase != b.Phase || a.Failed != b.Failed || a.Inconclusive != b.Inconclusive || a.Error != b.Error {
+			return false
+		}
+	}
+	return true
 }
 
 func requeue(wake, now time.Time) reconcile.Result {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,9 +12,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -68,9 +71,25 @@ func metric(name, query string, count int32) v1alpha1.Metric {
 func TestAnalysisRuns(t *testing.T) {
 	env := cluster.Start(t)
 	m := &measurer{values: map[string]float64{`w="good"`: 0.999, `w="bad"`: 0.5, `"s3cret"`: 1}}
+	var patches sync.Map // run name -> status patches
+	count := interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, o client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+		err := c.SubResource(sub).Patch(ctx, o, p, opts...)
+		if err == nil {
+			n, _ := patches.LoadOrStore(o.GetName(), new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+		}
+		return err
+	}}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		NewClient: func(cfg *rest.Config, o client.Options) (client.Client, error) {
+			c, err := client.NewWithWatch(cfg, o)
+			if err != nil {
+				return nil, err
+			}
+			return interceptor.NewClient(c, count), nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +97,7 @@ func TestAnalysisRuns(t *testing.T) {
 	secrets := func(_ context.Context, ns, name string) (map[string][]byte, error) {
 		return map[string][]byte{"token": []byte("s3cret")}, nil
 	}
-	r := &reconciler.Reconciler{Client: mgr.GetClient(), Measurer: m, Secrets: secrets, Now: time.Now}
+	r := &reconciler.Reconciler{Client: mgr.GetClient(), Measurer: m, Secrets: secrets, Now: time.Now, Coalesce: time.Hour}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +141,11 @@ func TestAnalysisRuns(t *testing.T) {
 		if first, last := res.Measurements[0].StartedAt.Time, res.Measurements[2].StartedAt.Time; last.Sub(first) < 2*time.Second-100*time.Millisecond {
 			t.Errorf("three measurements a second apart took %s", last.Sub(first))
 		}
+		// Started and first measured (one write), the second success held
+		// in memory, the verdict (one write).
+		if n, _ := patches.Load("scheduled"); n == nil || n.(*atomic.Int32).Load() > 3 {
+			t.Errorf("status patches: %v, want at most 3 for 3 measurements with coalescing", n)
+		}
 	})
 
 	t.Run("a failing metric ends the run early; a dry-run one never decides", func(t *testing.T) {
@@ -135,6 +159,18 @@ func TestAnalysisRuns(t *testing.T) {
 		}
 		if run.Status.DryRunSummary == nil || run.Status.DryRunSummary.Failed != 1 {
 			t.Errorf("dry-run summary %+v", run.Status.DryRunSummary)
+		}
+	})
+
+	t.Run("coalesced successes are all counted", func(t *testing.T) {
+		create(t, "coalesced", v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("sr", `up{w="good", c="1"}`, 6)}})
+		run := until(t, "coalesced", completed)
+		res := run.Status.MetricResults[0]
+		if res.Successful != 6 || len(res.Measurements) != 6 || m.sent(`c="1"`) != 6 {
+			t.Errorf("%d successes, %d measurements kept, %d queries sent; want 6 each", res.Successful, len(res.Measurements), m.sent(`c="1"`))
+		}
+		if v, _ := patches.Load("coalesced"); v == nil || v.(*atomic.Int32).Load() != 2 {
+			t.Errorf("status patches: %v, want 2 (first measurement, verdict)", v)
 		}
 	})
 

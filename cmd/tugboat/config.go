@@ -29,6 +29,7 @@ type Options struct {
 	SyncPeriod              time.Duration
 	PrometheusAddress       string
 	PrometheusAllowLoopback bool
+	MeasurementCoalesce     time.Duration
 }
 
 // bindFlags declares the flags with their defaults.
@@ -46,6 +47,7 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.String("log-format", "json", "json or text")
 	fs.Duration("sync-period", 10*time.Hour, "how often every object is reconciled even if nothing changed")
 	fs.String("prometheus-address", "", "Prometheus for metrics whose template names no address, such as http://prometheus.monitoring:9090")
+	fs.Duration("measurement-coalesce", time.Minute, "how long successful measurements that change no verdict may wait before they are written; 0 writes each one")
 	fs.Bool("prometheus-allow-loopback", false, "let templates reach Prometheus on the controller's own host (the sandbox); never in a cluster")
 }
 
@@ -82,6 +84,7 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		SyncPeriod:              v.GetDuration("sync-period"),
 		PrometheusAddress:       v.GetString("prometheus-address"),
 		PrometheusAllowLoopback: v.GetBool("prometheus-allow-loopback"),
+		MeasurementCoalesce:     v.GetDuration("measurement-coalesce"),
 	}
 	return o, o.validate()
 }

@@ -18,7 +18,7 @@ func TestLoadOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := Options{MetricsAddress: ":8080", HealthAddress: ":8081", LeaderElect: true, QPS: 50, Burst: 100,
-		Workers: 4, LogLevel: "info", LogFormat: "json", SyncPeriod: 10 * time.Hour}
+		Workers: 4, LogLevel: "info", LogFormat: "json", SyncPeriod: 10 * time.Hour, MeasurementCoalesce: time.Minute}
 	tests := []struct {
 		name    string
 		args    []string

@@ -91,6 +91,7 @@ func run(ctx context.Context, o Options) error {
 		Secrets:  secrets,
 		Recorder: mgr.GetEventRecorder("tugboat"),
 		Now:      time.Now,
+		Coalesce: o.MeasurementCoalesce,
 	}
 	if err := ar.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("set up analysis controller: %w", err)
