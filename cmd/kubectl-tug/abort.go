@@ -7,16 +7,6 @@ import (
 )
 
 func newAbortCmd(o *options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "abort NAME",
-		Short: "Abort a rollout: all traffic back to stable, canary scaled down",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, key, err := o.key(args[0])
-			if err != nil {
-				return err
-			}
-			return request(cmd.Context(), c, key, v1alpha1.AnnotationAbort, token(), o.streams.Out, "abort requested")
-		},
-	}
+	return requestCmd(o, "abort NAME", "Abort a rollout: all traffic back to stable, canary scaled down",
+		func() (string, *string, string) { return v1alpha1.AnnotationAbort, token(), "abort requested" })
 }

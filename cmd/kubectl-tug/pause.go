@@ -8,16 +8,6 @@ import (
 )
 
 func newPauseCmd(o *options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "pause NAME",
-		Short: "Hold a rollout where it is until resumed",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, key, err := o.key(args[0])
-			if err != nil {
-				return err
-			}
-			return request(cmd.Context(), c, key, v1alpha1.AnnotationPaused, ptr.To("true"), o.streams.Out, "paused")
-		},
-	}
+	return requestCmd(o, "pause NAME", "Hold a rollout where it is until resumed",
+		func() (string, *string, string) { return v1alpha1.AnnotationPaused, ptr.To("true"), "paused" })
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -36,4 +37,22 @@ func request(ctx context.Context, c client.Client, key types.NamespacedName, ann
 func token() *string {
 	t := time.Now().UTC().Format(time.RFC3339Nano)
 	return &t
+}
+
+// requestCmd is a verb NAME that writes one request annotation: req says
+// which, with what value, and what to report once it is written.
+func requestCmd(o *options, use, short string, req func() (annotation string, value *string, done string)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, key, err := o.key(args[0])
+			if err != nil {
+				return err
+			}
+			annotation, value, done := req()
+			return request(cmd.Context(), c, key, annotation, value, o.streams.Out, done)
+		},
+	}
 }

@@ -7,16 +7,7 @@ import (
 )
 
 func newResumeCmd(o *options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "resume NAME",
-		Short: "Let a paused rollout continue",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, key, err := o.key(args[0])
-			if err != nil {
-				return err
-			}
-			return request(cmd.Context(), c, key, v1alpha1.AnnotationPaused, nil, o.streams.Out, "resumed")
-		},
-	}
+	// A nil value removes the paused annotation.
+	return requestCmd(o, "resume NAME", "Let a paused rollout continue",
+		func() (string, *string, string) { return v1alpha1.AnnotationPaused, nil, "resumed" })
 }

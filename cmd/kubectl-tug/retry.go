@@ -7,16 +7,6 @@ import (
 )
 
 func newRetryCmd(o *options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "retry NAME",
-		Short: "Start an aborted rollout again from its first step",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, key, err := o.key(args[0])
-			if err != nil {
-				return err
-			}
-			return request(cmd.Context(), c, key, v1alpha1.AnnotationRetry, token(), o.streams.Out, "retry requested")
-		},
-	}
+	return requestCmd(o, "retry NAME", "Start an aborted rollout again from its first step",
+		func() (string, *string, string) { return v1alpha1.AnnotationRetry, token(), "retry requested" })
 }
