@@ -1,10 +1,13 @@
 package cluster_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
@@ -18,17 +21,25 @@ func TestCRDsPublishFieldDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths, err := dc.OpenAPIV3().Paths()
+	// The API server publishes a CRD's OpenAPI document a moment after the
+	// CRD is established.
+	var raw []byte
+	err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		paths, err := dc.OpenAPIV3().Paths()
+		if err != nil {
+			return false, nil
+		}
+		gv, ok := paths["apis/tugboat.dev/v1alpha1"]
+		if !ok {
+			return false, nil
+		}
+		if raw, err = gv.Schema("application/json"); err != nil {
+			return false, nil
+		}
+		return strings.Contains(string(raw), "dev.tugboat.v1alpha1.AnalysisRun"), nil
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	gv, ok := paths["apis/tugboat.dev/v1alpha1"]
-	if !ok {
-		t.Fatalf("no OpenAPI v3 document for tugboat.dev/v1alpha1")
-	}
-	raw, err := gv.Schema("application/json")
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no OpenAPI v3 document for tugboat.dev/v1alpha1: %v", err)
 	}
 	var doc struct {
 		Components struct {
