@@ -54,3 +54,17 @@ func RunSpec(templates []v1alpha1.AnalysisTemplateSpec, given []argo.Argument) (
 	}
 	return spec, errors.Join(errs...)
 }
+
+// DryRunMetrics names the metrics of a run that are dry runs: reported, never
+// deciding the verdict.
+func DryRunMetrics(spec v1alpha1.AnalysisRunSpec) map[string]bool {
+	out := map[string]bool{}
+	for _, d := range spec.DryRun {
+		for _, m := range spec.Metrics {
+			if d.MetricName == "*" || d.MetricName == m.Name {
+				out[m.Name] = true
+			}
+		}
+	}
+	return out
+}

@@ -151,7 +151,7 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 		s.Phase = argo.AnalysisPhaseRunning
 	}
 	args, secret, argErr := r.args(ctx, run)
-	dry := dryRun(run.Spec)
+	dry := analysis.DryRunMetrics(run.Spec)
 	phases := map[string]argo.AnalysisPhase{}
 	var wake time.Time
 	for i := range run.Spec.Metrics {
@@ -343,18 +343,6 @@ func result(s *v1alpha1.AnalysisRunStatus, name string, dry bool) *argo.MetricRe
 	}
 	s.MetricResults = append(s.MetricResults, argo.MetricResult{Name: name, Phase: argo.AnalysisPhasePending, DryRun: dry})
 	return &s.MetricResults[len(s.MetricResults)-1]
-}
-
-func dryRun(spec v1alpha1.AnalysisRunSpec) map[string]bool {
-	out := map[string]bool{}
-	for _, d := range spec.DryRun {
-		for _, m := range spec.Metrics {
-			if d.MetricName == "*" || d.MetricName == m.Name {
-				out[m.Name] = true
-			}
-		}
-	}
-	return out
 }
 
 func retention(spec v1alpha1.AnalysisRunSpec, metric string) int {

@@ -62,6 +62,12 @@ type RolloutStatus struct {
 	// +optional
 	ObservedRequests Requests `json:"observedRequests,omitempty"`
 
+	// Analysis explains the verdicts of the current (or last) rollout's
+	// analyses, one entry per AnalysisRun.
+	// +kubebuilder:validation:MaxItems=101
+	// +optional
+	Analysis []RolloutAnalysis `json:"analysis,omitempty"`
+
 	// Conditions: Ready, Reconciling and Stalled for kstatus-aware tools, plus
 	// Tugboat's Progressing, Healthy and Paused.
 	// +listType=map

@@ -15,6 +15,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
 
@@ -145,7 +147,9 @@ func orDash(s string) string {
 }
 
 // describeAnalysis lists the analysis runs of the attempt under way (or the
-// last one): each metric's phase, counters, last value and why.
+// last one): each metric's phase, counters, last value and why, live from the
+// runs, with since when from the Rollout's explanation. Metrics that failed,
+// erred or are inconclusive are then explained with their query.
 func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout, out io.Writer) error {
 	var runs v1alpha1.AnalysisRunList
 	if err := c.List(ctx, &runs, client.InNamespace(ro.Namespace), client.MatchingLabels{"tugboat.dev/rollout": ro.Name}); err != nil {
@@ -155,21 +159,57 @@ func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout
 	if started := ro.Status.StartedAt; started != nil {
 		items = slices.DeleteFunc(items, func(r v1alpha1.AnalysisRun) bool { return r.CreationTimestamp.Before(started) })
 	}
-	if len(items) == 0 {
+	if len(items) == 0 && len(ro.Status.Analysis) == 0 {
 		return nil
+	}
+	explained := map[string]v1alpha1.MetricExplanation{}
+	for _, a := range ro.Status.Analysis {
+		for _, m := range a.Metrics {
+			explained[a.Run+"/"+m.Name] = m
+		}
 	}
 	fmt.Fprintln(out, "\nAnalysis:")
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "  RUN\tMETRIC\tPHASE\tOK/FAIL/INC/ERR\tLAST VALUE\tMESSAGE")
+	fmt.Fprintln(w, "  RUN\tMETRIC\tPHASE\tSINCE\tOK/FAIL/INC/ERR\tLAST VALUE\tMESSAGE")
 	for _, run := range items {
 		for _, m := range run.Status.MetricResults {
 			last := "-"
 			if n := len(m.Measurements); n > 0 {
 				last = m.Measurements[n-1].Value
 			}
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%d/%d/%d/%d\t%s\t%s\n", run.Labels["tugboat.dev/analysis"], m.Name, m.Phase,
+			since := "-"
+			if e, ok := explained[run.Name+"/"+m.Name]; ok && e.Since != nil && e.Phase == m.Phase {
+				since = e.Since.Format(time.TimeOnly)
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d/%d/%d/%d\t%s\t%s\n", run.Labels["tugboat.dev/analysis"], m.Name, m.Phase, since,
 				m.Successful, m.Failed, m.Inconclusive, m.Error, orDash(last), m.Message)
 		}
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, a := range ro.Status.Analysis {
+		for _, m := range a.Metrics {
+			if !m.Phase.Completed() || m.Phase == argo.AnalysisPhaseSuccessful {
+				continue
+			}
+			since := "-"
+			if m.Since != nil {
+				since = m.Since.Format(time.RFC3339)
+			}
+			fmt.Fprintf(out, "  %s %s since %s: %s\n", m.Name, m.Phase, since, m.Message)
+			fmt.Fprintf(out, "    query: %s\n    value: %s\n", m.Query, orDash(m.Value))
+			if m.SuccessCondition != "" {
+				fmt.Fprintf(out, "    successCondition: %s\n", m.SuccessCondition)
+			}
+			if m.FailureCondition != "" {
+				fmt.Fprintf(out, "    failureCondition: %s\n", m.FailureCondition)
+			}
+			if l := m.Limits; l != nil {
+				fmt.Fprintf(out, "    failed %d (limit %d), inconclusive %d (limit %d), errors in a row %d (limit %d)\n",
+					m.Counters.Failed, l.FailureLimit, m.Counters.Inconclusive, l.InconclusiveLimit, m.Counters.ConsecutiveError, l.ConsecutiveErrorLimit)
+			}
+		}
+	}
+	return nil
 }

@@ -300,3 +300,33 @@ spec:
 		t.Errorf("hostile argument: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+func TestGetExplainsAFailedAnalysis(t *testing.T) {
+	p := newPlugin(t)
+	since := metav1.NewTime(time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC))
+	p.given("checkout", v1alpha1.RolloutStatus{Phase: v1alpha1.PhaseDegraded, StableRevision: "s1", CanaryRevision: "c1", CurrentStepIndex: ptr.To[int32](1),
+		Abort: &v1alpha1.RolloutAbort{Reason: "AnalysisFailed", Message: "step 1: analysis Failed"}, Message: "step 1: analysis Failed", Conditions: cond("AnalysisFailed", false),
+		Analysis: []v1alpha1.RolloutAnalysis{{Run: "checkout-step1-x", Step: ptr.To[int32](1), Phase: argo.AnalysisPhaseFailed, Metrics: []v1alpha1.MetricExplanation{
+			{Name: "success-rate", Phase: argo.AnalysisPhaseFailed, Since: &since, Query: `sum(rate(istio_requests_total{destination_workload="checkout"}[1m]))`,
+				Value: "[0.8]", SuccessCondition: "result[0] >= 0.99", Message: "did not meet result[0] >= 0.99",
+				Counters: v1alpha1.MetricCounters{Successful: 2, Failed: 1}, Limits: &v1alpha1.MetricLimits{ConsecutiveErrorLimit: 4}},
+			{Name: "latency", Phase: argo.AnalysisPhaseSuccessful, Since: &since, Query: "histogram_quantile(0.99, x)", Value: "[120]"},
+		}}}})
+	code, out := p.run("get", "rollout", "checkout")
+	for _, want := range []string{
+		"success-rate Failed since 2026-11-24T10:30:00Z: did not meet result[0] >= 0.99",
+		`query: sum(rate(istio_requests_total{destination_workload="checkout"}[1m]))`,
+		"value: [0.8]", "successCondition: result[0] >= 0.99",
+		"failed 1 (limit 0), inconclusive 0 (limit 0), errors in a row 0 (limit 4)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("get rollout: missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "histogram_quantile") {
+		t.Errorf("get rollout explains a successful metric:\n%s", out)
+	}
+	if code != 0 {
+		t.Errorf("get: exit %d", code)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
+	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,10 +29,11 @@ const labelAnalysis = "tugboat.dev/analysis" // the step index, or "background"
 // the background analysis, creating their AnalysisRuns when they are due. A
 // non-empty message is a spec problem (a missing template, an argument
 // without a value).
-func (r *Reconciler) observeAnalysis(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress, o *rollout.Observed) (string, error) {
+func (r *Reconciler) observeAnalysis(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress, w *world) (string, error) {
 	if !p.InRollout() || p.Abort != nil || p.Step == nil {
 		return "", nil
 	}
+	o := &w.observed
 	step := int(*p.Step)
 	if step < len(ro.Spec.Steps) && ro.Spec.Steps[step].Analysis != nil {
 		run, msg, err := r.ensureRun(ctx, ro, p, fmt.Sprint(step), ro.Spec.Steps[step].Analysis)
@@ -38,6 +41,7 @@ func (r *Reconciler) observeAnalysis(ctx context.Context, ro *v1alpha1.Rollout, 
 			return msg, err
 		}
 		o.Analysis, o.AnalysisMessage = run.Status.Phase, run.Status.Message
+		w.runs = append(w.runs, observedRun{run: run, step: ptr.To(int32(step))})
 	}
 	if bg := ro.Spec.Analysis; bg != nil && step >= int(ptr.Deref(bg.StartingStep, 0)) {
 		run, msg, err := r.ensureRun(ctx, ro, p, "background", &bg.Analysis)
@@ -45,8 +49,16 @@ func (r *Reconciler) observeAnalysis(ctx context.Context, ro *v1alpha1.Rollout, 
 			return msg, err
 		}
 		o.Background, o.BackgroundMessage = run.Status.Phase, run.Status.Message
+		w.runs = append(w.runs, observedRun{run: run})
 	}
 	return "", nil
+}
+
+// observedRun is an AnalysisRun of the attempt in progress: a step's
+// analysis, or the background analysis when step is nil.
+type observedRun struct {
+	run  *v1alpha1.AnalysisRun
+	step *int32
 }
 
 // ensureRun returns the AnalysisRun of one analysis of this attempt at the
@@ -204,4 +216,30 @@ func isCurrent(name, rolloutName string, p rollout.Progress) bool {
 		return true
 	}
 	return p.Step != nil && name == runName(rolloutName, p.CanaryRevision, p.StartedAt.Unix(), fmt.Sprint(*p.Step))
+}
+
+// explain is the explanation of the attempt's analyses after plan: the
+// recorded one with the runs observed now brought up to date. An attempt that
+// starts afresh starts with none.
+func explain(recorded []v1alpha1.RolloutAnalysis, runs []observedRun, plan rollout.Plan, now time.Time) []v1alpha1.RolloutAnalysis {
+	switch plan.Event() {
+	case rollout.Started, rollout.Restarted, rollout.Retried:
+		return nil
+	}
+	out := slices.Clone(recorded)
+	for _, o := range runs {
+		i := slices.IndexFunc(out, func(a v1alpha1.RolloutAnalysis) bool { return a.Run == o.run.Name })
+		var before *v1alpha1.RolloutAnalysis
+		if i >= 0 {
+			before = &out[i]
+		}
+		e := analysis.Explain(o.run, before, now)
+		e.Step, e.Background = o.step, o.step == nil
+		if i >= 0 {
+			out[i] = e
+		} else {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -82,7 +82,7 @@ func TestAnalysisStepPromotesWithinTheSLO(t *testing.T) {
 	f.eventually("good", "initialized", time.Minute, hasReason("Healthy"))
 	f.release("good", "v2")
 	canary := f.eventually("good", "analysing", time.Minute, func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryRevision != "" }).Status.CanaryRevision
-	f.eventually("good", "promoted", time.Minute, stableAt(canary))
+	ro := f.eventually("good", "promoted", time.Minute, stableAt(canary))
 
 	var runs v1alpha1.AnalysisRunList
 	if err := f.c.List(t.Context(), &runs, client.InNamespace(f.ns)); err != nil {
@@ -97,6 +97,18 @@ func TestAnalysisStepPromotesWithinTheSLO(t *testing.T) {
 	}
 	if q := run.Status.MetricResults[0].Metadata["ResolvedPrometheusQuery"]; q != `tugboat_test_success_rate{workload="good"}` {
 		t.Errorf("resolved query %q", q)
+	}
+
+	// The promoted Rollout keeps the explanation of its last rollout's analysis.
+	if len(ro.Status.Analysis) != 1 {
+		t.Fatalf("status.analysis: %+v", ro.Status.Analysis)
+	}
+	a := ro.Status.Analysis[0]
+	if a.Run != run.Name || ptr.Deref(a.Step, -1) != 1 || a.Background || a.Phase != argo.AnalysisPhaseSuccessful || len(a.Metrics) != 1 {
+		t.Errorf("status.analysis[0]: %+v", a)
+	}
+	if m := a.Metrics[0]; m.Phase != argo.AnalysisPhaseSuccessful || m.Counters.Successful != 3 || m.Value != "[0.999]" || m.Since == nil {
+		t.Errorf("status.analysis[0].metrics[0]: %+v", m)
 	}
 }
 
@@ -116,6 +128,27 @@ func TestAnalysisStepAbortsOutsideTheSLO(t *testing.T) {
 		}
 	}
 	f.wantWeights("bad", 100, 0)
+
+	// The explanation: step, metric, resolved query, value, condition,
+	// counters against limits, since when.
+	if len(ro.Status.Analysis) != 1 {
+		t.Fatalf("status.analysis: %+v", ro.Status.Analysis)
+	}
+	a := ro.Status.Analysis[0]
+	if ptr.Deref(a.Step, -1) != 1 || a.Phase != argo.AnalysisPhaseFailed || len(a.Metrics) != 1 {
+		t.Fatalf("status.analysis[0]: %+v", a)
+	}
+	m := a.Metrics[0]
+	if m.Name != "success-rate" || m.Phase != argo.AnalysisPhaseFailed || m.Query != `tugboat_test_success_rate{workload="bad"}` ||
+		m.Value != "[0.8]" || m.SuccessCondition != "result[0] >= 0.99" || m.Message != "did not meet result[0] >= 0.99" {
+		t.Errorf("metric explanation: %+v", m)
+	}
+	if m.Counters.Failed != 1 || m.Limits == nil || m.Limits.FailureLimit != 0 || m.Limits.Count != 3 {
+		t.Errorf("counters %+v against limits %+v", m.Counters, m.Limits)
+	}
+	if m.Since == nil || m.Since.Before(ro.Status.StartedAt) {
+		t.Errorf("failed since %v, before the rollout started at %v", m.Since, ro.Status.StartedAt)
+	}
 	if !slices.Contains(f.events("bad"), "MetricFailed") {
 		t.Errorf("no MetricFailed event among %v", f.events("bad"))
 	}
@@ -136,4 +169,74 @@ func TestMissingTemplateShowsInStatus(t *testing.T) {
 	f.scraped("mt")
 	f.successTemplate()
 	f.eventually("mt", "promoted", 2*time.Minute, func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryRevision == "" && reason(ro) == "Healthy" })
+}
+
+// Successful measurements of a background analysis change no verdict, so they
+// cost the Rollout no write; the explanation catches up with the next write
+// the Rollout needs anyway.
+func TestBackgroundAnalysisCostsNoRolloutWrites(t *testing.T) {
+	f := given(t)
+	successRate.WithLabelValues("bg").Set(0.999)
+	f.scraped("bg")
+	tmpl := &v1alpha1.AnalysisTemplate{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "success-rate-ongoing"},
+		Spec: v1alpha1.AnalysisTemplateSpec{
+			Metrics: []v1alpha1.Metric{{
+				Name:             "success-rate",
+				Interval:         "1s",
+				SuccessCondition: "result[0] >= 0.99",
+				Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{
+					Query: `tugboat_test_success_rate{workload="bg"}`,
+				}},
+			}},
+		},
+	}
+	if err := f.c.Create(t.Context(), tmpl); err != nil {
+		t.Fatal(err)
+	}
+	f.app("bg", 1, managedRoute("bg"))
+	ro := newRollout("bg", weight(20), pause(""))
+	ro.Spec.Analysis = &v1alpha1.BackgroundAnalysis{Analysis: v1alpha1.Analysis{
+		Templates: []v1alpha1.AnalysisTemplateRef{{TemplateName: "success-rate-ongoing"}},
+	}}
+	f.rollout(ro)
+	f.eventually("bg", "initialized", time.Minute, hasReason("Healthy"))
+	f.release("bg", "v2")
+	paused := f.eventually("bg", "paused", time.Minute, hasReason("WaitingForPromotion"))
+
+	successes := func(n int32) *v1alpha1.AnalysisRun {
+		t.Helper()
+		var run v1alpha1.AnalysisRun
+		err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			var runs v1alpha1.AnalysisRunList
+			if err := f.c.List(ctx, &runs, client.InNamespace(f.ns)); err != nil || len(runs.Items) != 1 {
+				return false, err
+			}
+			run = runs.Items[0]
+			return len(run.Status.MetricResults) == 1 && run.Status.MetricResults[0].Successful >= n, nil
+		})
+		if err != nil {
+			t.Fatalf("waiting for %d successful measurements: %v", n, err)
+		}
+		return &run
+	}
+	successes(1)
+	before := f.eventually("bg", "paused", time.Second, hasReason("WaitingForPromotion"))
+	run := successes(successes(1).Status.MetricResults[0].Successful + 5)
+	after := f.eventually("bg", "paused", time.Second, hasReason("WaitingForPromotion"))
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("the Rollout was written while its background analysis only succeeded (%d successes): %+v", run.Status.MetricResults[0].Successful, after.Status.Analysis)
+	}
+	if paused.Status.CurrentStepIndex == nil || *paused.Status.CurrentStepIndex != 1 {
+		t.Fatalf("paused at %v", paused.Status.CurrentStepIndex)
+	}
+
+	f.annotate("bg", v1alpha1.AnnotationPromote, "1")
+	ro = f.eventually("bg", "promoted", time.Minute, stableAt(paused.Status.CanaryRevision))
+	if len(ro.Status.Analysis) != 1 || !ro.Status.Analysis[0].Background {
+		t.Fatalf("status.analysis: %+v", ro.Status.Analysis)
+	}
+	if m := ro.Status.Analysis[0].Metrics[0]; m.Counters.Successful < run.Status.MetricResults[0].Successful || m.Value != "[0.999]" {
+		t.Errorf("the explanation did not catch up at promotion: %+v (the run had %d successes)", m, run.Status.MetricResults[0].Successful)
+	}
 }

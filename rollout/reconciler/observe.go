@@ -28,6 +28,7 @@ type world struct {
 	target, primary *appsv1.Deployment
 	mesh            traffic.Mesh
 	observed        rollout.Observed
+	runs            []observedRun
 }
 
 // observe reads the world from the cache and creates what a Rollout needs
@@ -82,10 +83,11 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		Requests:        ro.PendingRequests(),
 		Paused:          ro.PausedByUser(),
 	}
-	if msg, err := r.observeAnalysis(ctx, ro, p, &o); err != nil || msg != "" {
+	w := &world{target: &target, primary: primary, mesh: meshOf(ro, stableLabels, canaryLabels), observed: o}
+	if msg, err := r.observeAnalysis(ctx, ro, p, w); err != nil || msg != "" {
 		return nil, stopWithMsg(p, msg), err
 	}
-	return &world{target: &target, primary: primary, mesh: meshOf(ro, stableLabels, canaryLabels), observed: o}, nil, nil
+	return w, nil, nil
 }
 
 func stopWithMsg(p rollout.Progress, msg string) *rollout.Plan {

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout"
 	"github.com/tugboatdev/tugboat/rollout/status"
@@ -89,19 +90,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	if stop != nil {
-		return r.finish(ctx, &ro, *stop)
+		return r.finish(ctx, &ro, *stop, nil)
 	}
 	plan := rollout.Decide(rollout.SpecFrom(ro.Spec), p, w.observed)
 	log.FromContext(ctx).V(1).Info("decided", "outcome", plan.Outcome, "step", plan.Next.Step, "canaryReplicas", plan.CanaryReplicas)
 	if err := r.act(ctx, &ro, w, &plan); err != nil {
 		return reconcile.Result{}, err
 	}
-	return r.finish(ctx, &ro, plan)
+	return r.finish(ctx, &ro, plan, w.runs)
 }
 
 // finish records the plan in status with one patch, when anything changed,
-// and announces transitions.
-func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan rollout.Plan) (reconcile.Result, error) {
+// and announces transitions. The explanation of the analysis runs observed is
+// written with it, or on its own when a verdict changed.
+func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan rollout.Plan, runs []observedRun) (reconcile.Result, error) {
 	base := ro.DeepCopy()
 	weight := ro.Status.CanaryWeight
 	if plan.Traffic != nil {
@@ -113,9 +115,11 @@ func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 	ro.Status.Message = plan.Message
 	ro.Status.ObservedGeneration = ro.Generation
 	r.Metrics.observe(ro)
-	if equality.Semantic.DeepEqual(base.Status, ro.Status) {
+	explained := explain(ro.Status.Analysis, runs, plan, r.Now())
+	if equality.Semantic.DeepEqual(base.Status, ro.Status) && analysis.SameVerdict(base.Status.Analysis, explained) {
 		return reconcile.Result{RequeueAfter: plan.RequeueAfter}, nil
 	}
+	ro.Status.Analysis = explained
 	// The optimistic lock makes a reconcile that read a stale Rollout from the
 	// cache fail instead of repeating a step; it runs again on fresh state.
 	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
