@@ -130,6 +130,7 @@ func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Rele
 	start := time.Now()
 	res := Result{Release: r, Got: TimedOut}
 	last := ""
+	var final v1alpha1.Rollout
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		var ro v1alpha1.Rollout
 		if err := c.Get(ctx, key, &ro); err != nil {
@@ -145,6 +146,7 @@ func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Rele
 		}
 		s := ro.Status
 		res.Message = s.Message
+		final = ro
 		switch {
 		case s.Phase == v1alpha1.PhaseHealthy && s.StableRevision == rev && s.CanaryRevision == "":
 			res.Got = Promoted
@@ -160,7 +162,23 @@ func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Rele
 		return res, err
 	}
 	fmt.Fprintf(out, "  → %s in %s: %s\n", res.Got, res.Took.Round(time.Second), res.Message)
+	if res.Got == Aborted {
+		explain(out, final.Status.Analysis)
+	}
 	return res, nil
+}
+
+// explain writes, from the Rollout's status, why each metric that decided
+// against the release did.
+func explain(out io.Writer, analyses []v1alpha1.RolloutAnalysis) {
+	for _, a := range analyses {
+		for _, m := range a.Metrics {
+			if !m.Phase.Completed() || m.Phase == "Successful" {
+				continue
+			}
+			fmt.Fprintf(out, "    %s %s: value %s, %s\n      query: %s\n", m.Name, m.Phase, m.Value, m.Message, m.Query)
+		}
+	}
 }
 
 func setEnv(c *corev1.Container, name, value string) {

@@ -102,6 +102,24 @@ func TestCanaryPromotedThenRolledBack(t *testing.T) {
 			!strings.Contains(msg, "metric success-rate Failed") || !strings.Contains(msg, "did not meet result[0] >= 0.99") {
 			return fmt.Errorf("after the bad release: phase %s, weight %d, message %q", ro.Status.Phase, ro.Status.CanaryWeight, msg)
 		}
-		return nil
+		return explainsFailure(ro, "success-rate", "istio_requests_total")
 	})
+}
+
+// explainsFailure checks status.analysis: the metric failed, with the query
+// as sent, the value it measured and the limits it broke.
+func explainsFailure(ro *v1alpha1.Rollout, metric, inQuery string) error {
+	for _, a := range ro.Status.Analysis {
+		for _, m := range a.Metrics {
+			if m.Name != metric {
+				continue
+			}
+			if m.Phase != "Failed" || !strings.Contains(m.Query, inQuery) || m.Value == "" || m.Since == nil ||
+				m.Limits == nil || m.Counters.Failed <= m.Limits.FailureLimit {
+				return fmt.Errorf("status.analysis does not explain the failure of %s: %+v", metric, m)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("status.analysis has no metric %s: %+v", metric, ro.Status.Analysis)
 }
