@@ -90,7 +90,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	if stop != nil {
-		return r.finish(ctx, &ro, *stop, nil)
+		plan := rollout.OnStop(*stop, ro.PendingRequests())
+		if plan.Next.Abort != nil && stop.Next.Abort == nil {
+			if err := r.abortOnStop(ctx, &ro, &plan, *stop); err != nil {
+				return reconcile.Result{}, err
+			}
+		}
+		return r.finish(ctx, &ro, plan, nil)
 	}
 	plan := rollout.Decide(rollout.SpecFrom(ro.Spec), p, w.observed)
 	log.FromContext(ctx).V(1).Info("decided", "outcome", plan.Outcome, "step", plan.Next.Step, "canaryReplicas", plan.CanaryReplicas)
@@ -202,6 +208,45 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 		}
 	}
 	return nil
+}
+
+// abortOnStop carries out an abort decided while the rollout could not be
+// decided on: traffic back to stable, the canary scaled down if it is still
+// there, its analysis stopped. The Services Tugboat keeps say which pods are
+// stable and which canary, so the target is not needed. When traffic cannot
+// be moved, the plan falls back to the stop, reported as it was.
+func (r *Reconciler) abortOnStop(ctx context.Context, ro *v1alpha1.Rollout, plan *rollout.Plan, stop rollout.Plan) error {
+	var stable, canary corev1.Service
+	for _, s := range []struct {
+		name string
+		into *corev1.Service
+	}{{stableServiceName(ro), &stable}, {canaryServiceName(ro), &canary}} {
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: s.name}, s.into); err != nil {
+			if apierrors.IsNotFound(err) {
+				*plan = stop
+				return nil
+			}
+			return fmt.Errorf("get service %s/%s: %w", ro.Namespace, s.name, err)
+		}
+	}
+	if err := r.Router.Apply(ctx, meshOf(ro, stable.Spec.Selector, canary.Spec.Selector), *plan.Traffic); err != nil {
+		if errors.Is(err, traffic.ErrMisconfigured) {
+			stop.Message += "; traffic could not be sent back to stable: " + err.Error()
+			*plan = stop
+			return nil
+		}
+		return err
+	}
+	var target appsv1.Deployment
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}, &target); {
+	case err == nil && ptr.Deref(target.Spec.Replicas, 1) != 0:
+		if err := r.scale(ctx, &target, 0); err != nil {
+			return err
+		}
+	case err != nil && !apierrors.IsNotFound(err):
+		return fmt.Errorf("get target deployment %s/%s: %w", ro.Namespace, ro.Spec.TargetRef.Name, err)
+	}
+	return r.terminateRuns(ctx, ro, plan.Next)
 }
 
 // scale sets only the target's replicas, with a merge patch that leaves every
