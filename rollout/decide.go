@@ -164,7 +164,7 @@ func start(s Spec, p Progress, o Observed) Plan {
 		Message:        msg + "; waiting for the canary to be Ready",
 		Next:           next,
 		Traffic:        ptr.To(traffic.AtRest()),
-		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, 0, o.Replicas)),
+		CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, 0, o.Replicas)),
 		RequeueAfter:   s.ProgressDeadline,
 	}
 }
@@ -181,7 +181,7 @@ func aborted(s Spec, p Progress, o Observed) Plan {
 			Message:        "retrying revision " + p.CanaryRevision + " from the first step; waiting for the canary to be Ready",
 			Next:           next,
 			Traffic:        ptr.To(traffic.AtRest()),
-			CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, 0, o.Replicas)),
+			CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, 0, o.Replicas)),
 			RequeueAfter:   s.ProgressDeadline,
 		}
 	}
@@ -277,7 +277,7 @@ func holdAt(s Spec, p Progress, o Observed) Plan {
 	return Plan{
 		Next:           next,
 		Traffic:        ptr.To(TrafficAfter(s.Steps, step)),
-		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, step, o.Replicas)),
+		CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, step, o.Replicas)),
 	}
 }
 
@@ -287,10 +287,9 @@ func holdAt(s Spec, p Progress, o Observed) Plan {
 // one status write cover the whole move.
 func advance(s Spec, p Progress, o Observed, msg string) Plan {
 	from := int(ptr.Deref(p.Step, 0))
-	ready := CanaryReplicasAfter(s.Steps, from, o.Replicas) // the size CanaryReady was judged at
+	ready := CanaryReplicasFor(s.Steps, from, o.Replicas) // the size CanaryReady was judged at
 	n := from + 1
-	for n < len(s.Steps) && instant(s.Steps[n]) && CanaryReplicasAfter(s.Steps, n+1, o.Replicas) == ready &&
-		CanaryReplicasAfter(s.Steps, n, o.Replicas) == ready {
+	for n < len(s.Steps) && instant(s.Steps[n]) && CanaryReplicasFor(s.Steps, n, o.Replicas) == ready {
 		n++
 	}
 	next := advanceTo(p, o, n)
@@ -299,10 +298,12 @@ func advance(s Spec, p Progress, o Observed, msg string) Plan {
 		Message:        msg,
 		Next:           next,
 		Traffic:        ptr.To(TrafficAfter(s.Steps, n)),
-		CanaryReplicas: ptr.To(CanaryReplicasAfter(s.Steps, n, o.Replicas)),
+		CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, n, o.Replicas)),
 	}
 	if *plan.CanaryReplicas != ready {
-		return plan // the canary must become Ready at its new size first
+		// Landed on the step that resizes the canary, before its traffic
+		// moves: the canary must be Ready at its new size first.
+		return plan
 	}
 	// Look ahead with the requests already spent, so none acts twice, and
 	// without the verdict of the step just left.

@@ -140,10 +140,10 @@ func TestDecide(t *testing.T) {
 		want: Plan{Outcome: WaitingForAnalysis, Message: "step 3: waiting for the analysis verdict", Next: at(3, t0),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
 	}, {
-		name: "analysis step successful: advances, and the canary scale step applies",
+		name: "analysis step successful: advances onto the canary scale step, which resizes the canary first",
 		p:    at(3, t0),
 		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseSuccessful; return o }(),
-		want: Plan{Outcome: Advanced, Message: "step 3 done", Next: at(4, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
+		want: Plan{Outcome: Advanced, Message: "step 3 done", Next: at(4, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
 	}, {
 		name: "background analysis failed: aborts at any step",
 		p:    at(1, t0),
@@ -180,10 +180,11 @@ func TestDecide(t *testing.T) {
 			}(),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
-		name: "canary scale step sizes the canary by weight",
+		name: "canary scale step done once the canary is Ready at its size: on to the pause",
 		p:    at(4, t0),
 		o:    ready(later),
-		want: Plan{Outcome: Advanced, Message: "step 4 done", Next: at(5, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
+		want: Plan{Outcome: WaitingForPromotion, Transition: Advanced, Message: "paused at step 5 until promoted", Next: at(5, later),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
 	}, {
 		name: "indefinite pause waits for a person",
 		p:    at(5, t0),
@@ -288,6 +289,54 @@ func TestDecide(t *testing.T) {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A canary that grows with its weight (matchTrafficWeight) is scaled first,
+// and gets the new weight only once the new pods are Ready.
+func TestCanaryGrowsBeforeItsWeight(t *testing.T) {
+	s := Spec{ProgressDeadline: 5 * time.Minute, Steps: []v1alpha1.Step{
+		{SetCanaryScale: &argo.SetCanaryScale{MatchTrafficWeight: true}},   // 0
+		{SetWeight: ptr.To[int32](20)},                                      // 1
+		{Pause: &v1alpha1.Pause{Duration: ptr.To(intstr.FromString("1m"))}}, // 2
+		{SetWeight: ptr.To[int32](60)},                                      // 3
+		{Pause: &v1alpha1.Pause{}},                                          // 4
+	}}
+	later := t0.Add(2 * time.Minute)
+	notReady := ready(later)
+	notReady.CanaryReady = false
+	for _, tt := range []struct {
+		name string
+		p    Progress
+		o    Observed
+		want Plan
+	}{{
+		name: "the pause over: onto the weight step, the canary grown, traffic where it was",
+		p:    at(2, t0),
+		o:    ready(later),
+		want: Plan{Outcome: Advanced, Message: "step 2 done", Next: at(3, later), Traffic: desired(20), CanaryReplicas: ptr.To[int32](3)},
+	}, {
+		name: "the new pods not Ready: traffic stays",
+		p:    at(3, later),
+		o:    notReady,
+		want: Plan{Outcome: WaitingForCanary, Message: "rolling out revision c1; waiting for the canary to be Ready",
+			Next:    func() Progress { p := at(3, later); p.NotReadySince = later; return p }(),
+			Traffic: desired(20), CanaryReplicas: ptr.To[int32](3), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "Ready at the new size: the weight moves",
+		p:    at(3, later),
+		o:    ready(later),
+		want: Plan{Outcome: WaitingForPromotion, Transition: Advanced, Message: "paused at step 4 until promoted", Next: at(4, later),
+			Traffic: desired(60), CanaryReplicas: ptr.To[int32](3)},
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, Decide(s, tt.p, tt.o)); diff != "" {
+				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if got := CanaryReplicasFor(s.Steps, 3, 4); got != 3 {
+		t.Errorf("CanaryReplicasFor(the 60%% step) = %d, want 3 of 4", got)
 	}
 }
 

@@ -73,6 +73,18 @@ func CanaryReplicasAfter(steps []v1alpha1.Step, n int, replicas int32) int32 {
 	return want
 }
 
+// CanaryReplicasFor is the size the canary must be Ready at for step n to
+// complete. For a step that takes no time it is the size after the step, so
+// that a step that grows the canary (setCanaryScale, or setWeight with
+// matchTrafficWeight) scales it first and moves traffic to it only once the
+// new pods are Ready; for any other step, the size the steps before it left.
+func CanaryReplicasFor(steps []v1alpha1.Step, n int, replicas int32) int32 {
+	if n < len(steps) && instant(steps[n]) {
+		return CanaryReplicasAfter(steps, n+1, replicas)
+	}
+	return CanaryReplicasAfter(steps, n, replicas)
+}
+
 // share is weight percent of replicas, rounded up so that a non-zero weight
 // never means zero pods.
 func share(replicas, weight int32) int32 {

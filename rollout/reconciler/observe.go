@@ -78,7 +78,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		TargetRevision:  rollout.Revision(target.Spec.Template),
 		PrimaryRevision: primary.Annotations[annotationRevision],
 		PrimaryReady:    primaryReady,
-		CanaryReady:     ready(&target, rollout.CanaryReplicasAfter(ro.Spec.Steps, step, replicas)),
+		CanaryReady:     ready(&target, rollout.CanaryReplicasFor(ro.Spec.Steps, step, replicas)),
 		Replicas:        replicas,
 		Requests:        ro.PendingRequests(),
 		Paused:          ro.PausedByUser(),
