@@ -296,7 +296,7 @@ func TestDecide(t *testing.T) {
 // and gets the new weight only once the new pods are Ready.
 func TestCanaryGrowsBeforeItsWeight(t *testing.T) {
 	s := Spec{ProgressDeadline: 5 * time.Minute, Steps: []v1alpha1.Step{
-		{SetCanaryScale: &argo.SetCanaryScale{MatchTrafficWeight: true}},   // 0
+		{SetCanaryScale: &argo.SetCanaryScale{MatchTrafficWeight: true}},    // 0
 		{SetWeight: ptr.To[int32](20)},                                      // 1
 		{Pause: &v1alpha1.Pause{Duration: ptr.To(intstr.FromString("1m"))}}, // 2
 		{SetWeight: ptr.To[int32](60)},                                      // 3

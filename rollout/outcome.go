@@ -38,6 +38,7 @@ const (
 const (
 	InvalidSpec    Outcome = "InvalidSpec"
 	TargetNotFound Outcome = "TargetNotFound"
+	HandingBack    Outcome = "HandingBack" // the Rollout is being deleted; the target is taking the traffic back
 )
 
 // IsTransition reports whether the outcome changes progress, and so deserves

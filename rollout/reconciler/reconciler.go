@@ -54,7 +54,8 @@ type Reconciler struct {
 	patchedFrom sync.Map
 }
 
-// +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;delete
@@ -75,11 +76,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ro.DeletionTimestamp.IsZero() {
-		return reconcile.Result{}, nil
+		return r.handBack(ctx, &ro)
 	}
 	if rv, ok := r.patchedFrom.Load(req.NamespacedName); ok && rv == ro.ResourceVersion {
 		log.FromContext(ctx).V(1).Info("cache behind our own status write; waiting for it")
 		return reconcile.Result{}, nil
+	}
+	if err := r.ensureFinalizer(ctx, &ro); err != nil {
+		return reconcile.Result{}, err
 	}
 	p := rollout.ProgressFrom(ro.Status)
 	w, stop, err := r.observe(ctx, &ro, p)

@@ -1,0 +1,154 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+// finalizer holds a deleted Rollout until the target Deployment serves its
+// traffic again: deleting a Rollout never takes an application down.
+const finalizer = "tugboat.dev/hand-back"
+
+// ensureFinalizer adds the hand-back finalizer, once in a Rollout's life.
+func (r *Reconciler) ensureFinalizer(ctx context.Context, ro *v1alpha1.Rollout) error {
+	if controllerutil.ContainsFinalizer(ro, finalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(ro.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.AddFinalizer(ro, finalizer)
+	if err := r.Client.Patch(ctx, ro, patch); err != nil {
+		return fmt.Errorf("add finalizer to rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	return nil
+}
+
+// handBack gives a deleted Rollout's application back to its target
+// Deployment, then lets the Rollout go:
+//
+//  1. all traffic to stable (primary), the target scaled to primary's size;
+//  2. once the target is Ready, the stable Service (and subset) select the
+//     target's pods instead of primary's;
+//  3. the Services are orphaned, so that they outlive the Rollout and the
+//     VirtualService that names them keeps working;
+//  4. the finalizer goes, and garbage collection removes primary and the
+//     rest of what the Rollout owned.
+//
+// A target that never gets Ready holds the Rollout, reported in status:
+// letting go would leave no pods behind the traffic.
+func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconcile.Result, error) {
+	if !controllerutil.ContainsFinalizer(ro, finalizer) {
+		return reconcile.Result{}, nil
+	}
+	var target, primary appsv1.Deployment
+	gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}, &target)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	primaryGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Name + primarySuffix}, &primary)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if gone || primaryGone || !metav1.IsControlledBy(&primary, ro) || target.Spec.Selector == nil {
+		return reconcile.Result{}, r.letGo(ctx, ro) // nothing to hand back, or no one to hand it to
+	}
+	targetLabels := target.Spec.Selector.MatchLabels
+	replicas := ptr.Deref(primary.Spec.Replicas, 1)
+	if !ready(&target, replicas) {
+		if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, targetLabels)); err != nil {
+			return reconcile.Result{}, err
+		}
+		if ptr.Deref(target.Spec.Replicas, 1) != replicas {
+			if err := r.scale(ctx, &target, replicas); err != nil {
+				return reconcile.Result{}, err
+			}
+		}
+		p := rollout.ProgressFrom(ro.Status)
+		msg := fmt.Sprintf("the Rollout is being deleted; waiting for deployment %s to be Ready at %d replicas before it takes the traffic back", target.Name, replicas)
+		plan := rollout.Plan{Outcome: rollout.HandingBack, Message: msg, Next: p, RequeueAfter: 30 * time.Second}
+		return r.finish(ctx, ro, plan, nil)
+	}
+	if err := r.route(ctx, meshOf(ro, targetLabels, targetLabels)); err != nil {
+		return reconcile.Result{}, err
+	}
+	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
+		if err := r.handBackService(ctx, ro, name, targetLabels); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	r.Recorder.Eventf(ro, nil, corev1.EventTypeNormal, string(rollout.HandingBack), "Delete",
+		"deployment %s serves all traffic again through Services %s and %s", target.Name, stableServiceName(ro), canaryServiceName(ro))
+	return reconcile.Result{}, r.letGo(ctx, ro)
+}
+
+// route sends all traffic to stable. A VirtualService or DestinationRule that
+// is gone or no longer fits (deleted along with the Rollout, say) has no
+// traffic left to move, and must not hold the Rollout.
+func (r *Reconciler) route(ctx context.Context, m traffic.Mesh) error {
+	if err := r.Router.Apply(ctx, m, traffic.AtRest()); err != nil && !errors.Is(err, traffic.ErrMisconfigured) {
+		return err
+	}
+	return nil
+}
+
+// handBackService points a Service at the target's pods and, when the
+// Rollout owns it, orphans it.
+func (r *Reconciler) handBackService(ctx context.Context, ro *v1alpha1.Rollout, name string, selector map[string]string) error {
+	var svc corev1.Service
+	gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &svc)
+	if err != nil || gone {
+		return err
+	}
+	named := name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService
+	if !metav1.IsControlledBy(&svc, ro) && !named {
+		return nil // not ours to change
+	}
+	base := svc.DeepCopy()
+	svc.Spec.Selector = maps.Clone(selector)
+	svc.OwnerReferences = slices.DeleteFunc(svc.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == ro.UID })
+	if maps.Equal(base.Spec.Selector, svc.Spec.Selector) && len(base.OwnerReferences) == len(svc.OwnerReferences) {
+		return nil
+	}
+	if err := r.Client.Patch(ctx, &svc, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("hand service %s/%s back to the target: %w", ro.Namespace, name, err)
+	}
+	return nil
+}
+
+// letGo removes the finalizer; garbage collection does the rest.
+func (r *Reconciler) letGo(ctx context.Context, ro *v1alpha1.Rollout) error {
+	patch := client.MergeFromWithOptions(ro.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(ro, finalizer)
+	if err := r.Client.Patch(ctx, ro, patch); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove finalizer from rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	return nil
+}
+
+// missing reads key into o and reports whether it does not exist.
+func (r *Reconciler) missing(ctx context.Context, key client.ObjectKey, o client.Object) (bool, error) {
+	err := r.Client.Get(ctx, key, o)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %T %s: %w", o, key, err)
+	}
+	return false, nil
+}
