@@ -1,9 +1,10 @@
 // Package prometheus is the adapter that measures metrics with Prometheus
 // queries, through prometheus/client_golang's API client.
 //
-// Identical queries due at the same moment are sent once, the number of
-// queries in flight per server is bounded, and addresses taken from
-// templates are dialled only through a guard (see Guard).
+// Instant and range queries are supported. Identical queries due at the
+// same moment are sent once, the number of queries in flight per server is
+// bounded, addresses taken from templates are dialled only through a guard
+// (see Guard).
 package prometheus
 
 import (
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
@@ -54,22 +56,31 @@ type Provider struct {
 	transports map[bool]http.RoundTripper
 }
 
-// Measure runs the rendered query of m at ts for an object in namespace.
+// request is one query, resolved: where it goes, what it carries, and when.
+type request struct {
+	address  string
+	auth     string // the Authorization header
+	insecure bool
+	headers  []argo.WebMetricHeader
+	query    string
+	ts       time.Time
+	rng      *analysis.Range // nil for an instant query
+}
+
+// key is the same for requests that are the same query: server, credentials,
+// text and second.
+func (r request) key() string {
+	rng := "instant"
+	if r.rng != nil {
+		rng = fmt.Sprintf("%d:%d:%s", r.rng.Start.Unix(), r.rng.End.Unix(), r.rng.Step)
+	}
+	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%d\x00%s\x00%v", r.address, r.auth, r.insecure, r.query, r.ts.Unix(), rng, r.headers)
+}
+
+// Measure runs the rendered query of m at ts for an object in namespace. A
+// range query's now() is ts.
 func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample {
-	address := m.Address
-	if address == "" {
-		address = p.DefaultAddress
-	}
-	if address == "" {
-		return analysis.Sample{Err: ErrNoAddress}
-	}
-	if m.RangeQuery != nil {
-		return analysis.Sample{Err: errors.New("rangeQuery is not supported yet; use an instant query over a range vector")}
-	}
-	if m.Authentication != nil && address != p.DefaultAddress && !slices.Contains(p.CredentialAddresses, address) {
-		return analysis.Sample{Err: fmt.Errorf("credentials from Secrets are sent only to the controller's Prometheus or its allowed addresses, not to %s", address)}
-	}
-	auth, err := p.authorization(ctx, namespace, m.Authentication)
+	req, err := p.resolve(ctx, namespace, m, query, ts)
 	if err != nil {
 		return analysis.Sample{Err: err}
 	}
@@ -77,20 +88,19 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 	if m.Timeout != nil {
 		timeout = time.Duration(*m.Timeout) * time.Second
 	}
-	// Queries identical in server, credentials, text and second are one query.
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d\x00%v\x00%v", address, auth, query, ts.Unix(), m.Insecure, m.Headers)
+	key := req.key()
 	if s, ok := p.remembered(key); ok {
 		return s
 	}
 	v, err, _ := p.flights.Do(key, func() (any, error) {
-		sem := p.semaphore(address)
+		sem := p.semaphore(req.address)
 		if err := sem.Acquire(ctx, 1); err != nil {
 			return nil, err
 		}
 		defer sem.Release(1)
 		qctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return p.query(qctx, address, auth, m, query, ts)
+		return p.query(qctx, req)
 	})
 	s := analysis.Sample{Err: err}
 	if err == nil {
@@ -98,6 +108,37 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 	}
 	p.remember(key, s)
 	return s
+}
+
+// resolve works out where a metric's query goes and with which credentials.
+func (p *Provider) resolve(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) (request, error) {
+	req := request{address: m.Address, insecure: m.Insecure, headers: m.Headers, query: query, ts: ts}
+	if req.address == "" {
+		req.address = p.DefaultAddress
+	}
+	if req.address == "" {
+		return request{}, ErrNoAddress
+	}
+	if m.RangeQuery != nil {
+		rng, err := analysis.RangeAt(*m.RangeQuery, ts)
+		if err != nil {
+			return request{}, err
+		}
+		req.rng = &rng
+	}
+	if m.Authentication != nil && !p.credentialsGoTo(req.address) {
+		return request{}, fmt.Errorf("credentials from Secrets are sent only to the controller's Prometheus or its allowed addresses, not to %s", req.address)
+	}
+	var err error
+	if req.auth, err = p.authorization(ctx, namespace, m.Authentication); err != nil {
+		return request{}, err
+	}
+	return req, nil
+}
+
+// credentialsGoTo reports whether address may receive credentials.
+func (p *Provider) credentialsGoTo(address string) bool {
+	return address == p.DefaultAddress || slices.Contains(p.CredentialAddresses, address)
 }
 
 // recent is a result kept briefly, so that identical queries due in the same
@@ -136,30 +177,37 @@ func (p *Provider) remember(key string, s analysis.Sample) {
 	p.recent[key] = recent{s: s, expires: now.Add(keepFor)}
 }
 
-func (p *Provider) query(ctx context.Context, address, auth string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) (analysis.Sample, error) {
+func (p *Provider) query(ctx context.Context, req request) (analysis.Sample, error) {
 	headers := http.Header{}
-	for _, h := range m.Headers {
+	for _, h := range req.headers {
 		headers.Add(h.Key, h.Value)
 	}
-	if auth != "" {
-		headers.Set("Authorization", auth)
+	if req.auth != "" {
+		headers.Set("Authorization", req.auth)
 	}
 	c, err := api.NewClient(api.Config{
-		Address:      address,
-		RoundTripper: &headerTransport{next: p.transport(m.Insecure), headers: headers},
+		Address:      req.address,
+		RoundTripper: &headerTransport{next: p.transport(req.insecure), headers: headers},
 	})
 	if err != nil {
-		return analysis.Sample{}, fmt.Errorf("prometheus client for %s: %w", address, err)
+		return analysis.Sample{}, fmt.Errorf("prometheus client for %s: %w", req.address, err)
 	}
-	val, _, _, err := promv1.NewAPI(c).Query(ctx, query, ts)
+	var val model.Value
+	if req.rng != nil {
+		val, _, _, err = promv1.NewAPI(c).QueryRange(ctx, req.query, promv1.Range{Start: req.rng.Start, End: req.rng.End, Step: req.rng.Step})
+	} else {
+		val, _, _, err = promv1.NewAPI(c).Query(ctx, req.query, req.ts)
+	}
 	if err != nil {
-		return analysis.Sample{}, fmt.Errorf("query %s: %w", address, err)
+		return analysis.Sample{}, fmt.Errorf("query %s: %w", req.address, err)
 	}
 	return sample(val)
 }
 
 // sample turns a query result into values, series in label order so that
-// result[0] means the same series every time.
+// result[0] means the same series every time. A range query's matrix is
+// flattened as Argo Rollouts does: every point of the first series, in time
+// order, then of the next.
 func sample(v model.Value) (analysis.Sample, error) {
 	switch v := v.(type) {
 	case model.Vector:
@@ -169,10 +217,19 @@ func sample(v model.Value) (analysis.Sample, error) {
 			s.Values[i] = float64(x.Value)
 		}
 		return s, nil
+	case model.Matrix:
+		slices.SortFunc(v, func(a, b *model.SampleStream) int { return compareMetrics(a.Metric, b.Metric) })
+		s := analysis.Sample{Values: []float64{}}
+		for _, series := range v {
+			for _, x := range series.Values {
+				s.Values = append(s.Values, float64(x.Value))
+			}
+		}
+		return s, nil
 	case *model.Scalar:
 		return analysis.Sample{Values: []float64{float64(v.Value)}, Scalar: true}, nil
 	}
-	return analysis.Sample{}, fmt.Errorf("want a vector or a scalar, got a %s", v.Type())
+	return analysis.Sample{}, fmt.Errorf("want a vector, a matrix or a scalar, got a %s", v.Type())
 }
 
 func compareMetrics(a, b model.Metric) int {

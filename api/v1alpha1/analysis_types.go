@@ -174,13 +174,34 @@ type PrometheusMetric struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Headers []argo.WebMetricHeader `json:"headers,omitempty"`
-	// RangeQuery makes this a range query over [start, end] with the given step.
+	// RangeQuery makes this a range query over [start, end] with the given
+	// step; result holds the values of every series at every step.
 	// +optional
-	RangeQuery *argo.PrometheusRangeQueryArgs `json:"rangeQuery,omitempty"`
+	RangeQuery *PrometheusRangeQuery `json:"rangeQuery,omitempty"`
 	// Authentication to the server, with credentials from a Secret in the
 	// namespace of the object being analysed.
 	// +optional
 	Authentication *PrometheusAuthentication `json:"authentication,omitempty"`
+}
+
+// PrometheusRangeQuery is Argo Rollouts' rangeQuery (PrometheusRangeQueryArgs),
+// with bounds. Start and end are expressions with two functions: now(), the
+// moment of the measurement, and duration("5m").
+type PrometheusRangeQuery struct {
+	// Start of the range, such as now() - duration("{{args.lookback}}").
+	// Arguments may stand only inside a string.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Start string `json:"start"`
+	// End of the range, such as now().
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	End string `json:"end"`
+	// Step between the points of each series, such as 1m, or an argument
+	// ({{args.step}}). At most 11000 steps fit in the range, as in Prometheus.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+|\{\{ *args\.[A-Za-z0-9_.-]+ *\}\})$`
+	Step argo.DurationString `json:"step"`
 }
 
 // PrometheusAuthentication reads Prometheus credentials from a Secret.
