@@ -4,7 +4,7 @@
 // Instant and range queries are supported. Identical queries due at the
 // same moment are sent once, the number of queries in flight per server is
 // bounded, addresses taken from templates are dialled only through a guard
-// (see Guard).
+// (see Guard), and transports, one per TLS setting, are shared and bounded.
 package prometheus
 
 import (
@@ -19,9 +19,11 @@ import (
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
+	"k8s.io/utils/lru"
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -39,11 +41,14 @@ type Credentials func(ctx context.Context, namespace, name string) (map[string][
 type Provider struct {
 	// DefaultAddress is used by metrics that name no address.
 	DefaultAddress string
+	// DefaultTLS is the TLS of DefaultAddress: a CA, a client certificate and
+	// a server name, usually as files, which are re-read when they change.
+	DefaultTLS promconfig.TLSConfig
 	// Guard decides which addresses may be dialled.
 	Guard Guard
-	// Credentials reads authentication Secrets. Credentials are sent only to
-	// DefaultAddress and CredentialAddresses, never to an address a template
-	// alone chose.
+	// Credentials reads authentication Secrets. Credentials (client
+	// certificates among them) are sent only to DefaultAddress and
+	// CredentialAddresses, never to an address a template alone chose.
 	Credentials         Credentials
 	CredentialAddresses []string
 	// MaxInFlight bounds concurrent queries per server (default 8).
@@ -53,28 +58,30 @@ type Provider struct {
 	mu         sync.Mutex
 	recent     map[string]recent
 	sems       map[string]*semaphore.Weighted
-	transports map[bool]http.RoundTripper
+	transports *lru.Cache // tlsKey -> http.RoundTripper
 }
 
 // request is one query, resolved: where it goes, what it carries, and when.
 type request struct {
-	address  string
-	auth     string // the Authorization header
-	insecure bool
-	headers  []argo.WebMetricHeader
-	query    string
-	ts       time.Time
-	rng      *analysis.Range // nil for an instant query
+	address string
+	auth    string // the Authorization header
+	rt      http.RoundTripper
+	tlsKey  string // a hash of the TLS settings rt was built with
+	headers []argo.WebMetricHeader
+	query   string
+	ts      time.Time
+	rng     *analysis.Range // nil for an instant query
 }
 
 // key is the same for requests that are the same query: server, credentials,
-// text and second.
+// text and second. It holds the Authorization header but only a hash of the
+// TLS material, and lives in memory only.
 func (r request) key() string {
 	rng := "instant"
 	if r.rng != nil {
 		rng = fmt.Sprintf("%d:%d:%s", r.rng.Start.Unix(), r.rng.End.Unix(), r.rng.Step)
 	}
-	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%d\x00%s\x00%v", r.address, r.auth, r.insecure, r.query, r.ts.Unix(), rng, r.headers)
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00%v", r.address, r.auth, r.tlsKey, r.query, r.ts.Unix(), rng, r.headers)
 }
 
 // Measure runs the rendered query of m at ts for an object in namespace. A
@@ -112,7 +119,7 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 
 // resolve works out where a metric's query goes and with which credentials.
 func (p *Provider) resolve(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) (request, error) {
-	req := request{address: m.Address, insecure: m.Insecure, headers: m.Headers, query: query, ts: ts}
+	req := request{address: m.Address, headers: m.Headers, query: query, ts: ts}
 	if req.address == "" {
 		req.address = p.DefaultAddress
 	}
@@ -131,6 +138,16 @@ func (p *Provider) resolve(ctx context.Context, namespace string, m *v1alpha1.Pr
 	}
 	var err error
 	if req.auth, err = p.authorization(ctx, namespace, m.Authentication); err != nil {
+		return request{}, err
+	}
+	c, err := p.tlsFor(ctx, namespace, req.address, m)
+	if err != nil {
+		return request{}, err
+	}
+	if req.rt, req.tlsKey, err = p.transport(c); err != nil {
+		if m.TLS != nil && m.TLS.SecretName != "" {
+			return request{}, fmt.Errorf("tls secret %s/%s: %w", namespace, m.TLS.SecretName, err)
+		}
 		return request{}, err
 	}
 	return req, nil
@@ -187,7 +204,7 @@ func (p *Provider) query(ctx context.Context, req request) (analysis.Sample, err
 	}
 	c, err := api.NewClient(api.Config{
 		Address:      req.address,
-		RoundTripper: &headerTransport{next: p.transport(req.insecure), headers: headers},
+		RoundTripper: &headerTransport{next: req.rt, headers: headers},
 	})
 	if err != nil {
 		return analysis.Sample{}, fmt.Errorf("prometheus client for %s: %w", req.address, err)
@@ -240,21 +257,6 @@ func compareMetrics(a, b model.Metric) int {
 		return 1
 	}
 	return 0
-}
-
-// transport is shared by all queries, so connections are reused.
-func (p *Provider) transport(insecure bool) http.RoundTripper {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.transports == nil {
-		p.transports = map[bool]http.RoundTripper{}
-	}
-	t, ok := p.transports[insecure]
-	if !ok {
-		t = p.Guard.transport(insecure)
-		p.transports[insecure] = t
-	}
-	return t
 }
 
 func (p *Provider) semaphore(address string) *semaphore.Weighted {
