@@ -53,13 +53,14 @@ var metadata = map[string]bool{
 // controller read.
 const maxResponse = 16 << 20
 
-func (g Guard) transport(insecure bool) http.RoundTripper {
+// transport dials only what the guard allows, with TLS from cfg.
+func (g Guard) transport(cfg *tls.Config) http.RoundTripper {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: g.check}
 	return &noRedirects{next: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, addr)
 		},
-		TLSClientConfig:     &tls.Config{InsecureSkipVerify: insecure}, //nolint:gosec // the template asked for it
+		TLSClientConfig:     cfg,
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
@@ -81,6 +82,14 @@ func (t *noRedirects) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &limitedBody{r: io.LimitReader(resp.Body, maxResponse+1), c: resp.Body}
 	return resp, nil
+}
+
+// CloseIdleConnections lets a replaced or evicted transport let go of its
+// connections at once.
+func (t *noRedirects) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // limitedBody fails a response larger than maxResponse rather than reading it all.

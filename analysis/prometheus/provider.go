@@ -1,9 +1,10 @@
 // Package prometheus is the adapter that measures metrics with Prometheus
 // queries, through prometheus/client_golang's API client.
 //
-// Identical queries due at the same moment are sent once, the number of
-// queries in flight per server is bounded, and addresses taken from
-// templates are dialled only through a guard (see Guard).
+// Instant and range queries are supported. Identical queries due at the
+// same moment are sent once, the number of queries in flight per server is
+// bounded, addresses taken from templates are dialled only through a guard
+// (see Guard), and transports, one per TLS setting, are shared and bounded.
 package prometheus
 
 import (
@@ -15,11 +16,14 @@ import (
 	"sync"
 	"time"
 
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
+	"k8s.io/utils/lru"
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -37,11 +41,14 @@ type Credentials func(ctx context.Context, namespace, name string) (map[string][
 type Provider struct {
 	// DefaultAddress is used by metrics that name no address.
 	DefaultAddress string
+	// DefaultTLS is the TLS of DefaultAddress: a CA, a client certificate and
+	// a server name, usually as files, which are re-read when they change.
+	DefaultTLS promconfig.TLSConfig
 	// Guard decides which addresses may be dialled.
 	Guard Guard
-	// Credentials reads authentication Secrets. Credentials are sent only to
-	// DefaultAddress and CredentialAddresses, never to an address a template
-	// alone chose.
+	// Credentials reads authentication Secrets. Credentials (client
+	// certificates among them) are sent only to DefaultAddress and
+	// CredentialAddresses, never to an address a template alone chose.
 	Credentials         Credentials
 	CredentialAddresses []string
 	// MaxInFlight bounds concurrent queries per server (default 8).
@@ -51,25 +58,36 @@ type Provider struct {
 	mu         sync.Mutex
 	recent     map[string]recent
 	sems       map[string]*semaphore.Weighted
-	transports map[bool]http.RoundTripper
+	transports *lru.Cache // tlsKey -> http.RoundTripper
 }
 
-// Measure runs the rendered query of m at ts for an object in namespace.
+// request is one query, resolved: where it goes, what it carries, and when.
+type request struct {
+	address string
+	auth    string // the Authorization header
+	rt      http.RoundTripper
+	tlsKey  string // a hash of the TLS settings rt was built with
+	headers []argo.WebMetricHeader
+	query   string
+	ts      time.Time
+	rng     *analysis.Range // nil for an instant query
+}
+
+// key is the same for requests that are the same query: server, credentials,
+// text and second. It holds the Authorization header but only a hash of the
+// TLS material, and lives in memory only.
+func (r request) key() string {
+	rng := "instant"
+	if r.rng != nil {
+		rng = fmt.Sprintf("%d:%d:%s", r.rng.Start.Unix(), r.rng.End.Unix(), r.rng.Step)
+	}
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00%v", r.address, r.auth, r.tlsKey, r.query, r.ts.Unix(), rng, r.headers)
+}
+
+// Measure runs the rendered query of m at ts for an object in namespace. A
+// range query's now() is ts.
 func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample {
-	address := m.Address
-	if address == "" {
-		address = p.DefaultAddress
-	}
-	if address == "" {
-		return analysis.Sample{Err: ErrNoAddress}
-	}
-	if m.RangeQuery != nil {
-		return analysis.Sample{Err: errors.New("rangeQuery is not supported yet; use an instant query over a range vector")}
-	}
-	if m.Authentication != nil && address != p.DefaultAddress && !slices.Contains(p.CredentialAddresses, address) {
-		return analysis.Sample{Err: fmt.Errorf("credentials from Secrets are sent only to the controller's Prometheus or its allowed addresses, not to %s", address)}
-	}
-	auth, err := p.authorization(ctx, namespace, m.Authentication)
+	req, err := p.resolve(ctx, namespace, m, query, ts)
 	if err != nil {
 		return analysis.Sample{Err: err}
 	}
@@ -77,20 +95,19 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 	if m.Timeout != nil {
 		timeout = time.Duration(*m.Timeout) * time.Second
 	}
-	// Queries identical in server, credentials, text and second are one query.
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d\x00%v\x00%v", address, auth, query, ts.Unix(), m.Insecure, m.Headers)
+	key := req.key()
 	if s, ok := p.remembered(key); ok {
 		return s
 	}
 	v, err, _ := p.flights.Do(key, func() (any, error) {
-		sem := p.semaphore(address)
+		sem := p.semaphore(req.address)
 		if err := sem.Acquire(ctx, 1); err != nil {
 			return nil, err
 		}
 		defer sem.Release(1)
 		qctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return p.query(qctx, address, auth, m, query, ts)
+		return p.query(qctx, req)
 	})
 	s := analysis.Sample{Err: err}
 	if err == nil {
@@ -98,6 +115,47 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 	}
 	p.remember(key, s)
 	return s
+}
+
+// resolve works out where a metric's query goes and with which credentials.
+func (p *Provider) resolve(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) (request, error) {
+	req := request{address: m.Address, headers: m.Headers, query: query, ts: ts}
+	if req.address == "" {
+		req.address = p.DefaultAddress
+	}
+	if req.address == "" {
+		return request{}, ErrNoAddress
+	}
+	if m.RangeQuery != nil {
+		rng, err := analysis.RangeAt(*m.RangeQuery, ts)
+		if err != nil {
+			return request{}, err
+		}
+		req.rng = &rng
+	}
+	if m.Authentication != nil && !p.credentialsGoTo(req.address) {
+		return request{}, fmt.Errorf("credentials from Secrets are sent only to the controller's Prometheus or its allowed addresses, not to %s", req.address)
+	}
+	var err error
+	if req.auth, err = p.authorization(ctx, namespace, m.Authentication); err != nil {
+		return request{}, err
+	}
+	c, err := p.tlsFor(ctx, namespace, req.address, m)
+	if err != nil {
+		return request{}, err
+	}
+	if req.rt, req.tlsKey, err = p.transport(c); err != nil {
+		if m.TLS != nil && m.TLS.SecretName != "" {
+			return request{}, fmt.Errorf("tls secret %s/%s: %w", namespace, m.TLS.SecretName, err)
+		}
+		return request{}, err
+	}
+	return req, nil
+}
+
+// credentialsGoTo reports whether address may receive credentials.
+func (p *Provider) credentialsGoTo(address string) bool {
+	return address == p.DefaultAddress || slices.Contains(p.CredentialAddresses, address)
 }
 
 // recent is a result kept briefly, so that identical queries due in the same
@@ -136,30 +194,37 @@ func (p *Provider) remember(key string, s analysis.Sample) {
 	p.recent[key] = recent{s: s, expires: now.Add(keepFor)}
 }
 
-func (p *Provider) query(ctx context.Context, address, auth string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) (analysis.Sample, error) {
+func (p *Provider) query(ctx context.Context, req request) (analysis.Sample, error) {
 	headers := http.Header{}
-	for _, h := range m.Headers {
+	for _, h := range req.headers {
 		headers.Add(h.Key, h.Value)
 	}
-	if auth != "" {
-		headers.Set("Authorization", auth)
+	if req.auth != "" {
+		headers.Set("Authorization", req.auth)
 	}
 	c, err := api.NewClient(api.Config{
-		Address:      address,
-		RoundTripper: &headerTransport{next: p.transport(m.Insecure), headers: headers},
+		Address:      req.address,
+		RoundTripper: &headerTransport{next: req.rt, headers: headers},
 	})
 	if err != nil {
-		return analysis.Sample{}, fmt.Errorf("prometheus client for %s: %w", address, err)
+		return analysis.Sample{}, fmt.Errorf("prometheus client for %s: %w", req.address, err)
 	}
-	val, _, _, err := promv1.NewAPI(c).Query(ctx, query, ts)
+	var val model.Value
+	if req.rng != nil {
+		val, _, _, err = promv1.NewAPI(c).QueryRange(ctx, req.query, promv1.Range{Start: req.rng.Start, End: req.rng.End, Step: req.rng.Step})
+	} else {
+		val, _, _, err = promv1.NewAPI(c).Query(ctx, req.query, req.ts)
+	}
 	if err != nil {
-		return analysis.Sample{}, fmt.Errorf("query %s: %w", address, err)
+		return analysis.Sample{}, fmt.Errorf("query %s: %w", req.address, err)
 	}
 	return sample(val)
 }
 
 // sample turns a query result into values, series in label order so that
-// result[0] means the same series every time.
+// result[0] means the same series every time. A range query's matrix is
+// flattened as Argo Rollouts does: every point of the first series, in time
+// order, then of the next.
 func sample(v model.Value) (analysis.Sample, error) {
 	switch v := v.(type) {
 	case model.Vector:
@@ -169,10 +234,19 @@ func sample(v model.Value) (analysis.Sample, error) {
 			s.Values[i] = float64(x.Value)
 		}
 		return s, nil
+	case model.Matrix:
+		slices.SortFunc(v, func(a, b *model.SampleStream) int { return compareMetrics(a.Metric, b.Metric) })
+		s := analysis.Sample{Values: []float64{}}
+		for _, series := range v {
+			for _, x := range series.Values {
+				s.Values = append(s.Values, float64(x.Value))
+			}
+		}
+		return s, nil
 	case *model.Scalar:
 		return analysis.Sample{Values: []float64{float64(v.Value)}, Scalar: true}, nil
 	}
-	return analysis.Sample{}, fmt.Errorf("want a vector or a scalar, got a %s", v.Type())
+	return analysis.Sample{}, fmt.Errorf("want a vector, a matrix or a scalar, got a %s", v.Type())
 }
 
 func compareMetrics(a, b model.Metric) int {
@@ -183,21 +257,6 @@ func compareMetrics(a, b model.Metric) int {
 		return 1
 	}
 	return 0
-}
-
-// transport is shared by all queries, so connections are reused.
-func (p *Provider) transport(insecure bool) http.RoundTripper {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.transports == nil {
-		p.transports = map[bool]http.RoundTripper{}
-	}
-	t, ok := p.transports[insecure]
-	if !ok {
-		t = p.Guard.transport(insecure)
-		p.transports[insecure] = t
-	}
-	return t
 }
 
 func (p *Provider) semaphore(address string) *semaphore.Weighted {

@@ -207,17 +207,21 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		return due
 	}
 	limits, err := analysis.LimitsOf(*m, a.values)
+	prom := *m.Provider.Prometheus
 	var query, shown string
 	if err == nil {
-		query, err = analysis.Render(m.Provider.Prometheus.Query, a.values)
+		query, err = analysis.Render(prom.Query, a.values)
 	}
 	if err == nil {
-		shown, err = analysis.Render(m.Provider.Prometheus.Query, masked(a.values, a.secret))
+		shown, err = analysis.Render(prom.Query, masked(a.values, a.secret))
 	}
-	if err == nil && len(a.secret) > 0 && m.Provider.Prometheus.Address != "" && usesAny(m.Provider.Prometheus.Query, a.secret) {
+	if err == nil && len(a.secret) > 0 && prom.Address != "" && usesAny(prom.Query, a.secret) {
 		// A Secret's value goes only to the controller's own Prometheus, not
 		// to an address whoever wrote the template chose.
 		err = errors.New("arguments from Secrets are sent only to the controller's Prometheus (--prometheus-address); this metric names its own address")
+	}
+	if err == nil && prom.RangeQuery != nil {
+		prom.RangeQuery, err = renderRange(*prom.RangeQuery, a)
 	}
 	if err != nil {
 		// An argument that would change the query, or a limit that does not
@@ -231,7 +235,7 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		// error measurement, counted against consecutiveErrorLimit.
 		sample = analysis.Sample{Err: a.err}
 	} else {
-		sample = r.Measurer.Measure(ctx, run.Namespace, m.Provider.Prometheus, query, now)
+		sample = r.Measurer.Measure(ctx, run.Namespace, &prom, query, now)
 	}
 	phase, value, msg := analysis.Judge(*m, sample, a.values)
 	meas := argo.Measurement{
@@ -257,6 +261,20 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	}
 	next, _ := nextDue(m, res, run.Status.StartedAt.Time)
 	return next
+}
+
+// renderRange renders a range query's start, end and step. Arguments from
+// Secrets have no place in a time range, and the errors of a range quote
+// what it was rendered to, so they are refused.
+func renderRange(q v1alpha1.PrometheusRangeQuery, a measureArgs) (*v1alpha1.PrometheusRangeQuery, error) {
+	if usesAny(q.Start+" "+q.End+" "+string(q.Step), a.secret) {
+		return nil, errors.New("rangeQuery: arguments from Secrets cannot be used in start, end or step")
+	}
+	out, err := analysis.RenderRange(q, a.values)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // masked replaces the values of Secret arguments, for what status shows.

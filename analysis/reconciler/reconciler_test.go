@@ -35,9 +35,12 @@ type measurer struct {
 	queries []string
 }
 
-func (m *measurer) Measure(_ context.Context, _ string, _ *v1alpha1.PrometheusMetric, query string, _ time.Time) analysis.Sample {
+func (m *measurer) Measure(_ context.Context, _ string, p *v1alpha1.PrometheusMetric, query string, _ time.Time) analysis.Sample {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if r := p.RangeQuery; r != nil {
+		query += " range " + r.Start + ", " + r.End + ", " + string(r.Step)
+	}
 	m.queries = append(m.queries, query)
 	for k, v := range m.values {
 		if strings.Contains(query, k) {
@@ -213,6 +216,42 @@ func TestAnalysisRuns(t *testing.T) {
 			t.Errorf("status shows %q", q)
 		}
 	})
+
+	t.Run("a range query is measured with its arguments rendered", func(t *testing.T) {
+		ranged := metric("sr", `up{w="good", rq="1"}`, 1)
+		ranged.Provider.Prometheus.RangeQuery = &v1alpha1.PrometheusRangeQuery{Start: `now() - duration("{{args.lookback}}")`, End: "now()", Step: "{{args.step}}"}
+		create(t, "ranged", v1alpha1.AnalysisRunSpec{
+			Metrics: []v1alpha1.Metric{ranged},
+			Args:    []argo.Argument{{Name: "lookback", Value: ptr.To("5m")}, {Name: "step", Value: ptr.To("30s")}},
+		})
+		run := until(t, "ranged", completed)
+		if want := `rq="1"} range now() - duration("5m"), now(), 30s`; run.Status.Phase != argo.AnalysisPhaseSuccessful || m.sent(want) != 1 {
+			t.Errorf("phase %s (%s); %q sent %d times", run.Status.Phase, run.Status.Message, want, m.sent(want))
+		}
+	})
+
+	for _, tt := range []struct {
+		name, start string
+		arg         argo.Argument
+		want        string
+	}{
+		{"a range argument outside a string errs without sending", `now() - {{args.lookback}}`, argo.Argument{Name: "lookback", Value: ptr.To("5m")}, `argument "lookback" must stand inside a string`},
+		{"a Secret argument in a range errs without sending", `now() - duration("{{args.token}}")`, argo.Argument{Name: "token", ValueFrom: &argo.ValueFrom{SecretKeyRef: &argo.SecretKeyRef{Name: "t", Key: "token"}}}, "arguments from Secrets cannot be used in start, end or step"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			name := "range-" + strings.ToLower(tt.arg.Name)
+			ranged := metric("sr", `up{w="good", rq="`+name+`"}`, 1)
+			ranged.Provider.Prometheus.RangeQuery = &v1alpha1.PrometheusRangeQuery{Start: tt.start, End: "now()", Step: "1m"}
+			create(t, name, v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{ranged}, Args: []argo.Argument{tt.arg}})
+			run := until(t, name, completed)
+			if run.Status.Phase != argo.AnalysisPhaseError || !strings.Contains(run.Status.Message, tt.want) || strings.Contains(run.Status.Message, "s3cret") {
+				t.Errorf("phase %s, message %q; want Error with %q", run.Status.Phase, run.Status.Message, tt.want)
+			}
+			if n := m.sent(`rq="` + name); n != 0 {
+				t.Errorf("the query was sent %d times", n)
+			}
+		})
+	}
 
 	t.Run("terminate stops a run with what was measured", func(t *testing.T) {
 		long := metric("sr", `up{w="good", t="1"}`, 1000)

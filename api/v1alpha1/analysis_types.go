@@ -149,7 +149,11 @@ type MetricProvider struct {
 }
 
 // PrometheusMetric is a PromQL query and the server it runs on. The fields are
-// Argo Rollouts' PrometheusMetric's, with credentials read from Secrets.
+// Argo Rollouts' PrometheusMetric's, with credentials read from Secrets, plus
+// tls.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.insecure) && self.insecure && has(self.tls))",message="set insecure or tls, not both: insecure turns off the verification that tls configures",fieldPath=".tls"
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.address) || self.address.startsWith('https://')",message="tls applies to https:// addresses only",fieldPath=".tls"
 type PrometheusMetric struct {
 	// Address of the Prometheus server, such as http://prometheus.monitoring:9090.
 	// Empty means the controller's default.
@@ -174,13 +178,63 @@ type PrometheusMetric struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Headers []argo.WebMetricHeader `json:"headers,omitempty"`
-	// RangeQuery makes this a range query over [start, end] with the given step.
+	// RangeQuery makes this a range query over [start, end] with the given
+	// step; result holds the values of every series at every step.
 	// +optional
-	RangeQuery *argo.PrometheusRangeQueryArgs `json:"rangeQuery,omitempty"`
+	RangeQuery *PrometheusRangeQuery `json:"rangeQuery,omitempty"`
 	// Authentication to the server, with credentials from a Secret in the
 	// namespace of the object being analysed.
 	// +optional
 	Authentication *PrometheusAuthentication `json:"authentication,omitempty"`
+	// TLS verifies the server with a CA of its own and can present a client
+	// certificate (a Tugboat extension). It replaces the controller's TLS
+	// settings for its default address.
+	// +optional
+	TLS *PrometheusTLS `json:"tls,omitempty"`
+}
+
+// PrometheusRangeQuery is Argo Rollouts' rangeQuery (PrometheusRangeQueryArgs),
+// with bounds. Start and end are expressions with two functions: now(), the
+// moment of the measurement, and duration("5m").
+type PrometheusRangeQuery struct {
+	// Start of the range, such as now() - duration("{{args.lookback}}").
+	// Arguments may stand only inside a string.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Start string `json:"start"`
+	// End of the range, such as now().
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	End string `json:"end"`
+	// Step between the points of each series, such as 1m, or an argument
+	// ({{args.step}}). At most 11000 steps fit in the range, as in Prometheus.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+|\{\{ *args\.[A-Za-z0-9_.-]+ *\}\})$`
+	Step argo.DurationString `json:"step"`
+}
+
+// PrometheusTLS is how the server's certificate is verified and which client
+// certificate is presented.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) || has(self.serverName)",message="tls needs secretName, serverName or both"
+type PrometheusTLS struct {
+	// SecretName names a Secret in the namespace of the object being
+	// analysed, in the kubernetes.io/tls layout: ca.crt is the CA the
+	// server's certificate must chain to (instead of the system's roots), and
+	// tls.crt with tls.key, when present, a client certificate. A client
+	// certificate, like other credentials, is sent only to the controller's
+	// Prometheus.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// ServerName is the name the server's certificate must hold, when it is
+	// not the address's host; it is also sent as SNI.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?$`
+	// +optional
+	ServerName string `json:"serverName,omitempty"`
 }
 
 // PrometheusAuthentication reads Prometheus credentials from a Secret.

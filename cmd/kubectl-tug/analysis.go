@@ -116,13 +116,19 @@ func evaluate(ctx context.Context, raw []byte, given []argo.Argument, address st
 			return nil, errors.New("metric " + m.Name + ": provider.prometheus is required")
 		}
 		e := evaluation{Metric: m.Name}
-		e.Query, err = analysis.Render(m.Provider.Prometheus.Query, values)
+		prom := *m.Provider.Prometheus
+		e.Query, err = analysis.Render(prom.Query, values)
+		if err == nil && prom.RangeQuery != nil {
+			var rq v1alpha1.PrometheusRangeQuery
+			rq, err = analysis.RenderRange(*prom.RangeQuery, values)
+			prom.RangeQuery = &rq
+		}
 		if err != nil {
 			e.Phase, e.Message = argo.AnalysisPhaseError, err.Error()
 			out = append(out, e)
 			continue
 		}
-		s := p.Measure(ctx, "", m.Provider.Prometheus, e.Query, ts)
+		s := p.Measure(ctx, "", &prom, e.Query, ts)
 		e.Phase, e.Value, e.Message = analysis.Judge(m, s, values)
 		out = append(out, e)
 	}

@@ -299,6 +299,26 @@ spec:
 	if code := run("analysis", "run", "-f", file, "--arg", `workload=x"} or vector(1) #`, "--prometheus", srv.URL); code != 1 {
 		t.Errorf("hostile argument: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
+	ranged := filepath.Join(t.TempDir(), "range.yaml")
+	if err := os.WriteFile(ranged, []byte(`apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: sr}
+spec:
+  args: [{name: workload}, {name: lookback, value: 1m}]
+  metrics:
+  - name: success-rate
+    successCondition: "all(result, # >= 0.99)"
+    provider:
+      prometheus:
+        query: 'tugboat_test{workload="{{args.workload}}"}'
+        rangeQuery: {start: 'now() - duration("{{args.lookback}}")', end: now(), step: 15s}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run("analysis", "run", "-f", ranged, "--arg", "workload=good", "--prometheus", srv.URL); code != 0 ||
+		!strings.Contains(out.String(), "0.999,0.999") || !strings.Contains(out.String(), "Successful") {
+		t.Errorf("range query: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
 }
 
 func TestGetExplainsAFailedAnalysis(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	promconfig "github.com/prometheus/common/config"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -29,6 +30,10 @@ type Options struct {
 	SyncPeriod              time.Duration
 	PrometheusAddress       string
 	PrometheusAllowLoopback bool
+	PrometheusCAFile        string
+	PrometheusCertFile      string
+	PrometheusKeyFile       string
+	PrometheusServerName    string
 	MeasurementCoalesce     time.Duration
 }
 
@@ -49,6 +54,10 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.String("prometheus-address", "", "Prometheus for metrics whose template names no address, such as http://prometheus.monitoring:9090")
 	fs.Duration("measurement-coalesce", time.Minute, "how long successful measurements that change no verdict may wait before they are written; 0 writes each one")
 	fs.Bool("prometheus-allow-loopback", false, "let templates reach Prometheus on the controller's own host (the sandbox); never in a cluster")
+	fs.String("prometheus-ca-file", "", "CA (PEM) that --prometheus-address's certificate must chain to, instead of the system's roots; re-read when it changes")
+	fs.String("prometheus-cert-file", "", "client certificate (PEM) presented to --prometheus-address; re-read when it changes")
+	fs.String("prometheus-key-file", "", "key (PEM) of --prometheus-cert-file")
+	fs.String("prometheus-server-name", "", "name --prometheus-address's certificate must hold, when it is not the address's host")
 }
 
 // loadOptions resolves the options from flags, environment and file.
@@ -84,6 +93,10 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		SyncPeriod:              v.GetDuration("sync-period"),
 		PrometheusAddress:       v.GetString("prometheus-address"),
 		PrometheusAllowLoopback: v.GetBool("prometheus-allow-loopback"),
+		PrometheusCAFile:        v.GetString("prometheus-ca-file"),
+		PrometheusCertFile:      v.GetString("prometheus-cert-file"),
+		PrometheusKeyFile:       v.GetString("prometheus-key-file"),
+		PrometheusServerName:    v.GetString("prometheus-server-name"),
 		MeasurementCoalesce:     v.GetDuration("measurement-coalesce"),
 	}
 	return o, o.validate()
@@ -103,7 +116,25 @@ func (o Options) validate() error {
 	if o.LogFormat != "json" && o.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log-format must be json or text, got %q", o.LogFormat))
 	}
+	tls := o.prometheusTLS()
+	switch {
+	case (tls.CertFile == "") != (tls.KeyFile == ""):
+		errs = append(errs, errors.New("prometheus-cert-file and prometheus-key-file go together"))
+	case tls != (promconfig.TLSConfig{}) && !strings.HasPrefix(o.PrometheusAddress, "https://"):
+		errs = append(errs, fmt.Errorf("the prometheus TLS flags need an https:// prometheus-address, got %q", o.PrometheusAddress))
+	}
 	return errors.Join(errs...)
+}
+
+// prometheusTLS is the TLS of the default Prometheus address, from the files
+// the flags name.
+func (o Options) prometheusTLS() promconfig.TLSConfig {
+	return promconfig.TLSConfig{
+		CAFile:     o.PrometheusCAFile,
+		CertFile:   o.PrometheusCertFile,
+		KeyFile:    o.PrometheusKeyFile,
+		ServerName: o.PrometheusServerName,
+	}
 }
 
 func (o Options) slogLevel() (slog.Level, error) {

@@ -45,6 +45,24 @@ func TestLoadOptions(t *testing.T) {
 		args:    []string{"--workers", "0", "--log-format", "xml", "--log-level", "loud"},
 		wantErr: "workers must be at least 1",
 	}, {
+		name: "TLS for the default Prometheus",
+		args: []string{"--prometheus-address", "https://prometheus.monitoring:9090", "--prometheus-ca-file", "/etc/prometheus-tls/ca.crt"},
+		env:  map[string]string{"TUGBOAT_PROMETHEUS_CERT_FILE": "/etc/prometheus-tls/tls.crt", "TUGBOAT_PROMETHEUS_KEY_FILE": "/etc/prometheus-tls/tls.key", "TUGBOAT_PROMETHEUS_SERVER_NAME": "prometheus.internal"},
+		want: func(o Options) Options {
+			o.PrometheusAddress = "https://prometheus.monitoring:9090"
+			o.PrometheusCAFile, o.PrometheusCertFile, o.PrometheusKeyFile = "/etc/prometheus-tls/ca.crt", "/etc/prometheus-tls/tls.crt", "/etc/prometheus-tls/tls.key"
+			o.PrometheusServerName = "prometheus.internal"
+			return o
+		},
+	}, {
+		name:    "a client certificate without its key",
+		args:    []string{"--prometheus-address", "https://prometheus.monitoring:9090", "--prometheus-cert-file", "tls.crt"},
+		wantErr: "prometheus-cert-file and prometheus-key-file go together",
+	}, {
+		name:    "TLS for a plain HTTP address",
+		args:    []string{"--prometheus-address", "http://prometheus.monitoring:9090", "--prometheus-ca-file", "ca.crt"},
+		wantErr: "the prometheus TLS flags need an https:// prometheus-address",
+	}, {
 		name:    "missing config file",
 		args:    []string{"--config", filepath.Join(dir, "nope.yaml")},
 		wantErr: "read config file",

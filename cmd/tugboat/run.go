@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	promconfig "github.com/prometheus/common/config"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -33,6 +34,12 @@ func run(ctx context.Context, o Options) error {
 		return err
 	}
 	log.SetLogger(logger)
+	// Unreadable or invalid TLS files stop the controller here rather than
+	// fail every measurement.
+	promTLS := o.prometheusTLS()
+	if _, err := promconfig.NewTLSConfig(&promTLS); err != nil {
+		return fmt.Errorf("prometheus TLS: %w", err)
+	}
 	cfg, err := restConfig(o.Kubeconfig)
 	if err != nil {
 		return err
@@ -85,6 +92,7 @@ func run(ctx context.Context, o Options) error {
 		Client: mgr.GetClient(),
 		Measurer: &prometheus.Provider{
 			DefaultAddress: o.PrometheusAddress,
+			DefaultTLS:     o.prometheusTLS(),
 			Guard:          prometheus.Guard{AllowLoopback: o.PrometheusAllowLoopback},
 			Credentials:    secrets,
 		},

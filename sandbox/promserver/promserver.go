@@ -5,6 +5,7 @@ package promserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,6 +32,29 @@ type Options struct {
 	ScrapeInterval time.Duration
 	// Dir holds the configuration, storage and log (default: a new temporary directory).
 	Dir string
+	// HTTPS, when set, makes the server serve TLS; its URL is then https://.
+	HTTPS *HTTPS
+}
+
+// HTTPS is how the server serves TLS (Prometheus's --web.config.file).
+type HTTPS struct {
+	// CertFile and KeyFile are the server's certificate and key, PEM files.
+	CertFile, KeyFile string
+	// ClientCAFile, when set, makes the server require a client certificate
+	// that this CA signed.
+	ClientCAFile string
+	// Client is the TLS the readiness check connects with: what trusts the
+	// server's certificate, and a client certificate when one is required.
+	Client *tls.Config
+}
+
+// webConfig is the --web.config.file that serves h.
+func (h HTTPS) webConfig() string {
+	c := fmt.Sprintf("tls_server_config:\n  cert_file: %q\n  key_file: %q\n", h.CertFile, h.KeyFile)
+	if h.ClientCAFile != "" {
+		c += fmt.Sprintf("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: %q\n", h.ClientCAFile)
+	}
+	return c
 }
 
 // Server is a running Prometheus.
@@ -40,7 +64,8 @@ type Server struct {
 	// Dir holds its configuration, storage and log.
 	Dir string
 
-	proc *process.Process
+	proc   *process.Process
+	client *http.Client
 }
 
 // Start starts a server for the test and stops it when the test ends.
@@ -88,6 +113,22 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := os.WriteFile(config, []byte(scrapeConfig(o.Targets, o.ScrapeInterval)), 0o644); err != nil {
 		return nil, err
 	}
+	args := []string{
+		"--config.file=" + config,
+		"--storage.tsdb.path=" + data,
+		// Backfilled series carry fixed timestamps; keep them whatever their age.
+		"--storage.tsdb.retention.time=100y",
+		"--log.level=warn",
+	}
+	scheme, client := "http", http.DefaultClient
+	if o.HTTPS != nil {
+		web := filepath.Join(o.Dir, "web.yml")
+		if err := os.WriteFile(web, []byte(o.HTTPS.webConfig()), 0o644); err != nil {
+			return nil, err
+		}
+		args = append(args, "--web.config.file="+web)
+		scheme, client = "https", &http.Client{Transport: &http.Transport{TLSClientConfig: o.HTTPS.Client}}
+	}
 	// A free port can be taken by another process before Prometheus binds it;
 	// try again on a new one.
 	var errs []error
@@ -96,15 +137,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: o.Dir}
-		s.proc, err = process.Start("prometheus", prom, []string{
-			"--config.file=" + config,
-			"--storage.tsdb.path=" + data,
-			// Backfilled series carry fixed timestamps; keep them whatever their age.
-			"--storage.tsdb.retention.time=100y",
-			"--web.listen-address=" + fmt.Sprintf("127.0.0.1:%d", port),
-			"--log.level=warn",
-		}, o.Dir)
+		s := &Server{URL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, port), Dir: o.Dir, client: client}
+		s.proc, err = process.Start("prometheus", prom, append(args, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port)), o.Dir)
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +163,7 @@ func (s *Server) ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,134 @@
+package prometheus
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	promconfig "github.com/prometheus/common/config"
+	"k8s.io/utils/lru"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// The keys of a kubernetes.io/tls Secret, as cert-manager writes them.
+const (
+	secretCA   = "ca.crt"
+	secretCert = "tls.crt"
+	secretKey  = "tls.key"
+)
+
+// tlsFor is the TLS a metric's query to address is made with: the metric's
+// own tls, else the controller's for its default address, else the system's
+// roots; insecure turns verification off. A client certificate from a Secret
+// is a credential and goes where bearer tokens may go; a CA alone may serve
+// any address the guard lets through.
+func (p *Provider) tlsFor(ctx context.Context, namespace, address string, m *v1alpha1.PrometheusMetric) (promconfig.TLSConfig, error) {
+	switch {
+	case m.TLS != nil:
+		if !strings.HasPrefix(address, "https://") {
+			return promconfig.TLSConfig{}, fmt.Errorf("tls is set, but %s is not an https:// address", address)
+		}
+		c := promconfig.TLSConfig{ServerName: m.TLS.ServerName}
+		if m.TLS.SecretName == "" {
+			return c, nil
+		}
+		if p.Credentials == nil {
+			return promconfig.TLSConfig{}, errors.New("tls.secretName needs Secret access, which this controller was not given")
+		}
+		name := namespace + "/" + m.TLS.SecretName
+		data, err := p.Credentials(ctx, namespace, m.TLS.SecretName)
+		if err != nil {
+			return promconfig.TLSConfig{}, fmt.Errorf("tls secret %s: %w", name, err)
+		}
+		ca, cert, key := data[secretCA], data[secretCert], data[secretKey]
+		switch {
+		case (len(cert) > 0) != (len(key) > 0):
+			return promconfig.TLSConfig{}, fmt.Errorf("tls secret %s holds one of %s and %s without the other", name, secretCert, secretKey)
+		case len(ca) == 0 && len(cert) == 0:
+			return promconfig.TLSConfig{}, fmt.Errorf("tls secret %s holds neither %s nor %s and %s", name, secretCA, secretCert, secretKey)
+		case len(cert) > 0 && !p.credentialsGoTo(address):
+			return promconfig.TLSConfig{}, fmt.Errorf("client certificates from Secrets are sent only to the controller's Prometheus or its allowed addresses, not to %s", address)
+		}
+		c.CA, c.Cert, c.Key = string(ca), string(cert), promconfig.Secret(key)
+		return c, nil
+	case address == p.DefaultAddress:
+		c := p.DefaultTLS
+		c.InsecureSkipVerify = m.Insecure
+		return c, nil
+	}
+	return promconfig.TLSConfig{InsecureSkipVerify: m.Insecure}, nil
+}
+
+// maxTransports bounds the transports kept, one per distinct TLS setting;
+// the least recently used is closed first.
+const maxTransports = 64
+
+// transport returns the shared transport for c, so that connections are
+// reused, building it the first time, and the key it is kept under.
+func (p *Provider) transport(c promconfig.TLSConfig) (http.RoundTripper, string, error) {
+	key := tlsKey(c)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.transports == nil {
+		p.transports = lru.NewWithEvictionFunc(maxTransports, func(_ lru.Key, v any) {
+			if t, ok := v.(interface{ CloseIdleConnections() }); ok {
+				t.CloseIdleConnections()
+			}
+		})
+	}
+	if t, ok := p.transports.Get(key); ok {
+		return t.(http.RoundTripper), key, nil
+	}
+	t, err := p.Guard.tlsTransport(c)
+	if err != nil {
+		return nil, "", err
+	}
+	p.transports.Add(key, t)
+	return t, key, nil
+}
+
+// tlsTransport dials through the guard with the TLS that c describes. Files
+// (the controller's) are re-read when they change, as Prometheus does for its
+// scrape targets, so that rotated certificates are picked up.
+func (g Guard) tlsTransport(c promconfig.TLSConfig) (http.RoundTripper, error) {
+	cfg, err := promconfig.NewTLSConfig(&c)
+	if err != nil {
+		// The library's messages name files, never the material.
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	newRT := func(cfg *tls.Config) (http.RoundTripper, error) { return g.transport(cfg), nil }
+	var files promconfig.TLSRoundTripperSettings
+	if c.CAFile != "" {
+		files.CA = promconfig.NewFileSecret(c.CAFile)
+	}
+	if c.CertFile != "" {
+		files.Cert = promconfig.NewFileSecret(c.CertFile)
+	}
+	if c.KeyFile != "" {
+		files.Key = promconfig.NewFileSecret(c.KeyFile)
+	}
+	if files == (promconfig.TLSRoundTripperSettings{}) {
+		return newRT(cfg)
+	}
+	rt, err := promconfig.NewTLSRoundTripper(cfg, files, newRT)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return rt, nil
+}
+
+// tlsKey identifies a TLS setting by a hash, so that Secret material never
+// serves as a key or shows up anywhere.
+func tlsKey(c promconfig.TLSConfig) string {
+	h := sha256.New()
+	for _, s := range []string{c.CA, c.Cert, string(c.Key), c.CAFile, c.CertFile, c.KeyFile, c.ServerName, fmt.Sprint(c.InsecureSkipVerify)} {
+		fmt.Fprintf(h, "%d:%s;", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
