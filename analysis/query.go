@@ -50,6 +50,14 @@ func Render(query string, args map[string]string) (string, error) {
 	return withValues, nil
 }
 
+// Shown is query with args substituted for display only, never to be sent:
+// the structure is not checked, and a placeholder whose value does not fit
+// is left out.
+func Shown(query string, args map[string]string) string {
+	s, _ := substitute(query, args)
+	return s
+}
+
 // substitute replaces each placeholder, escaping by where it stands.
 func substitute(query string, args map[string]string) (string, error) {
 	var b strings.Builder

@@ -210,10 +210,7 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	prom := *m.Provider.Prometheus
 	var query, shown string
 	if err == nil {
-		query, err = analysis.Render(prom.Query, a.values)
-	}
-	if err == nil {
-		shown, err = analysis.Render(prom.Query, masked(a.values, a.secret))
+		query, shown, err = render(prom.Query, a)
 	}
 	if err == nil && len(a.secret) > 0 && prom.Address != "" && usesAny(prom.Query, a.secret) {
 		// A Secret's value goes only to the controller's own Prometheus, not
@@ -263,6 +260,25 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	return next
 }
 
+// render renders a query to send, and to show in status with the values of
+// Secret arguments masked. Render's errors quote what the query was rendered
+// to; when Secret values are in it, the query is rendered again with inert
+// stand-ins for them: if that fails, its error is shown, and otherwise it was
+// a Secret's value that did not fit, which the error says without the value.
+func render(q string, a measureArgs) (query, shown string, err error) {
+	query, err = analysis.Render(q, a.values)
+	if err != nil && usesAny(q, a.secret) {
+		if _, err := analysis.Render(q, masked(a.values, a.secret, "1")); err != nil {
+			return "", "", err
+		}
+		return "", "", fmt.Errorf("%w: the value of an argument from a Secret does not fit the query (the value is not shown)", analysis.ErrUnsafeArgument)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return query, analysis.Shown(q, masked(a.values, a.secret, "REDACTED")), nil
+}
+
 // renderRange renders a range query's start, end and step. Arguments from
 // Secrets have no place in a time range, and the errors of a range quote
 // what it was rendered to, so they are refused.
@@ -277,12 +293,12 @@ func renderRange(q v1alpha1.PrometheusRangeQuery, a measureArgs) (*v1alpha1.Prom
 	return &out, nil
 }
 
-// masked replaces the values of Secret arguments, for what status shows.
-func masked(values map[string]string, secret map[string]bool) map[string]string {
+// masked replaces the values of Secret arguments with mask.
+func masked(values map[string]string, secret map[string]bool, mask string) map[string]string {
 	out := make(map[string]string, len(values))
 	for k, v := range values {
 		if secret[k] {
-			v = "REDACTED"
+			v = mask
 		}
 		out[k] = v
 	}

@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,7 +99,7 @@ func TestAnalysisRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets := func(_ context.Context, ns, name string) (map[string][]byte, error) {
-		return map[string][]byte{"token": []byte("s3cret")}, nil
+		return map[string][]byte{"token": []byte("s3cret"), "hostile": []byte("1) or vector(s3cret")}, nil
 	}
 	r := &reconciler.Reconciler{Client: mgr.GetClient(), Measurer: m, Secrets: secrets, Now: time.Now, Coalesce: time.Hour}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
@@ -214,6 +215,23 @@ func TestAnalysisRuns(t *testing.T) {
 		}
 		if q := res.Metadata["ResolvedPrometheusQuery"]; strings.Contains(q, "s3cret") || !strings.Contains(q, "REDACTED") {
 			t.Errorf("status shows %q", q)
+		}
+	})
+
+	t.Run("a Secret argument that does not fit the query errs without showing it", func(t *testing.T) {
+		create(t, "secret-hostile", v1alpha1.AnalysisRunSpec{
+			Metrics: []v1alpha1.Metric{metric("sr", `up > {{args.h}}`, 1)},
+			Args:    []argo.Argument{{Name: "h", ValueFrom: &argo.ValueFrom{SecretKeyRef: &argo.SecretKeyRef{Name: "t", Key: "hostile"}}}},
+		})
+		run := until(t, "secret-hostile", completed)
+		if run.Status.Phase != argo.AnalysisPhaseError || !strings.Contains(run.Status.Message, "the value is not shown") {
+			t.Errorf("phase %s, message %q", run.Status.Phase, run.Status.Message)
+		}
+		if strings.Contains(fmt.Sprintf("%+v", run.Status), "s3cret") {
+			t.Errorf("status shows the Secret's value: %+v", run.Status)
+		}
+		if n := m.sent("vector(s3cret"); n != 0 {
+			t.Errorf("the query was sent %d times", n)
 		}
 	})
 
