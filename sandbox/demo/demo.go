@@ -176,7 +176,8 @@ func explain(out io.Writer, analyses []v1alpha1.RolloutAnalysis) {
 			if !m.Phase.Completed() || m.Phase == "Successful" {
 				continue
 			}
-			fmt.Fprintf(out, "    %s %s: value %s, %s\n      query: %s\n", m.Name, m.Phase, m.Value, m.Message, m.Query)
+			query := strings.Join(strings.Fields(m.Query), " ") // one line
+			fmt.Fprintf(out, "    %s %s: value %s, %s\n      query: %s\n", m.Name, m.Phase, m.Value, m.Message, query)
 		}
 	}
 }
