@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -206,7 +207,21 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	if now.Before(due) {
 		return due
 	}
-	limits, err := analysis.LimitsOf(*m, a.values)
+	// Secret values go into the query and nowhere else: limits and
+	// conditions see only the other arguments, so that no error message,
+	// value or verdict can tell a Secret's value.
+	plain := map[string]string{}
+	for k, v := range a.values {
+		if !a.secret[k] {
+			plain[k] = v
+		}
+	}
+	var limits analysis.Limits
+	if usesAny(limitTexts(m), a.secret) {
+		err = errors.New("arguments from Secrets can be used in the query only, not in limits or count")
+	} else {
+		limits, err = analysis.LimitsOf(*m, plain)
+	}
 	prom := *m.Provider.Prometheus
 	var query, shown string
 	if err == nil {
@@ -234,7 +249,7 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	} else {
 		sample = r.Measurer.Measure(ctx, run.Namespace, &prom, query, now)
 	}
-	phase, value, msg := analysis.Judge(*m, sample, a.values)
+	phase, value, msg := analysis.Judge(*m, sample, plain)
 	meas := argo.Measurement{
 		Phase:      phase,
 		Value:      value,
@@ -303,6 +318,17 @@ func masked(values map[string]string, secret map[string]bool, mask string) map[s
 		out[k] = v
 	}
 	return out
+}
+
+// limitTexts are the templated limits and count of a metric.
+func limitTexts(m *v1alpha1.Metric) string {
+	var b strings.Builder
+	for _, v := range []*intstr.IntOrString{m.FailureLimit, m.InconclusiveLimit, m.ConsecutiveErrorLimit, m.ConsecutiveSuccessLimit, m.Count} {
+		if v != nil && v.Type == intstr.String {
+			b.WriteString(v.StrVal + " ")
+		}
+	}
+	return b.String()
 }
 
 func usesAny(query string, names map[string]bool) bool {

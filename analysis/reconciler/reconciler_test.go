@@ -235,6 +235,33 @@ func TestAnalysisRuns(t *testing.T) {
 		}
 	})
 
+	for i, tt := range []struct {
+		name   string
+		change func(*v1alpha1.Metric)
+		want   string
+	}{
+		{"a Secret argument in a condition is not there to read", func(m *v1alpha1.Metric) { m.SuccessCondition = `asInt(args.token) > 0` }, "condition"},
+		{"a Secret argument that decides a condition is not there to read", func(m *v1alpha1.Metric) { m.SuccessCondition = `args.token == "s3c" + "ret"` }, "did not meet"},
+		{"a Secret argument in a limit errs", func(m *v1alpha1.Metric) { m.FailureLimit = ptr.To(intstr.FromString("{{args.token}}")) }, "not in limits or count"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("secret-elsewhere-%d", i)
+			mt := metric("sr", `up{w="good"}`, 1)
+			tt.change(&mt)
+			create(t, name, v1alpha1.AnalysisRunSpec{
+				Metrics: []v1alpha1.Metric{mt},
+				Args:    []argo.Argument{{Name: "token", ValueFrom: &argo.ValueFrom{SecretKeyRef: &argo.SecretKeyRef{Name: "t", Key: "token"}}}},
+			})
+			run := until(t, name, completed)
+			if run.Status.Phase == argo.AnalysisPhaseSuccessful || !strings.Contains(run.Status.Message, tt.want) {
+				t.Errorf("phase %s, message %q", run.Status.Phase, run.Status.Message)
+			}
+			if strings.Contains(fmt.Sprintf("%+v", run.Status), "s3cret") {
+				t.Errorf("status shows the Secret's value: %+v", run.Status)
+			}
+		})
+	}
+
 	t.Run("a range query is measured with its arguments rendered", func(t *testing.T) {
 		ranged := metric("sr", `up{w="good", rq="1"}`, 1)
 		ranged.Provider.Prometheus.RangeQuery = &v1alpha1.PrometheusRangeQuery{Start: `now() - duration("{{args.lookback}}")`, End: "now()", Step: "{{args.step}}"}
