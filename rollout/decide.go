@@ -289,7 +289,10 @@ func advance(s Spec, p Progress, o Observed, msg string) Plan {
 	from := int(ptr.Deref(p.Step, 0))
 	ready := CanaryReplicasFor(s.Steps, from, o.Replicas) // the size CanaryReady was judged at
 	n := from + 1
-	for n < len(s.Steps) && instant(s.Steps[n]) && CanaryReplicasFor(s.Steps, n, o.Replicas) == ready {
+	// Steps that keep or shrink the canary are done in the same move (act
+	// moves traffic before it shrinks the canary); one that grows it is
+	// landed on, and done once the canary is Ready at its new size.
+	for n < len(s.Steps) && instant(s.Steps[n]) && CanaryReplicasFor(s.Steps, n, o.Replicas) <= ready {
 		n++
 	}
 	next := advanceTo(p, o, n)
@@ -300,8 +303,8 @@ func advance(s Spec, p Progress, o Observed, msg string) Plan {
 		Traffic:        ptr.To(TrafficAfter(s.Steps, n)),
 		CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, n, o.Replicas)),
 	}
-	if *plan.CanaryReplicas != ready {
-		// Landed on the step that resizes the canary, before its traffic
+	if *plan.CanaryReplicas > ready {
+		// Landed on the step that grows the canary, before its traffic
 		// moves: the canary must be Ready at its new size first.
 		return plan
 	}

@@ -140,10 +140,11 @@ func TestDecide(t *testing.T) {
 		want: Plan{Outcome: WaitingForAnalysis, Message: "step 3: waiting for the analysis verdict", Next: at(3, t0),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
 	}, {
-		name: "analysis step successful: advances onto the canary scale step, which resizes the canary first",
+		name: "analysis step successful: a canary scale step that shrinks the canary is done in the same move",
 		p:    at(3, t0),
 		o:    func() Observed { o := ready(later); o.Analysis = argo.AnalysisPhaseSuccessful; return o }(),
-		want: Plan{Outcome: Advanced, Message: "step 3 done", Next: at(4, later), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
+		want: Plan{Outcome: WaitingForPromotion, Transition: Advanced, Message: "paused at step 5 until promoted", Next: at(5, later),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2)},
 	}, {
 		name: "background analysis failed: aborts at any step",
 		p:    at(1, t0),
@@ -293,14 +294,18 @@ func TestDecide(t *testing.T) {
 }
 
 // A canary that grows with its weight (matchTrafficWeight) is scaled first,
-// and gets the new weight only once the new pods are Ready.
-func TestCanaryGrowsBeforeItsWeight(t *testing.T) {
+// and gets the new weight only once the new pods are Ready; one that shrinks
+// loses its weight first (act moves traffic before it scales down).
+func TestCanaryResizedAroundItsWeight(t *testing.T) {
 	s := Spec{ProgressDeadline: 5 * time.Minute, Steps: []v1alpha1.Step{
 		{SetCanaryScale: &argo.SetCanaryScale{MatchTrafficWeight: true}},    // 0
 		{SetWeight: ptr.To[int32](20)},                                      // 1
 		{Pause: &v1alpha1.Pause{Duration: ptr.To(intstr.FromString("1m"))}}, // 2
 		{SetWeight: ptr.To[int32](60)},                                      // 3
 		{Pause: &v1alpha1.Pause{}},                                          // 4
+		{Pause: &v1alpha1.Pause{}},                                          // 5
+		{SetWeight: ptr.To[int32](10)},                                      // 6
+		{Pause: &v1alpha1.Pause{}},                                          // 7
 	}}
 	later := t0.Add(2 * time.Minute)
 	notReady := ready(later)
@@ -328,6 +333,13 @@ func TestCanaryGrowsBeforeItsWeight(t *testing.T) {
 		o:    ready(later),
 		want: Plan{Outcome: WaitingForPromotion, Transition: Advanced, Message: "paused at step 4 until promoted", Next: at(4, later),
 			Traffic: desired(60), CanaryReplicas: ptr.To[int32](3)},
+	}, {
+		name: "a weight step that shrinks the canary: traffic moves and the canary shrinks in one move",
+		p:    at(5, t0),
+		o:    func() Observed { o := ready(later); o.Requests.Promote = "p1"; return o }(),
+		want: Plan{Outcome: WaitingForPromotion, Transition: Advanced, Message: "paused at step 7 until promoted",
+			Next:    func() Progress { p := at(7, later); p.Requests.Promote = "p1"; return p }(),
+			Traffic: desired(10), CanaryReplicas: ptr.To[int32](1)},
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
 			if diff := cmp.Diff(tt.want, Decide(s, tt.p, tt.o)); diff != "" {
