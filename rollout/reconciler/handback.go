@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -42,15 +43,18 @@ func (r *Reconciler) ensureFinalizer(ctx context.Context, ro *v1alpha1.Rollout) 
 // handBack gives a deleted Rollout's application back to its target
 // Deployment, then lets the Rollout go:
 //
-//  1. all traffic to stable (primary), the target scaled to primary's size;
+//  1. all traffic to stable (primary); the target gets primary's template
+//     back if it holds a revision whose rollout never completed, and is
+//     scaled to primary's size;
 //  2. once the target is Ready, the stable Service (and subset) select the
 //     target's pods instead of primary's;
-//  3. the Services are orphaned, so that they outlive the Rollout and the
-//     VirtualService that names them keeps working;
-//  4. the finalizer goes, and garbage collection removes primary and the
-//     rest of what the Rollout owned.
+//  3. primary is deleted; the Services stay, so that the VirtualService that
+//     names them keeps working;
+//  4. the finalizer goes.
 //
-// A target that never gets Ready holds the Rollout, reported in status:
+// Primary and the Services carry no owner reference (see isManaged), so no
+// deletion policy, foreground included, removes them before step 3. A
+// target that never gets Ready holds the Rollout, reported in status:
 // letting go would leave no pods behind the traffic.
 func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconcile.Result, error) {
 	if !controllerutil.ContainsFinalizer(ro, finalizer) {
@@ -65,23 +69,28 @@ func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconc
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if gone || primaryGone || !metav1.IsControlledBy(&primary, ro) || target.Spec.Selector == nil {
-		return reconcile.Result{}, r.letGo(ctx, ro) // nothing to hand back, or no one to hand it to
+	if gone || primaryGone || !isManaged(&primary, ro) || target.Spec.Selector == nil {
+		// Nothing to hand back, or no one to hand it to (the whole
+		// application is being deleted).
+		if !primaryGone && isManaged(&primary, ro) {
+			if err := r.Client.Delete(ctx, &primary); client.IgnoreNotFound(err) != nil {
+				return reconcile.Result{}, fmt.Errorf("delete primary %s/%s: %w", primary.Namespace, primary.Name, err)
+			}
+		}
+		return reconcile.Result{}, r.letGo(ctx, ro)
 	}
 	targetLabels := target.Spec.Selector.MatchLabels
 	replicas := ptr.Deref(primary.Spec.Replicas, 1)
-	if !ready(&target, replicas) {
-		if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, targetLabels)); err != nil {
-			return reconcile.Result{}, err
-		}
-		if ptr.Deref(target.Spec.Replicas, 1) != replicas {
-			if err := r.scale(ctx, &target, replicas); err != nil {
-				return reconcile.Result{}, err
-			}
-		}
+	if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, targetLabels)); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.restoreStable(ctx, ro, &target, &primary, replicas); err != nil {
+		return reconcile.Result{}, err
+	}
+	if !servesAt(&target, replicas) {
 		p := rollout.ProgressFrom(ro.Status)
-		msg := fmt.Sprintf("the Rollout is being deleted; waiting for deployment %s to be Ready at %d replicas before it takes the traffic back", target.Name, replicas)
-		plan := rollout.Plan{Outcome: rollout.HandingBack, Message: msg, Next: p, RequeueAfter: 30 * time.Second}
+		msg := fmt.Sprintf("the Rollout is being deleted; deployment %s takes the traffic back once it is Ready at %d replicas", target.Name, replicas)
+		plan := rollout.Plan{Outcome: rollout.HandingBack, Message: msg, Next: p, Traffic: ptr.To(traffic.AtRest()), RequeueAfter: 30 * time.Second}
 		return r.finish(ctx, ro, plan, nil)
 	}
 	if err := r.route(ctx, meshOf(ro, targetLabels, targetLabels)); err != nil {
@@ -92,9 +101,44 @@ func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconc
 			return reconcile.Result{}, err
 		}
 	}
+	if err := r.Client.Delete(ctx, &primary); client.IgnoreNotFound(err) != nil {
+		return reconcile.Result{}, fmt.Errorf("delete primary %s/%s: %w", primary.Namespace, primary.Name, err)
+	}
 	r.Recorder.Eventf(ro, nil, corev1.EventTypeNormal, string(rollout.HandingBack), "Delete",
 		"deployment %s serves all traffic again through Services %s and %s", target.Name, stableServiceName(ro), canaryServiceName(ro))
 	return reconcile.Result{}, r.letGo(ctx, ro)
+}
+
+// restoreStable gives the target primary's template when it holds another
+// revision (one whose rollout never completed: the application keeps running
+// what was serving), and at least primary's size.
+func (r *Reconciler) restoreStable(ctx context.Context, ro *v1alpha1.Rollout, target, primary *appsv1.Deployment, replicas int32) error {
+	stable := primary.Annotations[annotationRevision]
+	base := target.DeepCopy()
+	if rev := rollout.Revision(target.Spec.Template); stable != "" && rev != stable {
+		target.Spec.Template = targetTemplate(primary, target)
+		r.Recorder.Eventf(ro, target, corev1.EventTypeWarning, string(rollout.HandingBack), "Delete",
+			"deployment %s gets back stable revision %s: the rollout of revision %s never completed", target.Name, stable, rev)
+	}
+	if ptr.Deref(target.Spec.Replicas, 1) < replicas {
+		target.Spec.Replicas = ptr.To(replicas)
+	}
+	if equality.Semantic.DeepEqual(base.Spec, target.Spec) {
+		return nil
+	}
+	if err := r.Client.Patch(ctx, target, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("hand deployment %s/%s back its stable revision at %d replicas: %w", target.Namespace, target.Name, replicas, err)
+	}
+	return nil
+}
+
+// servesAt reports whether d runs at least want Ready pods of its current
+// template. Unlike ready, more replicas are fine (an autoscaler may have
+// added them).
+func servesAt(d *appsv1.Deployment, want int32) bool {
+	s := d.Status
+	return d.Generation == s.ObservedGeneration && s.UpdatedReplicas >= want && s.ReadyReplicas >= want &&
+		s.Replicas == s.UpdatedReplicas
 }
 
 // route sends all traffic to stable. A VirtualService or DestinationRule that
@@ -107,8 +151,8 @@ func (r *Reconciler) route(ctx context.Context, m traffic.Mesh) error {
 	return nil
 }
 
-// handBackService points a Service at the target's pods and, when the
-// Rollout owns it, orphans it.
+// handBackService points a Service at the target's pods, and drops any owner
+// reference to the Rollout, so that it outlives it.
 func (r *Reconciler) handBackService(ctx context.Context, ro *v1alpha1.Rollout, name string, selector map[string]string) error {
 	var svc corev1.Service
 	gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &svc)
@@ -116,7 +160,7 @@ func (r *Reconciler) handBackService(ctx context.Context, ro *v1alpha1.Rollout, 
 		return err
 	}
 	named := name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService
-	if !metav1.IsControlledBy(&svc, ro) && !named {
+	if !isManaged(&svc, ro) && !named {
 		return nil // not ours to change
 	}
 	base := svc.DeepCopy()

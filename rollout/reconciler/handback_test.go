@@ -3,17 +3,20 @@ package reconciler_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
 )
 
 // gone waits until o no longer exists.
@@ -28,9 +31,10 @@ func (f *fixture) gone(o client.Object, name, what string) {
 	}
 }
 
-// Deleting a Rollout gives the application back to its Deployment: the
-// target is scaled up and Ready before the Services select it, the Services
-// outlive the Rollout so the VirtualService keeps working, and primary goes.
+// Deleting a Rollout at rest gives the application back to its Deployment:
+// the target is scaled up, and only once it is Ready do the Services select
+// it; they outlive the Rollout, so the VirtualService keeps working, and
+// primary goes.
 func TestDeletingARolloutHandsBack(t *testing.T) {
 	f := given(t)
 	f.app("hb", 2, managedRoute("hb"))
@@ -42,11 +46,33 @@ func TestDeletingARolloutHandsBack(t *testing.T) {
 	if n := f.replicas("hb"); n != 0 {
 		t.Fatalf("target at %d replicas before the deletion, want 0", n)
 	}
-	f.release("hb", "v2")
-	f.eventually("hb", "paused mid-rollout", time.Minute, atStep(1, "WaitingForPromotion"))
-	f.wantWeights("hb", 50, 50)
 
+	// No new pods while the quota holds: the target cannot get Ready.
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "no-more-pods"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("2")}},
+	}
+	if err := f.c.Create(t.Context(), quota); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.c.Delete(t.Context(), ro); err != nil {
+		t.Fatal(err)
+	}
+	ro = f.eventually("hb", "handing back", time.Minute, hasReason("HandingBack"))
+	if ro.Status.CanaryWeight != 0 || !strings.Contains(ro.Status.Message, "deployment hb takes the traffic back once it is Ready at 2 replicas") {
+		t.Errorf("while handing back: %+v", ro.Status)
+	}
+	if n := f.replicas("hb"); n != 2 {
+		t.Errorf("target at %d replicas while handing back, want 2", n)
+	}
+	var stable corev1.Service
+	f.get(&stable, "hb-stable")
+	if stable.Spec.Selector["app"] != "hb-primary" {
+		t.Errorf("the stable Service selects %v before the target is Ready", stable.Spec.Selector)
+	}
+	f.get(&appsv1.Deployment{}, "hb-primary")
+
+	if err := f.c.Delete(t.Context(), quota); err != nil {
 		t.Fatal(err)
 	}
 	f.gone(&v1alpha1.Rollout{}, "hb", "the rollout")
@@ -64,11 +90,44 @@ func TestDeletingARolloutHandsBack(t *testing.T) {
 	}
 	f.wantWeights("hb", 100, 0)
 	f.gone(&appsv1.Deployment{}, "hb-primary", "primary")
-	var svc corev1.Service
-	f.get(&svc, "hb-stable") // still there after garbage collection ran
 	if !slices.Contains(f.events("hb"), "HandingBack") {
 		t.Errorf("no HandingBack event: %v", f.events("hb"))
 	}
+}
+
+// Deleted mid-rollout, with foreground propagation (Argo CD's prune), a
+// Rollout hands back the stable revision: the canary's rollout never
+// completed.
+func TestDeletingARolloutMidRolloutHandsBackStable(t *testing.T) {
+	f := given(t)
+	f.app("hm", 2, managedRoute("hm"))
+	f.rollout(newRollout("hm", weight(50), pause("")))
+	f.eventually("hm", "initialized", time.Minute, hasReason("Healthy"))
+	var before appsv1.Deployment
+	f.get(&before, "hm")
+	f.release("hm", "v2")
+	ro := f.eventually("hm", "paused mid-rollout", time.Minute, atStep(1, "WaitingForPromotion"))
+	f.wantWeights("hm", 50, 50)
+
+	if err := f.c.Delete(t.Context(), ro, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
+		t.Fatal(err)
+	}
+	f.gone(&v1alpha1.Rollout{}, "hm", "the rollout")
+	var target appsv1.Deployment
+	f.get(&target, "hm")
+	if got, want := rollout.Revision(target.Spec.Template), rollout.Revision(before.Spec.Template); got != want || target.Spec.Template.Spec.Containers[0].Env[0].Value != "v1" {
+		t.Errorf("target at revision %s (%v), want the stable %s", got, target.Spec.Template.Spec.Containers[0].Env, want)
+	}
+	if target.Status.ReadyReplicas != 2 {
+		t.Errorf("target has %d Ready", target.Status.ReadyReplicas)
+	}
+	var stable corev1.Service
+	f.get(&stable, "hm-stable")
+	if stable.Spec.Selector["app"] != "hm" {
+		t.Errorf("the stable Service selects %v", stable.Spec.Selector)
+	}
+	f.wantWeights("hm", 100, 0)
+	f.gone(&appsv1.Deployment{}, "hm-primary", "primary")
 }
 
 // With the target deleted too (the whole application deleted at once) there

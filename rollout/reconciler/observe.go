@@ -9,10 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout"
@@ -116,7 +114,7 @@ func (r *Reconciler) ensurePrimary(ctx context.Context, ro *v1alpha1.Rollout, ta
 	err := r.Client.Get(ctx, key, &primary)
 	switch {
 	case err == nil:
-		if !metav1.IsControlledBy(&primary, ro) {
+		if !isManaged(&primary, ro) {
 			return nil, fmt.Sprintf("deployment %s exists and is not managed by this Rollout", key), nil
 		}
 		return &primary, "", nil
@@ -129,9 +127,6 @@ func (r *Reconciler) ensurePrimary(ctx context.Context, ro *v1alpha1.Rollout, ta
 		replicas = 1
 	}
 	p := primaryFor(ro, target, replicas)
-	if err := controllerutil.SetControllerReference(ro, p, r.Client.Scheme()); err != nil {
-		return nil, "", err
-	}
 	if err := r.Client.Create(ctx, p); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil, "", errCacheBehind // created by an earlier reconcile; not in the cache yet
@@ -149,9 +144,6 @@ func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, na
 	err := r.Client.Get(ctx, key, &svc)
 	if apierrors.IsNotFound(err) {
 		want := serviceFor(ro, name, selector)
-		if err := controllerutil.SetControllerReference(ro, want, r.Client.Scheme()); err != nil {
-			return "", err
-		}
 		// AlreadyExists: created by an earlier reconcile, not in the cache yet.
 		if err := r.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
 			return "", fmt.Errorf("create service %s: %w", key, err)
@@ -162,7 +154,7 @@ func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, na
 		return "", fmt.Errorf("get service %s: %w", key, err)
 	}
 	named := name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService
-	if !metav1.IsControlledBy(&svc, ro) && !named {
+	if !isManaged(&svc, ro) && !named {
 		return fmt.Sprintf("service %s exists and is not managed by this Rollout; name it in spec.service to use it", key), nil
 	}
 	if maps.Equal(svc.Spec.Selector, selector) || !repoint {

@@ -57,7 +57,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update;patch

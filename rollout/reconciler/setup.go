@@ -50,14 +50,25 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, wor
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Rollout{}).
-		Owns(&appsv1.Deployment{}).
-		Owns(&corev1.Service{}).
 		Owns(&v1alpha1.AnalysisRun{}).
+		Watches(&appsv1.Deployment{}, managedObjects()).
+		Watches(&corev1.Service{}, managedObjects()).
 		Watches(&appsv1.Deployment{}, r.rolloutsNaming(indexTarget)).
 		Watches(&istiov1.VirtualService{}, r.rolloutsNaming(indexVirtualService)).
 		Watches(&istiov1.DestinationRule{}, r.rolloutsNaming(indexDestinationRule)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// managedObjects maps primary and the Services to their Rollout by label.
+func managedObjects() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		l := o.GetLabels()
+		if l[labelManagedBy] != managedBy || l[labelRollout] == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[labelRollout]}}}
+	})
 }
 
 // rolloutsNaming maps an object to the Rollouts in its namespace whose index

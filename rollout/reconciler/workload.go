@@ -72,6 +72,17 @@ func setPrimaryTemplate(primary, target *appsv1.Deployment) {
 	primary.Annotations[annotationRevision] = rollout.Revision(target.Spec.Template)
 }
 
+// targetTemplate is primary's template as the target carries it: the
+// selector's labels without the -primary suffix.
+func targetTemplate(primary, target *appsv1.Deployment) corev1.PodTemplateSpec {
+	t := *primary.Spec.Template.DeepCopy()
+	t.Labels = maps.Clone(t.Labels)
+	for k, v := range target.Spec.Selector.MatchLabels {
+		t.Labels[k] = v
+	}
+	return t
+}
+
 func serviceFor(ro *v1alpha1.Rollout, name string, selector map[string]string) *corev1.Service {
 	target := intstr.FromInt32(ro.Spec.Service.Port)
 	if ro.Spec.Service.TargetPort != nil {
@@ -102,6 +113,15 @@ func canaryServiceName(ro *v1alpha1.Rollout) string {
 
 func ownedLabels(ro *v1alpha1.Rollout) map[string]string {
 	return map[string]string{labelManagedBy: managedBy, labelRollout: ro.Name}
+}
+
+// isManaged reports whether o is primary or a Service that Tugboat keeps for
+// ro. They carry its labels rather than an owner reference: garbage
+// collection, foreground deletion above all, must not take them away before
+// the application is handed back to the target (see handBack).
+func isManaged(o metav1.Object, ro *v1alpha1.Rollout) bool {
+	l := o.GetLabels()
+	return metav1.IsControlledBy(o, ro) || (l[labelManagedBy] == managedBy && l[labelRollout] == ro.Name)
 }
 
 // ready reports whether d runs want replicas of its current template, all
