@@ -25,10 +25,17 @@ const (
 
 // tlsFor is the TLS a metric's query to address is made with: the metric's
 // own tls, else the controller's for its default address, else the system's
-// roots; insecure turns verification off. A client certificate from a Secret
+// roots; insecure turns verification off, except for a default address whose
+// TLS the controller sets. A client certificate from a Secret
 // is a credential and goes where bearer tokens may go; a CA alone may serve
 // any address the guard lets through.
 func (p *Provider) tlsFor(ctx context.Context, namespace, address string, m *v1alpha1.PrometheusMetric) (promconfig.TLSConfig, error) {
+	if address == p.DefaultAddress && p.DefaultTLS != (promconfig.TLSConfig{}) && (m.TLS != nil || m.Insecure) {
+		// The operator's TLS protects what goes to the controller's own
+		// Prometheus (Secret arguments, the controller's client certificate);
+		// a template does not get to loosen or replace it.
+		return promconfig.TLSConfig{}, errors.New("the controller sets TLS for its Prometheus (--prometheus-ca-file and others); a template cannot set insecure or tls for it")
+	}
 	switch {
 	case m.TLS != nil:
 		if !strings.HasPrefix(address, "https://") {

@@ -118,6 +118,18 @@ func TestTLSAgainstPrometheus(t *testing.T) {
 		defaultTLS: promconfig.TLSConfig{CAFile: path("ca.crt"), ServerName: "prometheus.test"},
 		wantErr:    "tls: failed to verify certificate",
 	}, {
+		name:       "a template cannot turn off the controller's TLS for its Prometheus",
+		defaultTo:  plain.URL,
+		defaultTLS: promconfig.TLSConfig{CAFile: path("ca.crt"), ServerName: "prometheus.test"},
+		insecure:   true,
+		wantErr:    "a template cannot set insecure or tls for it",
+	}, {
+		name:       "nor replace it",
+		defaultTo:  mutual.URL,
+		defaultTLS: promconfig.TLSConfig{CAFile: path("ca.crt"), CertFile: path("client.crt"), KeyFile: path("client.key"), ServerName: "prometheus.test"},
+		tls:        tlsFrom("prom-ca", "prometheus.test"),
+		wantErr:    "a template cannot set insecure or tls for it",
+	}, {
 		name:      "a client certificate from a Secret",
 		defaultTo: mutual.URL,
 		tls:       tlsFrom("prom-client", "prometheus.test"),

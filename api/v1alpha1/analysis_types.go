@@ -187,8 +187,8 @@ type PrometheusMetric struct {
 	// +optional
 	Authentication *PrometheusAuthentication `json:"authentication,omitempty"`
 	// TLS verifies the server with a CA of its own and can present a client
-	// certificate (a Tugboat extension). It replaces the controller's TLS
-	// settings for its default address.
+	// certificate (a Tugboat extension). For the controller's default
+	// address it is refused when the controller sets TLS for it.
 	// +optional
 	TLS *PrometheusTLS `json:"tls,omitempty"`
 }
