@@ -81,6 +81,9 @@ func Explain(run *v1alpha1.AnalysisRun, before *v1alpha1.RolloutAnalysis, now ti
 // times may differ; they decide nothing, and writing them each time would
 // cost a write per measurement.
 func SameVerdict(a, b []v1alpha1.RolloutAnalysis) bool {
+	// A run that has counted nothing that decides anything yet (one just
+	// created) waits for the next write.
+	a, b = slices.DeleteFunc(slices.Clone(a), undecided), slices.DeleteFunc(slices.Clone(b), undecided)
 	return slices.EqualFunc(a, b, func(x, y v1alpha1.RolloutAnalysis) bool {
 		return x.Run == y.Run && verdict(x.Phase) == verdict(y.Phase) &&
 			slices.EqualFunc(x.Metrics, y.Metrics, func(m, n v1alpha1.MetricExplanation) bool {
@@ -91,6 +94,20 @@ func SameVerdict(a, b []v1alpha1.RolloutAnalysis) bool {
 					m.Counters.ConsecutiveError == n.Counters.ConsecutiveError
 			})
 	})
+}
+
+// undecided reports whether a run has no verdict and no metric has one or
+// has counted a failure, an inconclusive or an error.
+func undecided(a v1alpha1.RolloutAnalysis) bool {
+	if a.Phase.Completed() {
+		return false
+	}
+	for _, m := range a.Metrics {
+		if m.Phase.Completed() || m.Counters.Failed+m.Counters.Inconclusive+m.Counters.Error > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // verdict is a phase with Pending and Running taken as one.

@@ -139,10 +139,15 @@ func TestSameVerdict(t *testing.T) {
 			a[0].Phase = argo.AnalysisPhaseInconclusive
 			return a
 		}, false},
-		{"another run", func(a []v1alpha1.RolloutAnalysis) []v1alpha1.RolloutAnalysis {
-			return append(a, v1alpha1.RolloutAnalysis{Run: "s"})
+		{"a new run with nothing decided yet waits for the next write", func(a []v1alpha1.RolloutAnalysis) []v1alpha1.RolloutAnalysis {
+			return append(a, v1alpha1.RolloutAnalysis{Run: "s", Phase: argo.AnalysisPhasePending})
+		}, true},
+		{"a new run with a verdict", func(a []v1alpha1.RolloutAnalysis) []v1alpha1.RolloutAnalysis {
+			return append(a, v1alpha1.RolloutAnalysis{Run: "s", Phase: argo.AnalysisPhaseFailed})
 		}, false},
-		{"none", func([]v1alpha1.RolloutAnalysis) []v1alpha1.RolloutAnalysis { return nil }, false},
+		{"a new run with a failure counted", func(a []v1alpha1.RolloutAnalysis) []v1alpha1.RolloutAnalysis {
+			return append(a, v1alpha1.RolloutAnalysis{Run: "s", Metrics: []v1alpha1.MetricExplanation{{Name: "m", Counters: v1alpha1.MetricCounters{Failed: 1}}}})
+		}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := SameVerdict(base(), tt.change(base())); got != tt.same {

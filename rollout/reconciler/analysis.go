@@ -241,5 +241,14 @@ func explain(recorded []v1alpha1.RolloutAnalysis, runs []observedRun, plan rollo
 			out = append(out, e)
 		}
 	}
+	if ev := plan.Event(); ev != "" && (plan.Outcome.IsAtRest() || plan.Next.Abort != nil) {
+		// The attempt ended: runs still measuring are stopped (terminateRuns),
+		// and are no longer observed to say so themselves.
+		for i := range out {
+			if !out[i].Phase.Completed() {
+				out[i].Message = fmt.Sprintf("stopped measuring: the rollout ended (%s)", ev)
+			}
+		}
+	}
 	return out
 }

@@ -239,4 +239,7 @@ func TestBackgroundAnalysisCostsNoRolloutWrites(t *testing.T) {
 	if m := ro.Status.Analysis[0].Metrics[0]; m.Counters.Successful < run.Status.MetricResults[0].Successful || m.Value != "[0.999]" {
 		t.Errorf("the explanation did not catch up at promotion: %+v (the run had %d successes)", m, run.Status.MetricResults[0].Successful)
 	}
+	if msg := ro.Status.Analysis[0].Message; msg != "stopped measuring: the rollout ended (Promoted)" {
+		t.Errorf("the background run after promotion: %q", msg)
+	}
 }

@@ -94,7 +94,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	if stop != nil {
-		plan := rollout.OnStop(*stop, ro.PendingRequests())
+		plan := rollout.OnStop(rollout.SpecFrom(ro.Spec), *stop, ro.PendingRequests())
 		if plan.Next.Abort != nil && stop.Next.Abort == nil {
 			if err := r.abortOnStop(ctx, &ro, &plan, *stop); err != nil {
 				return reconcile.Result{}, err
@@ -231,6 +231,11 @@ func (r *Reconciler) abortOnStop(ctx context.Context, ro *v1alpha1.Rollout, plan
 				return nil
 			}
 			return fmt.Errorf("get service %s/%s: %w", ro.Namespace, s.name, err)
+		}
+		named := s.name == ro.Spec.Service.StableService || s.name == ro.Spec.Service.CanaryService
+		if !isManaged(s.into, ro) && !named {
+			*plan = stop // someone else's Service: its selector says nothing of ours
+			return nil
 		}
 	}
 	if err := r.Router.Apply(ctx, meshOf(ro, stable.Spec.Selector, canary.Spec.Selector), *plan.Traffic); err != nil {
