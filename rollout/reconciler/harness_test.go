@@ -118,6 +118,9 @@ type fixture struct {
 	c      client.Client
 	cancel context.CancelFunc
 	done   chan error
+	// wrap, when set before startController, stands between the
+	// reconciler and its client (to make the cache lag, say).
+	wrap func(client.Client) client.Client
 }
 
 // given creates a namespace and starts a controller for the test.
@@ -146,8 +149,12 @@ func (f *fixture) startController() {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	c := mgr.GetClient()
+	if f.wrap != nil {
+		c = f.wrap(c)
+	}
 	r := &reconciler.Reconciler{
-		Client:   mgr.GetClient(),
+		Client:   c,
 		Router:   &istio.Router{Client: mgr.GetClient()},
 		Recorder: mgr.GetEventRecorder("tugboat"),
 		Now:      time.Now,

@@ -51,6 +51,12 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 	if err != nil || msg != "" {
 		return nil, stopWithMsg(p, msg), err
 	}
+	if rv, ok := r.primaryFrom.Load(client.ObjectKeyFromObject(ro)); ok {
+		if rv == primary.ResourceVersion {
+			return nil, nil, errCacheBehind // our promotion of primary is not in the cache yet
+		}
+		r.primaryFrom.Delete(client.ObjectKeyFromObject(ro))
+	}
 	stableLabels := primary.Spec.Selector.MatchLabels
 	canaryLabels := target.Spec.Selector.MatchLabels
 	replicas := ptr.Deref(primary.Spec.Replicas, 1)

@@ -52,6 +52,11 @@ type Reconciler struct {
 	// caught up with our own write yet: deciding on it would redo the step,
 	// and the watch event of the write is on its way to wake us anyway.
 	patchedFrom sync.Map
+	// primaryFrom holds, per Rollout, the resourceVersion of primary before
+	// this controller last updated it (at promotion). Seeing it again means
+	// the cache has not caught up: deciding on it could take a committed
+	// promotion for one not yet made.
+	primaryFrom sync.Map
 }
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch;patch
@@ -72,6 +77,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if apierrors.IsNotFound(err) {
 			r.Metrics.forget(req.NamespacedName)
 			r.patchedFrom.Delete(req.NamespacedName)
+			r.primaryFrom.Delete(req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
@@ -173,6 +179,7 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 		if err := r.Client.Update(ctx, primary); err != nil {
 			return fmt.Errorf("promote revision %s to deployment %s/%s: %w", plan.Next.CanaryRevision, primary.Namespace, primary.Name, err)
 		}
+		r.primaryFrom.Store(client.ObjectKeyFromObject(ro), w.primary.ResourceVersion)
 	}
 	// A canary that grows is scaled before traffic moves to it; one that
 	// shrinks, after traffic has left it.
