@@ -37,6 +37,11 @@ type Observed struct {
 	// Background is the verdict of the background analysis, once it runs.
 	Background        argo.AnalysisPhase
 	BackgroundMessage string
+	// WindowClosed says why the deployment windows keep the rollout from
+	// advancing now; empty when they do not. WindowOpens is when they next
+	// let it, zero if not within a year.
+	WindowClosed string
+	WindowOpens  time.Time
 }
 
 // Plan is everything the reconciler must do; Decide never does it itself.
@@ -143,8 +148,18 @@ func atRest(p Progress, o Observed) Plan {
 }
 
 func start(s Spec, p Progress, o Observed) Plan {
+	restart := p.InRollout() && p.Abort == nil
+	if o.WindowClosed != "" && !restart {
+		// A new rollout waits for its window. (A revision replacing one mid-
+		// rollout is already running in the target's pods, so traffic goes
+		// back to stable at once, and the new rollout holds at its first
+		// step.)
+		plan := waitForWindow(Plan{Next: p, Traffic: ptr.To(traffic.AtRest()), CanaryReplicas: ptr.To[int32](0)}, o)
+		plan.Message = "revision " + o.TargetRevision + " waits for a deployment window: " + plan.Message
+		return plan
+	}
 	outcome, msg := Started, "rolling out revision "+o.TargetRevision
-	if p.InRollout() && p.Abort == nil {
+	if restart {
 		outcome = Restarted
 		msg = fmt.Sprintf("revision %s replaced %s mid-rollout; traffic back on stable, starting from the first step", o.TargetRevision, p.CanaryRevision)
 	}
@@ -205,6 +220,8 @@ func progress(s Spec, p Progress, o Observed) Plan {
 	switch {
 	case o.Requests.Abort != "":
 		return abort(p, o, AbortedByUser, "aborted on request")
+	case step >= len(s.Steps) && o.WindowClosed != "" && o.Requests.Promote == "" && o.Requests.PromoteFull == "":
+		return waitForWindow(hold, o) // primary has not taken the new revision yet
 	case step >= len(s.Steps):
 		return promote(s, p, o, hold)
 	case !o.CanaryReady:
@@ -233,6 +250,8 @@ func progress(s Spec, p Progress, o Observed) Plan {
 			Traffic: ptr.To(TrafficAfter(s.Steps, len(s.Steps))), CanaryReplicas: hold.CanaryReplicas}
 	case o.Requests.Promote != "":
 		return advance(s, p, o, fmt.Sprintf("step %d promoted on request", step))
+	case o.WindowClosed != "":
+		return waitForWindow(hold, o)
 	}
 
 	cur := s.Steps[step]
@@ -266,6 +285,19 @@ func progress(s Spec, p Progress, o Observed) Plan {
 		}
 	}
 	return advance(s, p, o, fmt.Sprintf("step %d done", step))
+}
+
+// waitForWindow holds plan until the deployment windows open. Analysis goes
+// on meanwhile, and a failure still aborts.
+func waitForWindow(plan Plan, o Observed) Plan {
+	plan.Outcome = OutsideWindow
+	plan.Message = o.WindowClosed
+	plan.RequeueAfter = time.Hour
+	if !o.WindowOpens.IsZero() {
+		plan.Message += "; may advance from " + o.WindowOpens.UTC().Format(time.RFC3339)
+		plan.RequeueAfter = max(time.Second, min(plan.RequeueAfter, o.WindowOpens.Sub(o.Now)))
+	}
+	return plan
 }
 
 // holdAt is the plan that keeps a rollout where it is: the traffic and scale

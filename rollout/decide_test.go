@@ -401,3 +401,85 @@ func TestCanaryReplicasAfter(t *testing.T) {
 		}
 	}
 }
+
+// Deployment windows hold a rollout; people's requests and failures do not wait.
+func TestWindows(t *testing.T) {
+	later := t0.Add(2 * time.Minute)
+	opens := later.Add(3 * time.Hour)
+	closed := func(o Observed) Observed {
+		o.WindowClosed, o.WindowOpens = "outside every allow window", opens
+		return o
+	}
+	wait := "outside every allow window; may advance from " + opens.Format(time.RFC3339)
+	for _, tt := range []struct {
+		name string
+		p    Progress
+		o    Observed
+		want Plan
+	}{{
+		name: "a new revision at rest waits, the canary not even started",
+		p:    Progress{StableRevision: "s1"},
+		o:    closed(ready(later)),
+		want: Plan{Outcome: OutsideWindow, Message: "revision c1 waits for a deployment window: " + wait, Next: Progress{StableRevision: "s1"},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RequeueAfter: time.Hour},
+	}, {
+		name: "a timed pause over: held where it is",
+		p:    at(1, t0),
+		o:    closed(ready(later)),
+		want: Plan{Outcome: OutsideWindow, Message: wait, Next: at(1, t0), Traffic: desired(10), CanaryReplicas: ptr.To[int32](4), RequeueAfter: time.Hour},
+	}, {
+		name: "requeued when the window opens, within the hour",
+		p:    at(1, t0),
+		o:    func() Observed { o := closed(ready(later)); o.WindowOpens = later.Add(10 * time.Minute); return o }(),
+		want: Plan{Outcome: OutsideWindow, Message: "outside every allow window; may advance from " + later.Add(10*time.Minute).Format(time.RFC3339),
+			Next: at(1, t0), Traffic: desired(10), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 10 * time.Minute},
+	}, {
+		name: "the last step done: primary does not take the revision yet",
+		p:    at(6, t0),
+		o:    closed(ready(later)),
+		want: Plan{Outcome: OutsideWindow, Message: wait, Next: at(6, t0), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: time.Hour},
+	}, {
+		name: "a person's promote does not wait; the step it lands on does",
+		p:    at(1, t0),
+		o:    func() Observed { o := closed(ready(later)); o.Requests.Promote = "p1"; return o }(),
+		want: Plan{Outcome: OutsideWindow, Transition: Advanced, Message: wait,
+			Next:    func() Progress { p := at(3, later); p.Requests.Promote = "p1"; return p }(),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4), RequeueAfter: time.Hour},
+	}, {
+		name: "an abort does not wait",
+		p:    at(1, t0),
+		o:    func() Observed { o := closed(ready(later)); o.Requests.Abort = "a1"; return o }(),
+		want: Plan{Outcome: AbortedByUser, Message: "aborted on request; traffic back on stable",
+			Next:    func() Progress { p := at(1, t0); p.Abort = userAbort; p.Requests.Abort = "a1"; return p }(),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "a failed background analysis does not wait",
+		p:    at(1, t0),
+		o: func() Observed {
+			o := closed(ready(later))
+			o.Background, o.BackgroundMessage = argo.AnalysisPhaseFailed, "m"
+			return o
+		}(),
+		want: Plan{Outcome: AnalysisFailed, Message: "background analysis Failed: m; traffic back on stable",
+			Next: func() Progress {
+				p := at(1, t0)
+				p.Abort = &Abort{AnalysisFailed, "background analysis Failed: m; traffic back on stable"}
+				return p
+			}(),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "a revision replacing one mid-rollout: traffic back on stable at once",
+		p:    at(1, t0),
+		o:    func() Observed { o := closed(ready(later)); o.TargetRevision = "c2"; return o }(),
+		want: Plan{Outcome: WaitingForCanary, Transition: Restarted,
+			Message: "revision c2 replaced c1 mid-rollout; traffic back on stable, starting from the first step; waiting for the canary to be Ready",
+			Next:    Progress{StableRevision: "s1", CanaryRevision: "c2", Step: ptr.To[int32](0), StepStart: later, StartedAt: later, NotReadySince: later},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, Decide(spec, tt.p, tt.o)); diff != "" {
+				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -25,6 +25,7 @@ const (
 	WaitingForPromotion Outcome = "WaitingForPromotion" // a person must promote
 	PausedByUser        Outcome = "PausedByUser"        // a person paused the rollout
 	Promoting           Outcome = "Promoting"           // primary is taking the canary's template
+	OutsideWindow       Outcome = "OutsideWindow"       // the deployment windows hold the rollout
 )
 
 // Outcomes that stop a rollout.

@@ -130,6 +130,7 @@ func TestRolloutHealth(t *testing.T) {
 		{rollout.WaitingForAnalysis, "Progressing"},
 		{rollout.Promoting, "Progressing"},
 		{rollout.HandingBack, "Progressing"},
+		{rollout.OutsideWindow, "Progressing"},
 		{rollout.WaitingForPromotion, "Suspended"},
 		{rollout.PausedByUser, "Suspended"},
 		{rollout.AbortedByUser, "Degraded"},

@@ -2,7 +2,6 @@ package reconciler_test
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,9 +148,7 @@ func TestAnalysisStepAbortsOutsideTheSLO(t *testing.T) {
 	if m.Since == nil || m.Since.Before(ro.Status.StartedAt) {
 		t.Errorf("failed since %v, before the rollout started at %v", m.Since, ro.Status.StartedAt)
 	}
-	if !slices.Contains(f.events("bad"), "MetricFailed") {
-		t.Errorf("no MetricFailed event among %v", f.events("bad"))
-	}
+	f.wantEvent("bad", "MetricFailed")
 }
 
 func TestMissingTemplateShowsInStatus(t *testing.T) {

@@ -90,9 +90,7 @@ func TestDeletingARolloutHandsBack(t *testing.T) {
 	}
 	f.wantWeights("hb", 100, 0)
 	f.gone(&appsv1.Deployment{}, "hb-primary", "primary")
-	if !slices.Contains(f.events("hb"), "HandingBack") {
-		t.Errorf("no HandingBack event: %v", f.events("hb"))
-	}
+	f.wantEvent("hb", "HandingBack")
 }
 
 // Deleted mid-rollout, with foreground propagation (Argo CD's prune), a

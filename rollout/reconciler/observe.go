@@ -14,6 +14,7 @@ import (
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout"
+	"github.com/tugboatdev/tugboat/rollout/windows"
 	"github.com/tugboatdev/tugboat/traffic"
 )
 
@@ -35,6 +36,10 @@ type world struct {
 func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, *rollout.Plan, error) {
 	if msg := unsupported(ro.Spec); msg != "" {
 		return nil, stopWith(p, rollout.InvalidSpec, msg), nil
+	}
+	schedule, err := windows.Parse(ro.Spec.Windows)
+	if err != nil {
+		return nil, stopWith(p, rollout.InvalidSpec, err.Error()), nil
 	}
 	var target appsv1.Deployment
 	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}
@@ -87,6 +92,8 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		Requests:        ro.PendingRequests(),
 		Paused:          ro.PausedByUser(),
 	}
+	window := schedule.At(o.Now)
+	o.WindowClosed, o.WindowOpens = window.Closed, window.Opens
 	w := &world{target: &target, primary: primary, mesh: meshOf(ro, stableLabels, canaryLabels), observed: o}
 	if msg, err := r.observeAnalysis(ctx, ro, p, w); err != nil || msg != "" {
 		return nil, stopWithMsg(p, msg), err

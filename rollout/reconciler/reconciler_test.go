@@ -126,6 +126,18 @@ func (f *fixture) replicas(name string) int32 {
 	return ptr.Deref(d.Spec.Replicas, 1)
 }
 
+// wantEvent waits for an event of reason about the Rollout name: events are
+// sent in the background, a moment after the change they announce.
+func (f *fixture) wantEvent(name, reason string) {
+	f.t.Helper()
+	err := wait.PollUntilContextTimeout(f.t.Context(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return slices.Contains(f.events(name), reason), nil
+	})
+	if err != nil {
+		f.t.Errorf("no %s event among %v", reason, f.events(name))
+	}
+}
+
 func (f *fixture) events(name string) []string {
 	f.t.Helper()
 	var list eventsv1.EventList
@@ -197,9 +209,7 @@ func TestFullPromotion(t *testing.T) {
 		t.Errorf("want 2 recorded revisions, got %d", len(revs.Items))
 	}
 	for _, want := range []string{"Initialized", "Started", "Advanced", "Promoted"} {
-		if !slices.Contains(f.events("podinfo"), want) {
-			t.Errorf("no %s event among %v", want, f.events("podinfo"))
-		}
+		f.wantEvent("podinfo", want)
 	}
 }
 
@@ -236,9 +246,7 @@ func TestAbortMidway(t *testing.T) {
 		t.Errorf("the user's route changed: %v", routes["internal-debug"])
 	}
 	f.eventually("reviews", "canary scaled down", 10*time.Second, func(*v1alpha1.Rollout) bool { return f.replicas("reviews") == 0 })
-	if !slices.Contains(f.events("reviews"), "AbortedByUser") {
-		t.Errorf("no AbortedByUser event: %v", f.events("reviews"))
-	}
+	f.wantEvent("reviews", "AbortedByUser")
 
 	// Retry runs the same revision again from the first step.
 	f.annotate("reviews", v1alpha1.AnnotationRetry, "r1")
@@ -285,9 +293,7 @@ func TestNewRevisionMidRollout(t *testing.T) {
 	ro := f.eventually("nr", "v3 at the manual pause", time.Minute, func(ro *v1alpha1.Rollout) bool {
 		return ro.Status.CanaryRevision != first && atStep(1, "WaitingForPromotion")(ro)
 	})
-	if !slices.Contains(f.events("nr"), "Restarted") {
-		t.Errorf("no Restarted event: %v", f.events("nr"))
-	}
+	f.wantEvent("nr", "Restarted")
 	if ro.Status.StableRevision == first {
 		t.Errorf("v2 was promoted")
 	}

@@ -1,7 +1,6 @@
 package reconciler_test
 
 import (
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,9 +50,7 @@ func TestTargetDeletedMidRollout(t *testing.T) {
 			t.Errorf("subset %s selects %v, want app=%s", s.Name, s.Labels, want)
 		}
 	}
-	if !slices.Contains(f.events("td"), "TargetNotFound") {
-		t.Errorf("no TargetNotFound event: %v", f.events("td"))
-	}
+	f.wantEvent("td", "TargetNotFound")
 }
 
 // An abort needs nothing a stop is about: asked for while the rollout waits

@@ -1,0 +1,89 @@
+package windows
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+func TestAt(t *testing.T) {
+	// Tuesday 24 November 2026.
+	at := func(hhmm string) time.Time {
+		tm, err := time.Parse("2006-01-02 15:04", "2026-11-24 "+hhmm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	workHours := v1alpha1.Window{Schedule: "0 9 * * 1-4", Duration: "7h"} // Monday to Thursday, 09:00-16:00
+	freeze := v1alpha1.Window{Schedule: "0 12 24 11 *", Duration: "2h"}   // 24 November, 12:00-14:00
+	for _, tt := range []struct {
+		name      string
+		w         *v1alpha1.Windows
+		now       time.Time
+		closed    string
+		opens     time.Time
+		opensZero bool
+	}{
+		{name: "no windows: always open", now: at("03:00")},
+		{name: "inside an allow window", w: &v1alpha1.Windows{Allow: []v1alpha1.Window{workHours}}, now: at("10:00")},
+		{name: "at the moment it opens", w: &v1alpha1.Windows{Allow: []v1alpha1.Window{workHours}}, now: at("09:00")},
+		{name: "at the moment it closes", w: &v1alpha1.Windows{Allow: []v1alpha1.Window{workHours}}, now: at("16:00"),
+			closed: "outside every allow window", opens: at("09:00").AddDate(0, 0, 1)},
+		{name: "before it opens", w: &v1alpha1.Windows{Allow: []v1alpha1.Window{workHours}}, now: at("08:59"),
+			closed: "outside every allow window", opens: at("09:00")},
+		{name: "Thursday evening: opens on Monday", w: &v1alpha1.Windows{Allow: []v1alpha1.Window{workHours}}, now: at("17:00").AddDate(0, 0, 2),
+			closed: "outside every allow window", opens: at("09:00").AddDate(0, 0, 6)},
+		{name: "inside a deny window", w: &v1alpha1.Windows{Deny: []v1alpha1.Window{freeze}}, now: at("12:30"),
+			closed: "inside deny window spec.windows.deny[0] until 2026-11-24T14:00:00Z", opens: at("14:00")},
+		{name: "a deny window inside an allow window", w: &v1alpha1.Windows{Allow: []v1alpha1.Window{workHours}, Deny: []v1alpha1.Window{freeze}}, now: at("13:00"),
+			closed: "inside deny window", opens: at("14:00")},
+		{name: "a deny window reaching past the allow window: opens with the next one", w: &v1alpha1.Windows{Allow: []v1alpha1.Window{workHours},
+			Deny: []v1alpha1.Window{{Schedule: "0 15 24 11 *", Duration: "20h"}}}, now: at("15:30"),
+			closed: "inside deny window", opens: at("11:00").AddDate(0, 0, 1)},
+		{name: "schedules read in the time zone", w: &v1alpha1.Windows{Timezone: "Europe/Berlin", Allow: []v1alpha1.Window{workHours}}, now: at("08:30"),
+			opens: time.Time{}}, // 09:30 in Berlin: open
+		{name: "in the time zone, before it opens", w: &v1alpha1.Windows{Timezone: "Europe/Berlin", Allow: []v1alpha1.Window{workHours}}, now: at("07:30"),
+			closed: "outside every allow window", opens: at("08:00")},
+		{name: "a window that never opens", w: &v1alpha1.Windows{Allow: []v1alpha1.Window{{Schedule: "0 0 30 2 *", Duration: "1h"}}}, now: at("10:00"),
+			closed: "outside every allow window", opensZero: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Parse(tt.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := s.At(tt.now)
+			if tt.closed == "" {
+				if got.Closed != "" {
+					t.Errorf("closed: %s", got.Closed)
+				}
+				return
+			}
+			if !strings.Contains(got.Closed, tt.closed) {
+				t.Errorf("closed %q, want %q", got.Closed, tt.closed)
+			}
+			if tt.opensZero != got.Opens.IsZero() || (!tt.opensZero && !got.Opens.Equal(tt.opens)) {
+				t.Errorf("opens %v, want %v", got.Opens, tt.opens)
+			}
+		})
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	for _, tt := range []struct {
+		w    v1alpha1.Windows
+		want string
+	}{
+		{v1alpha1.Windows{Timezone: "Mars/Olympus"}, `spec.windows.timezone: unknown time zone "Mars/Olympus"`},
+		{v1alpha1.Windows{Allow: []v1alpha1.Window{{Schedule: "61 9 * * *", Duration: "1h"}}}, "spec.windows.allow[0].schedule"},
+		{v1alpha1.Windows{Deny: []v1alpha1.Window{{Schedule: "0 9 * * *", Duration: "1h"}, {Schedule: "@every 1h", Duration: "1h"}}}, "spec.windows.deny[1].schedule: \"@every 1h\" has no fixed times"},
+		{v1alpha1.Windows{Allow: []v1alpha1.Window{{Schedule: "@daily", Duration: "0s"}}}, "spec.windows.allow[0].duration"},
+	} {
+		if _, err := Parse(&tt.w); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%+v) = %v, want an error containing %q", tt.w, err, tt.want)
+		}
+	}
+}
