@@ -354,7 +354,7 @@ func advance(s Spec, p Progress, o Observed, msg string) Plan {
 
 // instant reports whether a step completes as soon as it is carried out.
 func instant(st v1alpha1.Step) bool {
-	return st.SetWeight != nil || st.SetHeaderRoute != nil || st.SetCanaryScale != nil
+	return st.SetWeight != nil || st.SetHeaderRoute != nil || st.SetMirrorRoute != nil || st.SetCanaryScale != nil
 }
 
 func advanceTo(p Progress, o Observed, step int) Progress {

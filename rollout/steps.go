@@ -2,18 +2,22 @@ package rollout
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/traffic"
 )
 
 // TrafficAfter is the traffic in force once the first n steps are done: the
-// weight of the last setWeight among them and the header routes they left
-// set. Desired weights are a function of progress, never read back from the
+// weight of the last setWeight among them and the header and mirror routes
+// they left set. Desired weights are a function of progress, never read back from the
 // mesh, so a GitOps tool resetting a VirtualService is simply corrected.
 func TrafficAfter(steps []v1alpha1.Step, n int) traffic.Desired {
 	d := traffic.AtRest()
@@ -23,9 +27,44 @@ func TrafficAfter(steps []v1alpha1.Step, n int) traffic.Desired {
 			d.Split = traffic.CanaryAt(*s.SetWeight)
 		case s.SetHeaderRoute != nil:
 			d.HeaderRoutes = setHeaderRoute(d.HeaderRoutes, s.SetHeaderRoute)
+		case s.SetMirrorRoute != nil:
+			d.MirrorRoutes = setMirrorRoute(d.MirrorRoutes, s.SetMirrorRoute)
 		}
 	}
 	return d
+}
+
+// setMirrorRoute adds, replaces or (without a match) removes a mirror route,
+// as Argo Rollouts' setMirrorRoute does. Without a percentage, every
+// matching request is mirrored.
+func setMirrorRoute(routes []traffic.MirrorRoute, s *argo.SetMirrorRoute) []traffic.MirrorRoute {
+	out := slices.DeleteFunc(slices.Clone(routes), func(r traffic.MirrorRoute) bool { return r.Name == s.Name })
+	if len(s.Match) == 0 {
+		return out
+	}
+	mr := traffic.MirrorRoute{Name: s.Name, Percentage: ptr.Deref(s.Percentage, 100)}
+	for _, m := range s.Match {
+		rm := traffic.RequestMatch{Method: valueMatch(m.Method), Path: valueMatch(m.Path)}
+		for _, h := range slices.Sorted(maps.Keys(m.Headers)) { // a fixed order, so the route is written once
+			v := m.Headers[h]
+			vm := valueMatch(&v)
+			rm.Headers = append(rm.Headers, traffic.HeaderMatch{Header: h, Kind: vm.Kind, Value: vm.Value})
+		}
+		mr.Match = append(mr.Match, rm)
+	}
+	return append(out, mr)
+}
+
+func valueMatch(m *argo.StringMatch) *traffic.ValueMatch {
+	switch {
+	case m == nil:
+		return nil
+	case m.Prefix != "":
+		return &traffic.ValueMatch{Kind: traffic.Prefix, Value: m.Prefix}
+	case m.Regex != "":
+		return &traffic.ValueMatch{Kind: traffic.Regex, Value: m.Regex}
+	}
+	return &traffic.ValueMatch{Kind: traffic.Exact, Value: m.Exact}
 }
 
 func setHeaderRoute(routes []traffic.HeaderRoute, s *v1alpha1.SetHeaderRoute) []traffic.HeaderRoute {

@@ -61,15 +61,38 @@ type HeaderRoute struct {
 	Match []HeaderMatch
 }
 
+// ValueMatch is a condition on a request's method or path.
+type ValueMatch struct {
+	Kind  MatchKind
+	Value string
+}
+
+// RequestMatch is a condition on a request: every part that is set must hold.
+type RequestMatch struct {
+	Method, Path *ValueMatch
+	Headers      []HeaderMatch
+}
+
+// MirrorRoute copies Percentage percent of the requests that meet any of
+// Match to the canary. Clients get their responses as before, from the split
+// of the managed route; the canary's answers to the copies are dropped.
+type MirrorRoute struct {
+	Name       string
+	Match      []RequestMatch
+	Percentage int32
+}
+
 // Desired is the whole traffic state a rollout wants on the mesh at a moment.
 type Desired struct {
 	Split Split
 	// HeaderRoutes currently in force, in the order they should be tried.
 	HeaderRoutes []HeaderRoute
+	// MirrorRoutes currently in force, tried after the header routes.
+	MirrorRoutes []MirrorRoute
 }
 
 // AtRest is the state outside a rollout, and after an abort: everything to
-// stable, no header routes.
+// stable, no header or mirror routes.
 func AtRest() Desired { return Desired{Split: CanaryAt(0)} }
 
 // ErrMisconfigured marks an error in how the mesh objects fit the rollout (a

@@ -117,6 +117,11 @@ func stepString(st v1alpha1.Step) string {
 			return "setHeaderRoute: remove " + st.SetHeaderRoute.Name
 		}
 		return fmt.Sprintf("setHeaderRoute: %s (%s)", st.SetHeaderRoute.Name, strings.Join(m, ", "))
+	case st.SetMirrorRoute != nil:
+		if len(st.SetMirrorRoute.Match) == 0 {
+			return "setMirrorRoute: remove " + st.SetMirrorRoute.Name
+		}
+		return fmt.Sprintf("setMirrorRoute: %s (%d%% of matching requests)", st.SetMirrorRoute.Name, ptr.Deref(st.SetMirrorRoute.Percentage, 100))
 	case st.SetCanaryScale != nil:
 		sc := st.SetCanaryScale
 		switch {

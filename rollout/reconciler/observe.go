@@ -34,9 +34,6 @@ type world struct {
 // and lacks (primary, Services). A non-nil plan means the rollout cannot be
 // decided on: its outcome says why.
 func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, *rollout.Plan, error) {
-	if msg := unsupported(ro.Spec); msg != "" {
-		return nil, stopWith(p, rollout.InvalidSpec, msg), nil
-	}
 	schedule, err := windows.Parse(ro.Spec.Windows)
 	if err != nil {
 		return nil, stopWith(p, rollout.InvalidSpec, err.Error()), nil
@@ -106,16 +103,6 @@ func stopWithMsg(p rollout.Progress, msg string) *rollout.Plan {
 		return nil
 	}
 	return stopWith(p, rollout.InvalidSpec, msg)
-}
-
-// unsupported names a part of the spec this controller cannot carry out yet.
-func unsupported(s v1alpha1.RolloutSpec) string {
-	for i, st := range s.Steps {
-		if st.SetMirrorRoute != nil {
-			return fmt.Sprintf("spec.steps[%d]: setMirrorRoute is not supported yet", i)
-		}
-	}
-	return ""
 }
 
 // ensurePrimary returns <name>-primary, creating it from the target on first

@@ -249,6 +249,8 @@ func stepName(st v1alpha1.Step) string {
 		return "analysis"
 	case st.SetHeaderRoute != nil:
 		return "headerRoute"
+	case st.SetMirrorRoute != nil:
+		return "mirrorRoute"
 	}
 	return "scale"
 }

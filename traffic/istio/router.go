@@ -42,7 +42,7 @@ func (r *Router) Apply(ctx context.Context, m traffic.Mesh, want traffic.Desired
 	if err != nil {
 		return err
 	}
-	if recordHeaderRoutes(&vs, want.HeaderRoutes) {
+	if recordAddedRoutes(&vs, addedNames(want)) {
 		changed = true
 	}
 	if !changed {
@@ -54,17 +54,14 @@ func (r *Router) Apply(ctx context.Context, m traffic.Mesh, want traffic.Desired
 	return nil
 }
 
-// annotationHeaderRoutes records, on the VirtualService, the header routes
-// Tugboat added, so that it removes exactly those and never a user's route
-// (GitOps tools leave annotations they do not manage alone).
+// annotationHeaderRoutes records, on the VirtualService, the routes Tugboat
+// added (header and mirror routes), so that it removes exactly those and
+// never a user's route (GitOps tools leave annotations they do not manage
+// alone).
 const annotationHeaderRoutes = "tugboat.dev/header-routes"
 
-// recordHeaderRoutes notes the header routes in force; it reports a change.
-func recordHeaderRoutes(vs *istiov1.VirtualService, routes []traffic.HeaderRoute) bool {
-	names := make([]string, len(routes))
-	for i, r := range routes {
-		names[i] = r.Name
-	}
+// recordAddedRoutes notes the added routes in force; it reports a change.
+func recordAddedRoutes(vs *istiov1.VirtualService, names []string) bool {
 	want := strings.Join(names, ",")
 	if vs.Annotations[annotationHeaderRoutes] == want {
 		return false

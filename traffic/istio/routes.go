@@ -53,6 +53,7 @@ type Routes struct {
 func Rewrite(vs *istiov1.VirtualService, r Routes, d Destinations, want traffic.Desired) (bool, error) {
 	before := proto.Clone(&vs.Spec)
 	spec := &vs.Spec
+	var first *networkingv1.HTTPRoute
 	var canaryDest *networkingv1.Destination
 	for _, name := range r.Managed {
 		route := findRoute(spec.GetHttp(), name)
@@ -64,16 +65,29 @@ func Rewrite(vs *istiov1.VirtualService, r Routes, d Destinations, want traffic.
 			return false, fmt.Errorf("virtualservice %s/%s route %q: %w", vs.Namespace, vs.Name, name, err)
 		}
 		if canaryDest == nil {
-			canaryDest = c
+			first, canaryDest = route, c
 		}
 	}
-	for _, hr := range want.HeaderRoutes {
-		if findRoute(spec.GetHttp(), hr.Name) != nil && !slices.Contains(r.Owned, hr.Name) {
-			return false, fmt.Errorf("virtualservice %s/%s: header route %q: %w", vs.Namespace, vs.Name, hr.Name, ErrRouteTaken)
+	for _, name := range addedNames(want) {
+		if findRoute(spec.GetHttp(), name) != nil && !slices.Contains(r.Owned, name) {
+			return false, fmt.Errorf("virtualservice %s/%s: route %q: %w", vs.Namespace, vs.Name, name, ErrRouteTaken)
 		}
 	}
-	spec.Http = placeHeaderRoutes(spec.GetHttp(), r, want.HeaderRoutes, canaryDest)
+	spec.Http = placeRoutes(spec.GetHttp(), r, want, first, canaryDest)
 	return !proto.Equal(before, spec), nil
+}
+
+// addedNames are the names of the routes Tugboat adds for want: header
+// routes, then mirror routes.
+func addedNames(want traffic.Desired) []string {
+	var names []string
+	for _, hr := range want.HeaderRoutes {
+		names = append(names, hr.Name)
+	}
+	for _, mr := range want.MirrorRoutes {
+		names = append(names, mr.Name)
+	}
+	return names
 }
 
 func findRoute(routes []*networkingv1.HTTPRoute, name string) *networkingv1.HTTPRoute {
@@ -107,24 +121,59 @@ func setWeights(route *networkingv1.HTTPRoute, d Destinations, s traffic.Split) 
 	return canary.GetDestination(), nil
 }
 
-// placeHeaderRoutes removes the owned header routes, then puts the ones in
-// force just ahead of the first managed route, where Istio tries them first.
-func placeHeaderRoutes(routes []*networkingv1.HTTPRoute, r Routes, want []traffic.HeaderRoute, canary *networkingv1.Destination) []*networkingv1.HTTPRoute {
+// placeRoutes removes the routes Tugboat added before, then puts the ones in
+// force just ahead of the first managed route, where Istio tries them first:
+// header routes, then mirror routes.
+func placeRoutes(routes []*networkingv1.HTTPRoute, r Routes, want traffic.Desired, managed *networkingv1.HTTPRoute, canary *networkingv1.Destination) []*networkingv1.HTTPRoute {
 	kept := slices.DeleteFunc(slices.Clone(routes), func(h *networkingv1.HTTPRoute) bool {
 		return slices.Contains(r.Owned, h.GetName())
 	})
-	if len(want) == 0 || canary == nil {
+	if len(want.HeaderRoutes)+len(want.MirrorRoutes) == 0 || canary == nil {
 		return kept
 	}
 	at := slices.IndexFunc(kept, func(h *networkingv1.HTTPRoute) bool { return slices.Contains(r.Managed, h.GetName()) })
 	if at < 0 {
 		at = len(kept)
 	}
-	add := make([]*networkingv1.HTTPRoute, 0, len(want))
-	for _, hr := range want {
+	add := make([]*networkingv1.HTTPRoute, 0, len(want.HeaderRoutes)+len(want.MirrorRoutes))
+	for _, hr := range want.HeaderRoutes {
 		add = append(add, headerRoute(hr, canary))
 	}
+	for _, mr := range want.MirrorRoutes {
+		add = append(add, mirrorRoute(mr, managed, canary))
+	}
 	return slices.Insert(kept, at, add...)
+}
+
+// mirrorRoute answers the requests that match as the managed route does, with
+// its split, and copies a share of them to the canary.
+func mirrorRoute(mr traffic.MirrorRoute, managed *networkingv1.HTTPRoute, canary *networkingv1.Destination) *networkingv1.HTTPRoute {
+	route := &networkingv1.HTTPRoute{
+		Name:             mr.Name,
+		Mirror:           proto.Clone(canary).(*networkingv1.Destination),
+		MirrorPercentage: &networkingv1.Percent{Value: float64(mr.Percentage)},
+	}
+	for _, d := range managed.GetRoute() {
+		route.Route = append(route.Route, proto.Clone(d).(*networkingv1.HTTPRouteDestination))
+	}
+	for _, m := range mr.Match {
+		hm := &networkingv1.HTTPMatchRequest{Method: valueMatch(m.Method), Uri: valueMatch(m.Path)}
+		if len(m.Headers) > 0 {
+			hm.Headers = make(map[string]*networkingv1.StringMatch, len(m.Headers))
+			for _, h := range m.Headers {
+				hm.Headers[h.Header] = stringMatch(h)
+			}
+		}
+		route.Match = append(route.Match, hm)
+	}
+	return route
+}
+
+func valueMatch(m *traffic.ValueMatch) *networkingv1.StringMatch {
+	if m == nil {
+		return nil
+	}
+	return stringMatch(traffic.HeaderMatch{Kind: m.Kind, Value: m.Value})
 }
 
 func headerRoute(hr traffic.HeaderRoute, canary *networkingv1.Destination) *networkingv1.HTTPRoute {

@@ -54,8 +54,27 @@ func betaRoute() *networkingv1.HTTPRoute {
 	}
 }
 
+var shadowGets = traffic.MirrorRoute{Name: "shadow-gets", Percentage: 35, Match: []traffic.RequestMatch{
+	{Method: &traffic.ValueMatch{Kind: traffic.Exact, Value: "GET"}, Path: &traffic.ValueMatch{Kind: traffic.Prefix, Value: "/api"}},
+	{Headers: []traffic.HeaderMatch{{Header: "x-shadow", Kind: traffic.Regex, Value: "y.*"}}},
+}}
+
+// shadowGetsRoute answers as primary(stable, canary) does and mirrors to the canary.
+func shadowGetsRoute(stable, canary int32) *networkingv1.HTTPRoute {
+	return &networkingv1.HTTPRoute{
+		Name: "shadow-gets",
+		Match: []*networkingv1.HTTPMatchRequest{
+			{Method: &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Exact{Exact: "GET"}}, Uri: &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Prefix{Prefix: "/api"}}},
+			{Headers: map[string]*networkingv1.StringMatch{"x-shadow": {MatchType: &networkingv1.StringMatch_Regex{Regex: "y.*"}}}},
+		},
+		Route:            primary(stable, canary).Route,
+		Mirror:           dest("podinfo-canary", "", 0).Destination,
+		MirrorPercentage: &networkingv1.Percent{Value: 35},
+	}
+}
+
 func TestRewrite(t *testing.T) {
-	managed := Routes{Managed: []string{"primary"}, Owned: []string{"beta"}}
+	managed := Routes{Managed: []string{"primary"}, Owned: []string{"beta", "shadow-gets"}}
 	tests := []struct {
 		name        string
 		in          *istiov1.VirtualService
@@ -123,6 +142,35 @@ func TestRewrite(t *testing.T) {
 		d:       hosts,
 		routes:  &Routes{Managed: []string{"primary"}},
 		want:    traffic.Desired{Split: traffic.CanaryAt(0), HeaderRoutes: []traffic.HeaderRoute{beta}},
+		wantErr: ErrRouteTaken,
+	}, {
+		name:        "a mirror route goes after the header routes, answering as the managed route does",
+		in:          vs(userRoute(), primary(100, 0)),
+		d:           hosts,
+		want:        traffic.Desired{Split: traffic.CanaryAt(20), HeaderRoutes: []traffic.HeaderRoute{beta}, MirrorRoutes: []traffic.MirrorRoute{shadowGets}},
+		wantSpec:    vs(userRoute(), betaRoute(), shadowGetsRoute(80, 20), primary(80, 20)),
+		wantChanged: true,
+	}, {
+		name:        "a mirror route follows the managed route's weights",
+		in:          vs(userRoute(), shadowGetsRoute(80, 20), primary(80, 20)),
+		d:           hosts,
+		want:        traffic.Desired{Split: traffic.CanaryAt(50), MirrorRoutes: []traffic.MirrorRoute{shadowGets}},
+		wantSpec:    vs(userRoute(), shadowGetsRoute(50, 50), primary(50, 50)),
+		wantChanged: true,
+	}, {
+		name:        "at rest removes owned mirror routes",
+		in:          vs(userRoute(), betaRoute(), shadowGetsRoute(80, 20), primary(80, 20)),
+		d:           hosts,
+		want:        traffic.AtRest(),
+		wantSpec:    vs(userRoute(), primary(100, 0)),
+		wantChanged: true,
+	}, {
+		name: "a user's route of the mirror route's name is not taken over",
+		in: vs(&networkingv1.HTTPRoute{Name: "shadow-gets", Route: []*networkingv1.HTTPRouteDestination{dest("legacy", "", 100)}},
+			primary(100, 0)),
+		d:       hosts,
+		routes:  &Routes{Managed: []string{"primary"}},
+		want:    traffic.Desired{Split: traffic.CanaryAt(0), MirrorRoutes: []traffic.MirrorRoute{shadowGets}},
 		wantErr: ErrRouteTaken,
 	}, {
 		name:    "a missing managed route is an error",
