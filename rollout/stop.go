@@ -7,13 +7,12 @@ import "github.com/tugboatdev/tugboat/api/v1alpha1"
 // controller cannot carry out). Traffic stays where it is, which is safe
 // while the canary serves, with two exceptions:
 //   - a target gone mid-rollout leaves the canary without pods, so the
-//     rollout is aborted and traffic goes back to stable (unless every step
-//     is done and primary is taking the new revision);
+//     rollout is aborted and traffic goes back to stable, even once every
+//     step is done (primary serves whichever revision it has);
 //   - an abort a person asked for is carried out: it needs nothing the stop
 //     is about.
-func OnStop(s Spec, stop Plan, requests v1alpha1.Requests) Plan {
+func OnStop(stop Plan, requests v1alpha1.Requests) Plan {
 	p := stop.Next
-	promoting := p.Step != nil && int(*p.Step) >= len(s.Steps)
 	switch {
 	case !p.InRollout():
 		return stop
@@ -22,9 +21,7 @@ func OnStop(s Spec, stop Plan, requests v1alpha1.Requests) Plan {
 			stop.Message = p.Abort.Message // already said, with what was done
 		}
 		return stop
-	case stop.Outcome == TargetNotFound && !promoting:
-		// Once the steps are done, primary is taking the canary's template:
-		// the target is no longer needed to finish.
+	case stop.Outcome == TargetNotFound:
 		plan := abort(p, Observed{}, TargetNotFound, stop.Message+" mid-rollout, so the canary has no pods")
 		plan.RequeueAfter = stop.RequeueAfter
 		return plan

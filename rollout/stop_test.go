@@ -44,10 +44,7 @@ func TestOnStop(t *testing.T) {
 		want: Plan{Outcome: TargetNotFound, Message: "deployment ns/app not found mid-rollout, so the canary has no pods; traffic back on stable",
 			Next:    abortedBy(TargetNotFound, "deployment ns/app not found mid-rollout, so the canary has no pods; traffic back on stable"),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RequeueAfter: 30 * time.Second},
-	}, {
-		name: "every step done, the target gone: primary finishes taking the new revision",
-		stop: stopped(at(int32(len(spec.Steps)), t0), TargetNotFound, "deployment ns/app not found"),
-		want: stopped(at(int32(len(spec.Steps)), t0), TargetNotFound, "deployment ns/app not found"),
+
 	}, {
 		name:     "mid-rollout, a person's abort is carried out",
 		stop:     stopped(at(3, t0), InvalidSpec, "analysistemplate ns/sr not found"),
@@ -70,7 +67,7 @@ func TestOnStop(t *testing.T) {
 		want: stopped(abortedBy(AnalysisFailed, "failed; traffic back on stable"), InvalidSpec, "analysistemplate ns/sr not found"),
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, OnStop(spec, tt.stop, tt.requests)); diff != "" {
+			if diff := cmp.Diff(tt.want, OnStop(tt.stop, tt.requests)); diff != "" {
 				t.Errorf("OnStop() mismatch (-want +got):\n%s", diff)
 			}
 		})

@@ -25,16 +25,16 @@ const (
 
 // tlsFor is the TLS a metric's query to address is made with: the metric's
 // own tls, else the controller's for its default address, else the system's
-// roots; insecure turns verification off, except for a default address whose
-// TLS the controller sets. A client certificate from a Secret
+// roots; insecure turns verification off, never for the default address. A client certificate from a Secret
 // is a credential and goes where bearer tokens may go; a CA alone may serve
 // any address the guard lets through.
 func (p *Provider) tlsFor(ctx context.Context, namespace, address string, m *v1alpha1.PrometheusMetric) (promconfig.TLSConfig, error) {
-	if address == p.DefaultAddress && p.DefaultTLS != (promconfig.TLSConfig{}) && (m.TLS != nil || m.Insecure) {
-		// The operator's TLS protects what goes to the controller's own
-		// Prometheus (Secret arguments, the controller's client certificate);
-		// a template does not get to loosen or replace it.
-		return promconfig.TLSConfig{}, errors.New("the controller sets TLS for its Prometheus (--prometheus-ca-file and others); a template cannot set insecure or tls for it")
+	if address == p.DefaultAddress && (m.Insecure || (m.TLS != nil && p.DefaultTLS != (promconfig.TLSConfig{}))) {
+		// Verification of the controller's own Prometheus protects what goes
+		// there: Secret arguments and credentials, the controller's client
+		// certificate. A template does not get to turn it off, nor to replace
+		// the TLS the controller sets.
+		return promconfig.TLSConfig{}, errors.New("a template cannot set insecure for the controller's Prometheus, nor tls when the controller sets it (--prometheus-ca-file and others)")
 	}
 	switch {
 	case m.TLS != nil:
@@ -65,9 +65,7 @@ func (p *Provider) tlsFor(ctx context.Context, namespace, address string, m *v1a
 		c.CA, c.Cert, c.Key = string(ca), string(cert), promconfig.Secret(key)
 		return c, nil
 	case address == p.DefaultAddress:
-		c := p.DefaultTLS
-		c.InsecureSkipVerify = m.Insecure
-		return c, nil
+		return p.DefaultTLS, nil
 	}
 	return promconfig.TLSConfig{InsecureSkipVerify: m.Insecure}, nil
 }

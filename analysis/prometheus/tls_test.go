@@ -122,13 +122,18 @@ func TestTLSAgainstPrometheus(t *testing.T) {
 		defaultTo:  plain.URL,
 		defaultTLS: promconfig.TLSConfig{CAFile: path("ca.crt"), ServerName: "prometheus.test"},
 		insecure:   true,
-		wantErr:    "a template cannot set insecure or tls for it",
+		wantErr:    "a template cannot set insecure for the controller's Prometheus",
 	}, {
 		name:       "nor replace it",
 		defaultTo:  mutual.URL,
 		defaultTLS: promconfig.TLSConfig{CAFile: path("ca.crt"), CertFile: path("client.crt"), KeyFile: path("client.key"), ServerName: "prometheus.test"},
 		tls:        tlsFrom("prom-ca", "prometheus.test"),
-		wantErr:    "a template cannot set insecure or tls for it",
+		wantErr:    "nor tls when the controller sets it",
+	}, {
+		name:      "nor turn off the system's verification of it",
+		defaultTo: plain.URL,
+		insecure:  true,
+		wantErr:   "a template cannot set insecure for the controller's Prometheus",
 	}, {
 		name:      "a client certificate from a Secret",
 		defaultTo: mutual.URL,

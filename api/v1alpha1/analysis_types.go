@@ -171,7 +171,8 @@ type PrometheusMetric struct {
 	// +kubebuilder:validation:Maximum=600
 	// +optional
 	Timeout *int64 `json:"timeout,omitempty"`
-	// Insecure skips verification of the server's TLS certificate.
+	// Insecure skips verification of the server's TLS certificate; never for
+	// the controller's own Prometheus.
 	// +optional
 	Insecure bool `json:"insecure,omitempty"`
 	// Headers added to each query request.
@@ -188,7 +189,8 @@ type PrometheusMetric struct {
 	Authentication *PrometheusAuthentication `json:"authentication,omitempty"`
 	// TLS verifies the server with a CA of its own and can present a client
 	// certificate (a Tugboat extension). For the controller's default
-	// address it is refused when the controller sets TLS for it.
+	// address it is refused when the controller sets TLS for it, and
+	// insecure always is.
 	// +optional
 	TLS *PrometheusTLS `json:"tls,omitempty"`
 }

@@ -100,7 +100,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	if stop != nil {
-		plan := rollout.OnStop(rollout.SpecFrom(ro.Spec), *stop, ro.PendingRequests())
+		plan := rollout.OnStop(*stop, ro.PendingRequests())
 		if plan.Next.Abort != nil && stop.Next.Abort == nil {
 			if err := r.abortOnStop(ctx, &ro, &plan, *stop); err != nil {
 				return reconcile.Result{}, err
