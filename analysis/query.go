@@ -50,6 +50,15 @@ func Render(query string, args map[string]string) (string, error) {
 	return withValues, nil
 }
 
+// ArgNames are the names of the arguments a template text refers to.
+func ArgNames(text string) []string {
+	var names []string
+	for _, m := range placeholder.FindAllStringSubmatch(text, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
 // Shown is query with args substituted for display only, never to be sent:
 // the structure is not checked, and a placeholder whose value does not fit
 // is left out.

@@ -143,6 +143,17 @@ func Record(r *argo.MetricResult, phase argo.AnalysisPhase) {
 	r.ConsecutiveError = 0
 }
 
+// QueryRefused is the metrics server's answer that a query is bad or failed
+// to run (as opposed to the server being unreachable). Its message may quote
+// the query.
+type QueryRefused struct {
+	Reason string // such as bad_data or execution
+	Err    error
+}
+
+func (e *QueryRefused) Error() string { return e.Err.Error() }
+func (e *QueryRefused) Unwrap() error { return e.Err }
+
 // Limits are a metric's resolved limits.
 type Limits struct {
 	Failure, Inconclusive, ConsecutiveError, ConsecutiveSuccess int32

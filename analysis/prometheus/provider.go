@@ -216,6 +216,11 @@ func (p *Provider) query(ctx context.Context, req request) (analysis.Sample, err
 		val, _, _, err = promv1.NewAPI(c).Query(ctx, req.query, req.ts)
 	}
 	if err != nil {
+		var pe *promv1.Error
+		if errors.As(err, &pe) && (pe.Type == promv1.ErrBadData || pe.Type == promv1.ErrExec) {
+			// The server's answer about the query, which it may quote.
+			err = &analysis.QueryRefused{Reason: string(pe.Type), Err: err}
+		}
 		return analysis.Sample{}, fmt.Errorf("query %s: %w", req.address, err)
 	}
 	return sample(val)

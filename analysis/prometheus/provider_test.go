@@ -68,6 +68,23 @@ tugboat_test{workload="nan"} NaN ` + at + `
 	}
 }
 
+// TestQueryRefused: Prometheus's answer that a query is bad is told apart
+// from the server being unreachable, since its message may quote the query.
+func TestQueryRefused(t *testing.T) {
+	ts := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	srv := promserver.Start(t, promserver.Options{OpenMetrics: "# TYPE tugboat_test gauge\ntugboat_test 1 " + strconv.FormatInt(ts.Unix(), 10) + "\n"})
+	p := &Provider{Guard: Guard{AllowLoopback: true}}
+	s := p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{Address: srv.URL}, `label_replace(tugboat_test, "x", "$1", "job", "(")`, ts)
+	var refused *analysis.QueryRefused
+	if !errors.As(s.Err, &refused) || refused.Reason != "execution" || !strings.Contains(s.Err.Error(), "invalid regular expression in label_replace(): (") {
+		t.Errorf("error %v (%T), want an execution refusal quoting the argument", s.Err, s.Err)
+	}
+	s = p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{Address: "http://127.0.0.1:1"}, "up", time.Now())
+	if s.Err == nil || errors.As(s.Err, &refused) {
+		t.Errorf("an unreachable server: %v", s.Err)
+	}
+}
+
 func sameValues(a, b []float64) bool {
 	if len(a) != len(b) {
 		return false

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -224,6 +225,13 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	}
 	prom := *m.Provider.Prometheus
 	var query, shown string
+	if err == nil && a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.values[n]; return !ok }) {
+		// An argument that cannot be resolved now (a Secret not readable
+		// yet) may resolve next time: an error measurement, counted against
+		// consecutiveErrorLimit. Nothing is rendered or sent.
+		r.record(run, m, res, analysis.Sample{Err: a.err}, plain, analysis.Shown(prom.Query, masked(a.values, a.secret, "REDACTED")), limits, now)
+		return r.next(m, res, run)
+	}
 	if err == nil {
 		query, shown, err = render(prom.Query, a)
 	}
@@ -241,14 +249,17 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
 		return time.Time{}
 	}
-	var sample analysis.Sample
-	if a.err != nil {
-		// A Secret that cannot be read now may be readable next time: an
-		// error measurement, counted against consecutiveErrorLimit.
-		sample = analysis.Sample{Err: a.err}
-	} else {
-		sample = r.Measurer.Measure(ctx, run.Namespace, &prom, query, now)
+	sample := r.Measurer.Measure(ctx, run.Namespace, &prom, query, now)
+	if sample.Err != nil && usesAny(prom.Query, a.secret) {
+		// Prometheus's errors may quote the query, Secret values and all.
+		sample.Err = scrub(sample.Err, a)
 	}
+	r.record(run, m, res, sample, plain, shown, limits, now)
+	return r.next(m, res, run)
+}
+
+// record judges a sample and adds the measurement to the metric's result.
+func (r *Reconciler) record(run *v1alpha1.AnalysisRun, m *v1alpha1.Metric, res *argo.MetricResult, sample analysis.Sample, plain map[string]string, shown string, limits analysis.Limits, now time.Time) {
 	phase, value, msg := analysis.Judge(*m, sample, plain)
 	meas := argo.Measurement{
 		Phase:      phase,
@@ -268,11 +279,33 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		res.Metadata = map[string]string{}
 	}
 	res.Metadata["ResolvedPrometheusQuery"] = shown // Secret values masked
+}
+
+// next is when the metric's next measurement is due; zero once it is done.
+func (r *Reconciler) next(m *v1alpha1.Metric, res *argo.MetricResult, run *v1alpha1.AnalysisRun) time.Time {
 	if res.Phase.Completed() {
 		return time.Time{}
 	}
 	next, _ := nextDue(m, res, run.Status.StartedAt.Time)
 	return next
+}
+
+// scrub keeps the values of Secret arguments out of an error. A server's
+// refusal of the query may quote it, so its message is replaced; other
+// errors (the server unreachable, say) have the values replaced wherever
+// they appear as given.
+func scrub(err error, a measureArgs) error {
+	var refused *analysis.QueryRefused
+	if errors.As(err, &refused) {
+		return fmt.Errorf("the server refused the query (%s); its message is not shown, as the query holds values from Secrets", refused.Reason)
+	}
+	msg := err.Error()
+	for k := range a.secret {
+		if v := a.values[k]; v != "" {
+			msg = strings.ReplaceAll(msg, v, "REDACTED")
+		}
+	}
+	return errors.New(msg)
 }
 
 // render renders a query to send, and to show in status with the values of
@@ -375,6 +408,7 @@ func (r *Reconciler) args(ctx context.Context, run *v1alpha1.AnalysisRun) (map[s
 				errs = append(errs, fmt.Errorf("argument %q reads Secret %s, but this controller has no Secret access", a.Name, ref.Name))
 				continue
 			}
+			secret[a.Name] = true // readable or not: its value is never shown
 			data, err := r.Secrets(ctx, run.Namespace, ref.Name)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("argument %q: secret %s/%s: %w", a.Name, run.Namespace, ref.Name, err))
@@ -386,7 +420,6 @@ func (r *Reconciler) args(ctx context.Context, run *v1alpha1.AnalysisRun) (map[s
 				continue
 			}
 			out[a.Name] = string(v)
-			secret[a.Name] = true
 		default:
 			errs = append(errs, fmt.Errorf("argument %q has no value", a.Name))
 		}

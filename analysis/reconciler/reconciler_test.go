@@ -43,6 +43,10 @@ func (m *measurer) Measure(_ context.Context, _ string, p *v1alpha1.PrometheusMe
 		query += " range " + r.Start + ", " + r.End + ", " + string(r.Step)
 	}
 	m.queries = append(m.queries, query)
+	if strings.Contains(query, "echo-error") {
+		// As Prometheus does for, say, a bad regular expression.
+		return analysis.Sample{Err: &analysis.QueryRefused{Reason: "bad_data", Err: fmt.Errorf("bad_data: invalid regular expression in label_replace(): %q", query)}}
+	}
 	for k, v := range m.values {
 		if strings.Contains(query, k) {
 			return analysis.Sample{Values: []float64{v}}
@@ -98,8 +102,12 @@ func TestAnalysisRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var laterReadable atomic.Bool
 	secrets := func(_ context.Context, ns, name string) (map[string][]byte, error) {
-		return map[string][]byte{"token": []byte("s3cret"), "hostile": []byte("1) or vector(s3cret")}, nil
+		if name == "later" && !laterReadable.Load() {
+			return nil, fmt.Errorf("secret %s/%s not found", ns, name)
+		}
+		return map[string][]byte{"token": []byte("s3cret"), "hostile": []byte("1) or vector(s3cret"), "regex": []byte(`s3c"r(et`)}, nil
 	}
 	r := &reconciler.Reconciler{Client: mgr.GetClient(), Measurer: m, Secrets: secrets, Now: time.Now, Coalesce: time.Hour}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
@@ -261,6 +269,40 @@ func TestAnalysisRuns(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("an error from Prometheus that quotes the query does not show a Secret's value", func(t *testing.T) {
+		create(t, "secret-echoed", v1alpha1.AnalysisRunSpec{
+			Metrics: []v1alpha1.Metric{metric("sr", `label_replace(up{w="echo-error"}, "x", "$1", "job", "{{args.re}}")`, 1)},
+			Args:    []argo.Argument{{Name: "re", ValueFrom: &argo.ValueFrom{SecretKeyRef: &argo.SecretKeyRef{Name: "t", Key: "regex"}}}},
+		})
+		run := until(t, "secret-echoed", completed)
+		if run.Status.Phase != argo.AnalysisPhaseError || !strings.Contains(run.Status.Message, "the server refused the query (bad_data)") {
+			t.Errorf("phase %s, message %q", run.Status.Phase, run.Status.Message)
+		}
+		if st := fmt.Sprintf("%+v", run.Status); strings.Contains(st, "s3c") {
+			t.Errorf("status shows the Secret's value: %s", st)
+		}
+	})
+
+	t.Run("a Secret not readable yet is an error measurement, tried again", func(t *testing.T) {
+		mt := metric("sr", `up{w="good", token="{{args.token}}"}`, 2)
+		mt.ConsecutiveErrorLimit = ptr.To(intstr.FromInt32(5))
+		create(t, "secret-later", v1alpha1.AnalysisRunSpec{
+			Metrics: []v1alpha1.Metric{mt},
+			Args:    []argo.Argument{{Name: "token", ValueFrom: &argo.ValueFrom{SecretKeyRef: &argo.SecretKeyRef{Name: "later", Key: "token"}}}},
+		})
+		run := until(t, "secret-later", func(r *v1alpha1.AnalysisRun) bool {
+			return len(r.Status.MetricResults) == 1 && r.Status.MetricResults[0].Error >= 1
+		})
+		if res := run.Status.MetricResults[0]; res.Phase.Completed() || !strings.Contains(res.Message, `secret `+run.Namespace+`/later not found`) {
+			t.Fatalf("after the first try: %+v", res)
+		}
+		laterReadable.Store(true)
+		run = until(t, "secret-later", completed)
+		if res := run.Status.MetricResults[0]; run.Status.Phase != argo.AnalysisPhaseSuccessful || res.Successful < 1 || res.Error < 1 {
+			t.Errorf("phase %s, %+v", run.Status.Phase, res)
+		}
+	})
 
 	t.Run("a range query is measured with its arguments rendered", func(t *testing.T) {
 		ranged := metric("sr", `up{w="good", rq="1"}`, 1)
