@@ -44,7 +44,6 @@ func TestOnStop(t *testing.T) {
 		want: Plan{Outcome: TargetNotFound, Message: "deployment ns/app not found mid-rollout, so the canary has no pods; traffic back on stable",
 			Next:    abortedBy(TargetNotFound, "deployment ns/app not found mid-rollout, so the canary has no pods; traffic back on stable"),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RequeueAfter: 30 * time.Second},
-
 	}, {
 		name:     "mid-rollout, a person's abort is carried out",
 		stop:     stopped(at(3, t0), InvalidSpec, "analysistemplate ns/sr not found"),
