@@ -10,7 +10,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -43,9 +42,9 @@ func (r *Reconciler) ensureFinalizer(ctx context.Context, ro *v1alpha1.Rollout) 
 // handBack gives a deleted Rollout's application back to its target
 // Deployment, then lets the Rollout go:
 //
-//  1. all traffic to stable (primary); the target gets primary's template
-//     back if it holds a revision whose rollout never completed, and is
-//     scaled to primary's size;
+//  1. all traffic to stable (primary); once, the target gets primary's
+//     template back if it holds a revision whose rollout never completed,
+//     and at least primary's size;
 //  2. once the target is Ready, the stable Service (and subset) select the
 //     target's pods instead of primary's;
 //  3. primary is deleted; the Services stay, so that the VirtualService that
@@ -53,9 +52,11 @@ func (r *Reconciler) ensureFinalizer(ctx context.Context, ro *v1alpha1.Rollout) 
 //  4. the finalizer goes.
 //
 // Primary and the Services carry no owner reference (see isManaged), so no
-// deletion policy, foreground included, removes them before step 3. A
-// target that never gets Ready holds the Rollout, reported in status:
-// letting go would leave no pods behind the traffic.
+// deletion policy, foreground included, removes them before step 3. After
+// step 1 the target is its owner's again: a GitOps tool or an autoscaler
+// may change it, and the hand-back waits for what they set. A target that
+// never gets Ready holds the Rollout, reported in status: letting go would
+// leave no pods behind the traffic.
 func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconcile.Result, error) {
 	if !controllerutil.ContainsFinalizer(ro, finalizer) {
 		return reconcile.Result{}, nil
@@ -69,28 +70,38 @@ func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconc
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if gone || primaryGone || !isManaged(&primary, ro) || target.Spec.Selector == nil {
-		// Nothing to hand back, or no one to hand it to (the whole
-		// application is being deleted).
-		if !primaryGone && isManaged(&primary, ro) {
-			if err := r.Client.Delete(ctx, &primary); client.IgnoreNotFound(err) != nil {
-				return reconcile.Result{}, fmt.Errorf("delete primary %s/%s: %w", primary.Namespace, primary.Name, err)
-			}
-		}
-		return reconcile.Result{}, r.letGo(ctx, ro)
+	hasPrimary := !primaryGone && isManaged(&primary, ro)
+	if gone || target.Spec.Selector == nil {
+		// No one to hand the application to: it is being deleted.
+		return reconcile.Result{}, r.removeAll(ctx, ro, &primary, hasPrimary)
+	}
+	if err := r.terminateRuns(ctx, ro, rollout.Progress{}); err != nil {
+		return reconcile.Result{}, err
 	}
 	targetLabels := target.Spec.Selector.MatchLabels
-	replicas := ptr.Deref(primary.Spec.Replicas, 1)
-	if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, targetLabels)); err != nil {
+	replicas := max(ptr.Deref(target.Spec.Replicas, 0), 1) // primary gone: whatever the target can do
+	if hasPrimary {
+		replicas = ptr.Deref(primary.Spec.Replicas, 1)
+	}
+	if err := r.restoreStable(ctx, ro, &target, &primary, hasPrimary, replicas); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := r.restoreStable(ctx, ro, &target, &primary, replicas); err != nil {
-		return reconcile.Result{}, err
-	}
-	if !servesAt(&target, replicas) {
-		p := rollout.ProgressFrom(ro.Status)
-		msg := fmt.Sprintf("the Rollout is being deleted; deployment %s takes the traffic back once it is Ready at %d replicas", target.Name, replicas)
-		plan := rollout.Plan{Outcome: rollout.HandingBack, Message: msg, Next: p, Traffic: ptr.To(traffic.AtRest()), RequeueAfter: 30 * time.Second}
+	want := max(1, min(replicas, ptr.Deref(target.Spec.Replicas, 1)))
+	if !servesAt(&target, want) {
+		// Until then stable is primary, unless the Services were handed over
+		// already (a step after that failed): never back to primary.
+		var stable corev1.Service
+		gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: stableServiceName(ro)}, &stable)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if hasPrimary && primary.DeletionTimestamp.IsZero() && (gone || !maps.Equal(stable.Spec.Selector, targetLabels)) {
+			if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, targetLabels)); err != nil {
+				return reconcile.Result{}, err
+			}
+		}
+		msg := fmt.Sprintf("the Rollout is being deleted; deployment %s takes the traffic back once %d of its pods are Ready", target.Name, want)
+		plan := rollout.Plan{Outcome: rollout.HandingBack, Message: msg, Next: rollout.ProgressFrom(ro.Status), Traffic: ptr.To(traffic.AtRest()), RequeueAfter: 30 * time.Second}
 		return r.finish(ctx, ro, plan, nil)
 	}
 	if err := r.route(ctx, meshOf(ro, targetLabels, targetLabels)); err != nil {
@@ -101,40 +112,82 @@ func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconc
 			return reconcile.Result{}, err
 		}
 	}
-	if err := r.Client.Delete(ctx, &primary); client.IgnoreNotFound(err) != nil {
-		return reconcile.Result{}, fmt.Errorf("delete primary %s/%s: %w", primary.Namespace, primary.Name, err)
+	if hasPrimary {
+		if err := r.deletePrimary(ctx, &primary); err != nil {
+			return reconcile.Result{}, err
+		}
 	}
 	r.Recorder.Eventf(ro, nil, corev1.EventTypeNormal, string(rollout.HandingBack), "Delete",
 		"deployment %s serves all traffic again through Services %s and %s", target.Name, stableServiceName(ro), canaryServiceName(ro))
 	return reconcile.Result{}, r.letGo(ctx, ro)
 }
 
-// restoreStable gives the target primary's template when it holds another
-// revision (one whose rollout never completed: the application keeps running
-// what was serving), and at least primary's size.
-func (r *Reconciler) restoreStable(ctx context.Context, ro *v1alpha1.Rollout, target, primary *appsv1.Deployment, replicas int32) error {
-	stable := primary.Annotations[annotationRevision]
-	base := target.DeepCopy()
-	if rev := rollout.Revision(target.Spec.Template); stable != "" && rev != stable {
-		target.Spec.Template = targetTemplate(primary, target)
-		r.Recorder.Eventf(ro, target, corev1.EventTypeWarning, string(rollout.HandingBack), "Delete",
-			"deployment %s gets back stable revision %s: the rollout of revision %s never completed", target.Name, stable, rev)
-	}
-	if ptr.Deref(target.Spec.Replicas, 1) < replicas {
-		target.Spec.Replicas = ptr.To(replicas)
-	}
-	if equality.Semantic.DeepEqual(base.Spec, target.Spec) {
+// annotationHandedBack on the target names the Rollout (by UID) that handed
+// it back, so that the one-time changes are made once.
+const annotationHandedBack = "tugboat.dev/handed-back-by"
+
+// restoreStable makes the one-time changes of a hand-back: the target gets
+// primary's template when it holds a revision whose rollout never completed
+// (the application keeps running what was serving), and at least primary's
+// size. Later changes by the target's owners are theirs.
+func (r *Reconciler) restoreStable(ctx context.Context, ro *v1alpha1.Rollout, target, primary *appsv1.Deployment, hasPrimary bool, replicas int32) error {
+	if target.Annotations[annotationHandedBack] == string(ro.UID) {
 		return nil
 	}
+	base := target.DeepCopy()
+	stable, rev := ro.Status.StableRevision, rollout.Revision(target.Spec.Template)
+	restore := hasPrimary && stable != "" && primary.Annotations[annotationRevision] == stable && rev != stable
+	if restore {
+		target.Spec.Template = targetTemplate(primary, target)
+	}
+	target.Spec.Replicas = ptr.To(max(ptr.Deref(target.Spec.Replicas, 1), replicas))
+	if target.Annotations == nil {
+		target.Annotations = map[string]string{}
+	}
+	target.Annotations[annotationHandedBack] = string(ro.UID)
 	if err := r.Client.Patch(ctx, target, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("hand deployment %s/%s back its stable revision at %d replicas: %w", target.Namespace, target.Name, replicas, err)
+		return fmt.Errorf("hand deployment %s/%s back at %d replicas: %w", target.Namespace, target.Name, replicas, err)
+	}
+	if restore {
+		r.Recorder.Eventf(ro, target, corev1.EventTypeWarning, string(rollout.HandingBack), "Delete",
+			"deployment %s got back stable revision %s: the rollout of revision %s never completed", target.Name, stable, rev)
+	}
+	return nil
+}
+
+// removeAll deletes primary and the Services Tugboat created, when the
+// application is being deleted along with the Rollout, and lets it go.
+func (r *Reconciler) removeAll(ctx context.Context, ro *v1alpha1.Rollout, primary *appsv1.Deployment, hasPrimary bool) error {
+	if hasPrimary {
+		if err := r.deletePrimary(ctx, primary); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
+		var svc corev1.Service
+		gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &svc)
+		if err != nil {
+			return err
+		}
+		if gone || !isManaged(&svc, ro) || name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService {
+			continue // the user's own Services stay
+		}
+		if err := r.Client.Delete(ctx, &svc, client.Preconditions{UID: &svc.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete service %s/%s: %w", svc.Namespace, svc.Name, err)
+		}
+	}
+	return r.letGo(ctx, ro)
+}
+
+func (r *Reconciler) deletePrimary(ctx context.Context, primary *appsv1.Deployment) error {
+	if err := r.Client.Delete(ctx, primary, client.Preconditions{UID: &primary.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete primary %s/%s: %w", primary.Namespace, primary.Name, err)
 	}
 	return nil
 }
 
 // servesAt reports whether d runs at least want Ready pods of its current
-// template. Unlike ready, more replicas are fine (an autoscaler may have
-// added them).
+// template, and no others.
 func servesAt(d *appsv1.Deployment, want int32) bool {
 	s := d.Status
 	return d.Generation == s.ObservedGeneration && s.UpdatedReplicas >= want && s.ReadyReplicas >= want &&

@@ -59,7 +59,7 @@ func TestDeletingARolloutHandsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	ro = f.eventually("hb", "handing back", time.Minute, hasReason("HandingBack"))
-	if ro.Status.CanaryWeight != 0 || !strings.Contains(ro.Status.Message, "deployment hb takes the traffic back once it is Ready at 2 replicas") {
+	if ro.Status.CanaryWeight != 0 || !strings.Contains(ro.Status.Message, "deployment hb takes the traffic back once 2 of its pods are Ready") {
 		t.Errorf("while handing back: %+v", ro.Status)
 	}
 	if n := f.replicas("hb"); n != 2 {
@@ -143,4 +143,33 @@ func TestDeletingARolloutWithItsTarget(t *testing.T) {
 	}
 	f.gone(&v1alpha1.Rollout{}, "hd", "the rollout")
 	f.gone(&appsv1.Deployment{}, "hd-primary", "primary")
+	f.gone(&corev1.Service{}, "hd-stable", "the stable Service")
+	f.gone(&corev1.Service{}, "hd-canary", "the canary Service")
+}
+
+// Primary and Services that an earlier version created with an owner
+// reference lose it, so that no deletion policy removes them before the
+// application is handed back.
+func TestOwnerReferencesFromEarlierVersionsGo(t *testing.T) {
+	f := given(t)
+	f.app("or", 1, managedRoute("or"))
+	f.rollout(newRollout("or", weight(50)))
+	ro := f.eventually("or", "initialized", time.Minute, hasReason("Healthy"))
+	owner := []metav1.OwnerReference{*metav1.NewControllerRef(ro, v1alpha1.GroupVersion.WithKind("Rollout"))}
+	f.update(&corev1.Service{}, "or-stable", func(o client.Object) { o.SetOwnerReferences(owner) })
+	f.update(&appsv1.Deployment{}, "or-primary", func(o client.Object) { o.SetOwnerReferences(owner) })
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		var svc corev1.Service
+		var primary appsv1.Deployment
+		if err := f.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "or-stable"}, &svc); err != nil {
+			return false, err
+		}
+		if err := f.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "or-primary"}, &primary); err != nil {
+			return false, err
+		}
+		return len(svc.OwnerReferences) == 0 && len(primary.OwnerReferences) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("owner references still there: %v", err)
+	}
 }

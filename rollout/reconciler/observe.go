@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -117,7 +119,7 @@ func (r *Reconciler) ensurePrimary(ctx context.Context, ro *v1alpha1.Rollout, ta
 		if !isManaged(&primary, ro) {
 			return nil, fmt.Sprintf("deployment %s exists and is not managed by this Rollout", key), nil
 		}
-		return &primary, "", nil
+		return &primary, "", r.disown(ctx, &primary, ro)
 	case !apierrors.IsNotFound(err):
 		return nil, "", fmt.Errorf("get primary deployment %s: %w", key, err)
 	}
@@ -134,6 +136,23 @@ func (r *Reconciler) ensurePrimary(ctx context.Context, ro *v1alpha1.Rollout, ta
 		return nil, "", fmt.Errorf("create primary deployment %s: %w", key, err)
 	}
 	return p, "", nil
+}
+
+// disown removes an owner reference to ro that an earlier version of Tugboat
+// put on primary or a Service: garbage collection must not remove them
+// before the application is handed back (see handBack).
+func (r *Reconciler) disown(ctx context.Context, o client.Object, ro *v1alpha1.Rollout) error {
+	refs := o.GetOwnerReferences()
+	kept := slices.DeleteFunc(slices.Clone(refs), func(ref metav1.OwnerReference) bool { return ref.UID == ro.UID })
+	if len(kept) == len(refs) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(o.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
+	o.SetOwnerReferences(kept)
+	if err := r.Client.Patch(ctx, o, patch); err != nil {
+		return fmt.Errorf("remove the owner reference to rollout %s from %s: %w", ro.Name, client.ObjectKeyFromObject(o), err)
+	}
+	return nil
 }
 
 // ensureService creates a missing Service, or points an existing one that
@@ -156,6 +175,9 @@ func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, na
 	named := name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService
 	if !isManaged(&svc, ro) && !named {
 		return fmt.Sprintf("service %s exists and is not managed by this Rollout; name it in spec.service to use it", key), nil
+	}
+	if err := r.disown(ctx, &svc, ro); err != nil {
+		return "", err
 	}
 	if maps.Equal(svc.Spec.Selector, selector) || !repoint {
 		return "", nil
