@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -149,7 +150,7 @@ func TestRequestsAreAnnotations(t *testing.T) {
 func TestWaitExitCodes(t *testing.T) {
 	p := newPlugin(t)
 	_, rev := p.given("reference", v1alpha1.RolloutStatus{})
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name   string
 		status v1alpha1.RolloutStatus
 		args   []string
@@ -187,7 +188,7 @@ func TestWaitExitCodes(t *testing.T) {
 		code:   exitHealthy, want: `"wantRevision": "abc"`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			name := strings.ReplaceAll(strings.ReplaceAll(tc.name, " ", "-"), "'", "")
+			name := fmt.Sprintf("wait-%d", i)
 			p.given(name, tc.status)
 			args := append([]string{"wait", name, "-o", "json", "--timeout", "20s"}, tc.args...)
 			code, out := p.run(args...)
