@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout/windows"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
 )
 
@@ -74,8 +75,13 @@ func TestExamplesApply(t *testing.T) {
 // checkTugboatKind checks that a decoded Tugboat object is one of the API's kinds.
 func checkTugboatKind(t *testing.T, obj runtime.Object) {
 	t.Helper()
-	switch obj.(type) {
-	case *v1alpha1.Rollout, *v1alpha1.AnalysisTemplate, *v1alpha1.ClusterAnalysisTemplate, *v1alpha1.AnalysisRun:
+	switch o := obj.(type) {
+	case *v1alpha1.Rollout:
+		// What only the controller checks: the windows' schedules and zone.
+		if _, err := windows.Parse(o.Spec.Windows); err != nil {
+			t.Errorf("rollout %s: %v", o.Name, err)
+		}
+	case *v1alpha1.AnalysisTemplate, *v1alpha1.ClusterAnalysisTemplate, *v1alpha1.AnalysisRun:
 	default:
 		t.Errorf("unexpected Tugboat kind %T", obj)
 	}
