@@ -42,6 +42,9 @@ type Observed struct {
 	// let it, zero if not within a year.
 	WindowClosed string
 	WindowOpens  time.Time
+	// WindowInvalid: the windows do not parse (WindowClosed says why); the
+	// rollout holds as if they were closed, and reports an invalid spec.
+	WindowInvalid bool
 }
 
 // Plan is everything the reconciler must do; Decide never does it itself.
@@ -144,16 +147,26 @@ func atRest(p Progress, o Observed) Plan {
 		plan.Transition = Cancelled
 		plan.Message = fmt.Sprintf("the target went back to the stable revision %s; rollout of %s cancelled", p.StableRevision, p.CanaryRevision)
 	}
+	if o.WindowInvalid {
+		// Said now, not when the next revision finds it.
+		plan.Outcome, plan.Message = InvalidSpec, o.WindowClosed
+	}
 	return plan
 }
 
 func start(s Spec, p Progress, o Observed) Plan {
 	restart := p.InRollout() && p.Abort == nil
-	if o.WindowClosed != "" && !restart {
-		// A new rollout waits for its window. (A revision replacing one mid-
-		// rollout is already running in the target's pods, so traffic goes
-		// back to stable at once, and the new rollout holds at its first
-		// step.)
+	if o.WindowClosed != "" && !restart && o.Requests.Abort != "" {
+		// A person aborts the revision that waits: it is recorded as
+		// aborted, and does not start when the window opens.
+		return abort(Progress{StableRevision: p.StableRevision, CanaryRevision: o.TargetRevision, Requests: p.Requests}, o,
+			AbortedByUser, "revision "+o.TargetRevision+" aborted on request before it started")
+	}
+	if o.WindowClosed != "" && !restart && o.Requests.Promote == "" && o.Requests.PromoteFull == "" {
+		// A new rollout waits for its window, unless a person promotes it.
+		// (A revision replacing one mid-rollout is already running in the
+		// target's pods, so traffic goes back to stable at once, and the new
+		// rollout holds at its first step.)
 		plan := waitForWindow(Plan{Next: p, Traffic: ptr.To(traffic.AtRest()), CanaryReplicas: ptr.To[int32](0)}, o)
 		plan.Message = "revision " + o.TargetRevision + " waits for a deployment window: " + plan.Message
 		return plan
@@ -220,9 +233,7 @@ func progress(s Spec, p Progress, o Observed) Plan {
 	switch {
 	case o.Requests.Abort != "":
 		return abort(p, o, AbortedByUser, "aborted on request")
-	case step >= len(s.Steps) && o.WindowClosed != "" && o.Requests.Promote == "" && o.Requests.PromoteFull == "":
-		return waitForWindow(hold, o) // primary has not taken the new revision yet
-	case step >= len(s.Steps):
+	case step >= len(s.Steps) && (o.WindowClosed == "" || o.Requests.Promote != "" || o.Requests.PromoteFull != ""):
 		return promote(s, p, o, hold)
 	case !o.CanaryReady:
 		// The deadline counts from when the canary stopped being Ready (or
@@ -250,8 +261,8 @@ func progress(s Spec, p Progress, o Observed) Plan {
 			Traffic: ptr.To(TrafficAfter(s.Steps, len(s.Steps))), CanaryReplicas: hold.CanaryReplicas}
 	case o.Requests.Promote != "":
 		return advance(s, p, o, fmt.Sprintf("step %d promoted on request", step))
-	case o.WindowClosed != "":
-		return waitForWindow(hold, o)
+	case step >= len(s.Steps):
+		return waitForWindow(hold, o) // primary has not taken the new revision yet
 	}
 
 	cur := s.Steps[step]
@@ -284,6 +295,11 @@ func progress(s Spec, p Progress, o Observed) Plan {
 			return hold
 		}
 	}
+	if o.WindowClosed != "" {
+		// Held only where it would advance: verdicts and deadlines above
+		// still abort.
+		return waitForWindow(hold, o)
+	}
 	return advance(s, p, o, fmt.Sprintf("step %d done", step))
 }
 
@@ -293,6 +309,10 @@ func waitForWindow(plan Plan, o Observed) Plan {
 	plan.Outcome = OutsideWindow
 	plan.Message = o.WindowClosed
 	plan.RequeueAfter = time.Hour
+	if o.WindowInvalid {
+		plan.Outcome = InvalidSpec
+		return plan
+	}
 	if !o.WindowOpens.IsZero() {
 		plan.Message += "; may advance from " + o.WindowOpens.UTC().Format(time.RFC3339)
 		plan.RequeueAfter = max(time.Second, min(plan.RequeueAfter, o.WindowOpens.Sub(o.Now)))

@@ -442,9 +442,86 @@ func TestWindows(t *testing.T) {
 		name: "a person's promote does not wait; the step it lands on does",
 		p:    at(1, t0),
 		o:    func() Observed { o := closed(ready(later)); o.Requests.Promote = "p1"; return o }(),
-		want: Plan{Outcome: OutsideWindow, Transition: Advanced, Message: wait,
+		want: Plan{Outcome: WaitingForAnalysis, Transition: Advanced, Message: "step 3: waiting for the analysis verdict",
 			Next:    func() Progress { p := at(3, later); p.Requests.Promote = "p1"; return p }(),
-			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4), RequeueAfter: time.Hour},
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
+	}, {
+		name: "an analysis step's success waits",
+		p:    at(3, t0),
+		o:    func() Observed { o := closed(ready(later)); o.Analysis = argo.AnalysisPhaseSuccessful; return o }(),
+		want: Plan{Outcome: OutsideWindow, Message: wait, Next: at(3, t0), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4), RequeueAfter: time.Hour},
+	}, {
+		name: "an analysis step's failure does not",
+		p:    at(3, t0),
+		o: func() Observed {
+			o := closed(ready(later))
+			o.Analysis, o.AnalysisMessage = argo.AnalysisPhaseFailed, "m"
+			return o
+		}(),
+		want: Plan{Outcome: AnalysisFailed, Message: "step 3: analysis Failed: m; traffic back on stable",
+			Next: func() Progress {
+				p := at(3, t0)
+				p.Abort = &Abort{AnalysisFailed, "step 3: analysis Failed: m; traffic back on stable"}
+				return p
+			}(),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "every step done, a failed background analysis still aborts",
+		p:    at(6, t0),
+		o: func() Observed {
+			o := closed(ready(later))
+			o.Background, o.BackgroundMessage = argo.AnalysisPhaseError, "m"
+			return o
+		}(),
+		want: Plan{Outcome: AnalysisFailed, Message: "background analysis Error: m; traffic back on stable",
+			Next: func() Progress {
+				p := at(6, t0)
+				p.Abort = &Abort{AnalysisFailed, "background analysis Error: m; traffic back on stable"}
+				return p
+			}(),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "an abort of a revision that waits is recorded, so it does not start later",
+		p:    Progress{StableRevision: "s1"},
+		o:    func() Observed { o := closed(ready(later)); o.Requests.Abort = "a1"; return o }(),
+		want: Plan{Outcome: AbortedByUser, Message: "revision c1 aborted on request before it started; traffic back on stable",
+			Next: Progress{StableRevision: "s1", CanaryRevision: "c1", Requests: v1alpha1.Requests{Abort: "a1"},
+				Abort: &Abort{AbortedByUser, "revision c1 aborted on request before it started; traffic back on stable"}},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "windows that do not parse are reported at rest",
+		p:    Progress{StableRevision: "s1"},
+		o: func() Observed {
+			o := ready(later)
+			o.TargetRevision = "s1"
+			o.WindowClosed, o.WindowInvalid = "spec.windows.timezone: bad", true
+			return o
+		}(),
+		want: Plan{Outcome: InvalidSpec, Message: "spec.windows.timezone: bad", Next: Progress{StableRevision: "s1"}, Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "windows that do not parse hold a rollout, and failures still abort",
+		p:    at(3, t0),
+		o: func() Observed {
+			o := ready(later)
+			o.WindowClosed, o.WindowInvalid = "spec.windows.timezone: bad", true
+			o.Analysis, o.AnalysisMessage = argo.AnalysisPhaseFailed, "m"
+			return o
+		}(),
+		want: Plan{Outcome: AnalysisFailed, Message: "step 3: analysis Failed: m; traffic back on stable",
+			Next: func() Progress {
+				p := at(3, t0)
+				p.Abort = &Abort{AnalysisFailed, "step 3: analysis Failed: m; traffic back on stable"}
+				return p
+			}(),
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
+	}, {
+		name: "a person's promote-full starts a revision that waits",
+		p:    Progress{StableRevision: "s1"},
+		o:    func() Observed { o := closed(ready(later)); o.Requests.PromoteFull = "f1"; return o }(),
+		want: Plan{Outcome: WaitingForCanary, Transition: Started, Message: "rolling out revision c1; waiting for the canary to be Ready",
+			Next: Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To[int32](0), StepStart: later, StartedAt: later, NotReadySince: later,
+				Requests: v1alpha1.Requests{PromoteFull: "f1"}},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "an abort does not wait",
 		p:    at(1, t0),

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	_ "time/tzdata" // deployment windows' time zones, whatever the image carries
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"

@@ -36,10 +36,6 @@ type world struct {
 // and lacks (primary, Services). A non-nil plan means the rollout cannot be
 // decided on: its outcome says why.
 func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, *rollout.Plan, error) {
-	schedule, err := windows.Parse(ro.Spec.Windows)
-	if err != nil {
-		return nil, stopWith(p, rollout.InvalidSpec, err.Error()), nil
-	}
 	var target appsv1.Deployment
 	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}
 	if err := r.Client.Get(ctx, key, &target); err != nil {
@@ -91,8 +87,14 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		Requests:        ro.PendingRequests(),
 		Paused:          ro.PausedByUser(),
 	}
-	window := schedule.At(o.Now)
-	o.WindowClosed, o.WindowOpens = window.Closed, window.Opens
+	// Windows that do not parse hold the rollout as closed ones would, while
+	// failures and aborts still act.
+	if schedule, err := windows.Parse(ro.Spec.Windows); err != nil {
+		o.WindowClosed, o.WindowInvalid = err.Error(), true
+	} else {
+		window := schedule.At(o.Now)
+		o.WindowClosed, o.WindowOpens = window.Closed, window.Opens
+	}
 	w := &world{target: &target, primary: primary, mesh: meshOf(ro, stableLabels, canaryLabels), observed: o}
 	if msg, err := r.observeAnalysis(ctx, ro, p, w); err != nil || msg != "" {
 		return nil, stopWithMsg(p, msg), err

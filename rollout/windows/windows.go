@@ -104,21 +104,30 @@ func (s Schedule) closed(t time.Time) string {
 	return "outside every allow window"
 }
 
+// maxChain bounds how many back-to-back firings are followed to find where
+// a window really ends.
+const maxChain = 10000
+
 // covering reports whether w is open at t, with the firing that opened it
-// and when it closes. It is open when it fired in (t-duration, t].
+// and when it closes. It is open when it fired in (t-duration, t]; firings
+// that come before it closes keep it open.
 func (w window) covering(t time.Time, loc *time.Location) (start, end time.Time, in bool) {
 	f := w.schedule.Next(t.In(loc).Add(-w.duration))
 	if f.IsZero() || f.After(t) {
 		return time.Time{}, time.Time{}, false
 	}
-	return f, f.Add(w.duration), true
+	end = f.Add(w.duration)
+	for i, next := 0, w.schedule.Next(f); i < maxChain && !next.IsZero() && !next.After(end); i, next = i+1, w.schedule.Next(next) {
+		end = next.Add(w.duration)
+	}
+	return f, end, true
 }
 
 // nextOpen is the first moment after t at which the windows are open,
 // stepping from each deny window's end to the next allow window's start.
 func (s Schedule) nextOpen(t time.Time) time.Time {
 	horizon := t.AddDate(1, 0, 0)
-	for range 1000 {
+	for range maxChain {
 		if t.After(horizon) {
 			break
 		}

@@ -87,3 +87,23 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+func TestBackToBackFiringsAreOneWindow(t *testing.T) {
+	now := time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)
+	// Every hour on 24 November, two hours each: one window until 01:00 on the 25th.
+	s, err := Parse(&v1alpha1.Windows{Deny: []v1alpha1.Window{{Schedule: "0 * 24 11 *", Duration: "2h"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.At(now); !strings.Contains(got.Closed, "until 2026-11-25T01:00:00Z") || !got.Opens.Equal(time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)) {
+		t.Errorf("%+v", got)
+	}
+	// Every 15 minutes from 20 to 31 December: opens on 1 January.
+	s, err = Parse(&v1alpha1.Windows{Deny: []v1alpha1.Window{{Schedule: "*/15 * 20-31 12 *", Duration: "15m"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.At(time.Date(2026, 12, 21, 8, 0, 0, 0, time.UTC)); !got.Opens.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("%+v", got)
+	}
+}
