@@ -24,6 +24,7 @@ func TestOnStop(t *testing.T) {
 		name     string
 		stop     Plan
 		requests v1alpha1.Requests
+		primary  string // the revision primary runs
 		want     Plan
 	}{{
 		name: "at rest: nothing to protect",
@@ -44,6 +45,13 @@ func TestOnStop(t *testing.T) {
 		want: Plan{Outcome: TargetNotFound, Message: "deployment ns/app not found mid-rollout, so the canary has no pods; traffic back on stable",
 			Next:    abortedBy(TargetNotFound, "deployment ns/app not found mid-rollout, so the canary has no pods; traffic back on stable"),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RequeueAfter: 30 * time.Second},
+	}, {
+		name:    "the target gone once primary runs the canary: the promotion is complete",
+		stop:    stopped(at(6, t0), TargetNotFound, "deployment ns/app not found"),
+		primary: "c1",
+		want: Plan{Outcome: TargetNotFound, Transition: Promoted,
+			Message: "deployment ns/app not found; revision c1, which primary runs, is stable and serves all traffic",
+			Next:    Progress{StableRevision: "c1"}, Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RequeueAfter: 30 * time.Second},
 	}, {
 		name:     "mid-rollout, a person's abort is carried out",
 		stop:     stopped(at(3, t0), InvalidSpec, "analysistemplate ns/sr not found"),
@@ -66,7 +74,7 @@ func TestOnStop(t *testing.T) {
 		want: stopped(abortedBy(AnalysisFailed, "failed; traffic back on stable"), InvalidSpec, "analysistemplate ns/sr not found"),
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, OnStop(tt.stop, tt.requests)); diff != "" {
+			if diff := cmp.Diff(tt.want, OnStop(tt.stop, tt.requests, tt.primary)); diff != "" {
 				t.Errorf("OnStop() mismatch (-want +got):\n%s", diff)
 			}
 		})

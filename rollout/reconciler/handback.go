@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -71,35 +72,53 @@ func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconc
 		return reconcile.Result{}, err
 	}
 	hasPrimary := !primaryGone && isManaged(&primary, ro)
-	if gone || target.Spec.Selector == nil {
-		// No one to hand the application to: it is being deleted.
-		return reconcile.Result{}, r.removeAll(ctx, ro, &primary, hasPrimary)
+	// An earlier version's owner references would let garbage collection
+	// take primary and the Services first.
+	if hasPrimary {
+		if err := r.disown(ctx, &primary, ro); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
+		var svc corev1.Service
+		if gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &svc); err != nil || gone {
+			if err != nil {
+				return reconcile.Result{}, err
+			}
+			continue
+		}
+		if err := r.disown(ctx, &svc, ro); err != nil {
+			return reconcile.Result{}, err
+		}
 	}
 	if err := r.terminateRuns(ctx, ro, rollout.Progress{}); err != nil {
 		return reconcile.Result{}, err
+	}
+	if gone || !target.DeletionTimestamp.IsZero() || target.Spec.Selector == nil {
+		return reconcile.Result{}, r.withoutTarget(ctx, ro, &primary, hasPrimary)
 	}
 	targetLabels := target.Spec.Selector.MatchLabels
 	replicas := max(ptr.Deref(target.Spec.Replicas, 0), 1) // primary gone: whatever the target can do
 	if hasPrimary {
 		replicas = ptr.Deref(primary.Spec.Replicas, 1)
 	}
+	// Until the target serves, stable is primary, unless the Services were
+	// handed over already (a step after that failed): never back to primary.
+	var stable corev1.Service
+	stableGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: stableServiceName(ro)}, &stable)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if hasPrimary && primary.DeletionTimestamp.IsZero() && (stableGone || !maps.Equal(stable.Spec.Selector, targetLabels)) {
+		if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, targetLabels)); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	if err := r.restoreStable(ctx, ro, &target, &primary, hasPrimary, replicas); err != nil {
 		return reconcile.Result{}, err
 	}
 	want := max(1, min(replicas, ptr.Deref(target.Spec.Replicas, 1)))
 	if !servesAt(&target, want) {
-		// Until then stable is primary, unless the Services were handed over
-		// already (a step after that failed): never back to primary.
-		var stable corev1.Service
-		gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: stableServiceName(ro)}, &stable)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		if hasPrimary && primary.DeletionTimestamp.IsZero() && (gone || !maps.Equal(stable.Spec.Selector, targetLabels)) {
-			if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, targetLabels)); err != nil {
-				return reconcile.Result{}, err
-			}
-		}
 		msg := fmt.Sprintf("the Rollout is being deleted; deployment %s takes the traffic back once %d of its pods are Ready", target.Name, want)
 		plan := rollout.Plan{Outcome: rollout.HandingBack, Message: msg, Next: rollout.ProgressFrom(ro.Status), Traffic: ptr.To(traffic.AtRest()), RequeueAfter: 30 * time.Second}
 		return r.finish(ctx, ro, plan, nil)
@@ -153,6 +172,29 @@ func (r *Reconciler) restoreStable(ctx context.Context, ro *v1alpha1.Rollout, ta
 			"deployment %s got back stable revision %s: the rollout of revision %s never completed", target.Name, stable, rev)
 	}
 	return nil
+}
+
+// withoutTarget lets a Rollout whose target is gone go. When its
+// VirtualService is gone too, the whole application is being deleted, and
+// primary and the Services Tugboat created go with it. Otherwise primary may
+// be all that serves (the target was deleted first): the routes Tugboat added
+// are removed, and primary and the Services are left serving, with a Warning.
+func (r *Reconciler) withoutTarget(ctx context.Context, ro *v1alpha1.Rollout, primary *appsv1.Deployment, hasPrimary bool) error {
+	var vs istiov1.VirtualService
+	vsGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TrafficRouting.Istio.VirtualService.Name}, &vs)
+	if err != nil {
+		return err
+	}
+	if !vsGone && vs.DeletionTimestamp.IsZero() && hasPrimary {
+		if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, primary.Spec.Selector.MatchLabels)); err != nil {
+			return err
+		}
+		r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, string(rollout.HandingBack), "Delete",
+			"deployment %s is gone, so %s keeps serving through Services %s and %s; they are yours to remove",
+			ro.Spec.TargetRef.Name, primary.Name, stableServiceName(ro), canaryServiceName(ro))
+		return r.letGo(ctx, ro)
+	}
+	return r.removeAll(ctx, ro, primary, hasPrimary)
 }
 
 // removeAll deletes primary and the Services Tugboat created, when the

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -128,23 +129,48 @@ func TestDeletingARolloutMidRolloutHandsBackStable(t *testing.T) {
 	f.gone(&appsv1.Deployment{}, "hm-primary", "primary")
 }
 
-// With the target deleted too (the whole application deleted at once) there
-// is nothing to hand back, and the Rollout goes at once.
-func TestDeletingARolloutWithItsTarget(t *testing.T) {
+// With the target and the VirtualService deleted too (the whole application
+// deleted at once) there is nothing to hand back: the Rollout goes at once,
+// with what Tugboat created.
+func TestDeletingARolloutWithItsApplication(t *testing.T) {
 	f := given(t)
 	f.app("hd", 1, managedRoute("hd"))
 	f.rollout(newRollout("hd", weight(50)))
 	ro := f.eventually("hd", "initialized", time.Minute, hasReason("Healthy"))
-	if err := f.c.Delete(t.Context(), &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hd"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.c.Delete(t.Context(), ro); err != nil {
-		t.Fatal(err)
+	for _, o := range []client.Object{
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hd"}},
+		&istiov1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hd"}},
+		ro,
+	} {
+		if err := f.c.Delete(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.gone(&v1alpha1.Rollout{}, "hd", "the rollout")
 	f.gone(&appsv1.Deployment{}, "hd-primary", "primary")
 	f.gone(&corev1.Service{}, "hd-stable", "the stable Service")
 	f.gone(&corev1.Service{}, "hd-canary", "the canary Service")
+}
+
+// With only the target gone, primary may be all that serves: deleting the
+// Rollout leaves it and the Services serving the VirtualService.
+func TestDeletingARolloutWhoseTargetIsGone(t *testing.T) {
+	f := given(t)
+	f.app("hk", 1, managedRoute("hk"))
+	f.rollout(newRollout("hk", weight(50)))
+	ro := f.eventually("hk", "initialized", time.Minute, hasReason("Healthy"))
+	if err := f.c.Delete(t.Context(), &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hk"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("hk", "target gone", time.Minute, hasReason("TargetNotFound"))
+	if err := f.c.Delete(t.Context(), ro); err != nil {
+		t.Fatal(err)
+	}
+	f.gone(&v1alpha1.Rollout{}, "hk", "the rollout")
+	f.get(&appsv1.Deployment{}, "hk-primary")
+	f.get(&corev1.Service{}, "hk-stable")
+	f.wantWeights("hk", 100, 0)
+	f.wantEvent("hk", "HandingBack")
 }
 
 // Primary and Services that an earlier version created with an owner

@@ -100,9 +100,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	if stop != nil {
-		plan := rollout.OnStop(*stop, ro.PendingRequests())
-		if plan.Next.Abort != nil && stop.Next.Abort == nil {
-			if err := r.abortOnStop(ctx, &ro, &plan, *stop); err != nil {
+		plan := rollout.OnStop(*stop, ro.PendingRequests(), r.primaryRevision(ctx, &ro))
+		if plan.Traffic != nil {
+			if err := r.actOnStop(ctx, &ro, &plan, *stop); err != nil {
 				return reconcile.Result{}, err
 			}
 		}
@@ -221,12 +221,13 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 	return nil
 }
 
-// abortOnStop carries out an abort decided while the rollout could not be
-// decided on: traffic back to stable, the canary scaled down if it is still
-// there, its analysis stopped. The Services Tugboat keeps say which pods are
+// actOnStop carries out what was decided while the rollout could not be
+// decided on (an abort, or a committed promotion completed): traffic back to
+// stable, the canary scaled down if it is still there, its analysis
+// stopped. The Services Tugboat keeps say which pods are
 // stable and which canary, so the target is not needed. When traffic cannot
 // be moved, the plan falls back to the stop, reported as it was.
-func (r *Reconciler) abortOnStop(ctx context.Context, ro *v1alpha1.Rollout, plan *rollout.Plan, stop rollout.Plan) error {
+func (r *Reconciler) actOnStop(ctx context.Context, ro *v1alpha1.Rollout, plan *rollout.Plan, stop rollout.Plan) error {
 	var stable, canary corev1.Service
 	for _, s := range []struct {
 		name string
@@ -263,6 +264,16 @@ func (r *Reconciler) abortOnStop(ctx context.Context, ro *v1alpha1.Rollout, plan
 		return fmt.Errorf("get target deployment %s/%s: %w", ro.Namespace, ro.Spec.TargetRef.Name, err)
 	}
 	return r.terminateRuns(ctx, ro, plan.Next)
+}
+
+// primaryRevision is the revision primary runs, from the cache; empty when
+// there is no primary of ro's.
+func (r *Reconciler) primaryRevision(ctx context.Context, ro *v1alpha1.Rollout) string {
+	var primary appsv1.Deployment
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Name + primarySuffix}, &primary); err != nil || !isManaged(&primary, ro) {
+		return ""
+	}
+	return primary.Annotations[annotationRevision]
 }
 
 // scale sets only the target's replicas, with a merge patch that leaves every
