@@ -26,6 +26,7 @@ var (
 	ErrUnexpectedDestination = fmt.Errorf("%w: route destinations are not the stable and canary ones", traffic.ErrMisconfigured)
 	ErrSubsetNotFound        = fmt.Errorf("%w: no subset with that name", traffic.ErrMisconfigured)
 	ErrRouteTaken            = fmt.Errorf("%w: a route of that name exists and is not Tugboat's", traffic.ErrMisconfigured)
+	ErrMirrorMatchConflict   = fmt.Errorf("%w: a mirror route's match contradicts its managed route's", traffic.ErrMisconfigured)
 )
 
 // Destinations says how the stable and canary versions are addressed: by host
@@ -73,7 +74,11 @@ func Rewrite(vs *istiov1.VirtualService, r Routes, d Destinations, want traffic.
 			return false, fmt.Errorf("virtualservice %s/%s: route %q: %w", vs.Namespace, vs.Name, name, ErrRouteTaken)
 		}
 	}
-	spec.Http = placeRoutes(spec.GetHttp(), r, want, first, canaryDest)
+	http, err := placeRoutes(spec.GetHttp(), r, want, first, canaryDest)
+	if err != nil {
+		return false, fmt.Errorf("virtualservice %s/%s: %w", vs.Namespace, vs.Name, err)
+	}
+	spec.Http = http
 	return !proto.Equal(before, spec), nil
 }
 
@@ -124,12 +129,12 @@ func setWeights(route *networkingv1.HTTPRoute, d Destinations, s traffic.Split) 
 // placeRoutes removes the routes Tugboat added before, then puts the ones in
 // force just ahead of the first managed route, where Istio tries them first:
 // header routes, then mirror routes.
-func placeRoutes(routes []*networkingv1.HTTPRoute, r Routes, want traffic.Desired, managed *networkingv1.HTTPRoute, canary *networkingv1.Destination) []*networkingv1.HTTPRoute {
+func placeRoutes(routes []*networkingv1.HTTPRoute, r Routes, want traffic.Desired, managed *networkingv1.HTTPRoute, canary *networkingv1.Destination) ([]*networkingv1.HTTPRoute, error) {
 	kept := slices.DeleteFunc(slices.Clone(routes), func(h *networkingv1.HTTPRoute) bool {
 		return slices.Contains(r.Owned, h.GetName())
 	})
 	if len(want.HeaderRoutes)+len(want.MirrorRoutes) == 0 || canary == nil {
-		return kept
+		return kept, nil
 	}
 	at := slices.IndexFunc(kept, func(h *networkingv1.HTTPRoute) bool { return slices.Contains(r.Managed, h.GetName()) })
 	if at < 0 {
@@ -140,33 +145,73 @@ func placeRoutes(routes []*networkingv1.HTTPRoute, r Routes, want traffic.Desire
 		add = append(add, headerRoute(hr, canary))
 	}
 	for _, mr := range want.MirrorRoutes {
-		add = append(add, mirrorRoute(mr, managed, canary))
+		route, err := mirrorRoute(mr, managed, canary)
+		if err != nil {
+			return nil, err
+		}
+		add = append(add, route)
 	}
-	return slices.Insert(kept, at, add...)
+	return slices.Insert(kept, at, add...), nil
 }
 
-// mirrorRoute answers the requests that match as the managed route does, with
-// its split, and copies a share of them to the canary.
-func mirrorRoute(mr traffic.MirrorRoute, managed *networkingv1.HTTPRoute, canary *networkingv1.Destination) *networkingv1.HTTPRoute {
-	route := &networkingv1.HTTPRoute{
-		Name:             mr.Name,
-		Mirror:           proto.Clone(canary).(*networkingv1.Destination),
-		MirrorPercentage: &networkingv1.Percent{Value: float64(mr.Percentage)},
+// mirrorRoute is the managed route, whole (its match, destinations with
+// their weights, retries, timeouts...), narrowed to the requests that also
+// meet the mirror's match, copying a share of them to the canary.
+func mirrorRoute(mr traffic.MirrorRoute, managed *networkingv1.HTTPRoute, canary *networkingv1.Destination) (*networkingv1.HTTPRoute, error) {
+	route := proto.Clone(managed).(*networkingv1.HTTPRoute)
+	route.Name = mr.Name
+	route.Mirror = proto.Clone(canary).(*networkingv1.Destination)
+	route.MirrorPercentage = &networkingv1.Percent{Value: float64(mr.Percentage)}
+	route.Mirrors = nil
+	base := managed.GetMatch()
+	if len(base) == 0 {
+		base = []*networkingv1.HTTPMatchRequest{{}}
 	}
-	for _, d := range managed.GetRoute() {
-		route.Route = append(route.Route, proto.Clone(d).(*networkingv1.HTTPRouteDestination))
-	}
-	for _, m := range mr.Match {
-		hm := &networkingv1.HTTPMatchRequest{Method: valueMatch(m.Method), Uri: valueMatch(m.Path)}
-		if len(m.Headers) > 0 {
-			hm.Headers = make(map[string]*networkingv1.StringMatch, len(m.Headers))
-			for _, h := range m.Headers {
-				hm.Headers[h.Header] = stringMatch(h)
+	route.Match = nil
+	for _, b := range base {
+		for _, m := range mr.Match {
+			both, err := and(b, m)
+			if err != nil {
+				return nil, fmt.Errorf("mirror route %q and managed route %q: %w", mr.Name, managed.GetName(), err)
 			}
+			route.Match = append(route.Match, both)
 		}
-		route.Match = append(route.Match, hm)
 	}
-	return route
+	return route, nil
+}
+
+// and narrows a managed route's match by a mirror's. Both setting the same
+// thing differently is a spec error: the mirror would match nothing.
+func and(b *networkingv1.HTTPMatchRequest, m traffic.RequestMatch) (*networkingv1.HTTPMatchRequest, error) {
+	out := proto.Clone(b).(*networkingv1.HTTPMatchRequest)
+	set := func(field string, have **networkingv1.StringMatch, want *traffic.ValueMatch) error {
+		if want == nil {
+			return nil
+		}
+		w := valueMatch(want)
+		if *have != nil && !proto.Equal(*have, w) {
+			return fmt.Errorf("%w: both match on %s", ErrMirrorMatchConflict, field)
+		}
+		*have = w
+		return nil
+	}
+	if err := set("the method", &out.Method, m.Method); err != nil {
+		return nil, err
+	}
+	if err := set("the path", &out.Uri, m.Path); err != nil {
+		return nil, err
+	}
+	for _, h := range m.Headers {
+		if out.Headers == nil {
+			out.Headers = map[string]*networkingv1.StringMatch{}
+		}
+		have := out.Headers[h.Header]
+		if err := set("header "+h.Header, &have, &traffic.ValueMatch{Kind: h.Kind, Value: h.Value}); err != nil {
+			return nil, err
+		}
+		out.Headers[h.Header] = have
+	}
+	return out, nil
 }
 
 func valueMatch(m *traffic.ValueMatch) *networkingv1.StringMatch {

@@ -3,8 +3,10 @@ package istio
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	networkingv1 "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -164,6 +166,44 @@ func TestRewrite(t *testing.T) {
 		want:        traffic.AtRest(),
 		wantSpec:    vs(userRoute(), primary(100, 0)),
 		wantChanged: true,
+	}, {
+		name: "a mirror route narrows the managed route's own match, and keeps its settings",
+		in: vs(func() *networkingv1.HTTPRoute {
+			r := primary(100, 0)
+			r.Match = []*networkingv1.HTTPMatchRequest{{Uri: &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Prefix{Prefix: "/api"}}}}
+			r.Timeout = durationpb.New(3 * time.Second)
+			return r
+		}(), userRoute()),
+		d: hosts,
+		want: traffic.Desired{Split: traffic.CanaryAt(10), MirrorRoutes: []traffic.MirrorRoute{{Name: "shadow-gets", Percentage: 50,
+			Match: []traffic.RequestMatch{{Method: &traffic.ValueMatch{Kind: traffic.Exact, Value: "GET"}}}}}},
+		wantSpec: vs(&networkingv1.HTTPRoute{
+			Name: "shadow-gets",
+			Match: []*networkingv1.HTTPMatchRequest{{
+				Uri:    &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Prefix{Prefix: "/api"}},
+				Method: &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Exact{Exact: "GET"}},
+			}},
+			Route:            primary(90, 10).Route,
+			Timeout:          durationpb.New(3 * time.Second),
+			Mirror:           dest("podinfo-canary", "", 0).Destination,
+			MirrorPercentage: &networkingv1.Percent{Value: 50},
+		}, func() *networkingv1.HTTPRoute {
+			r := primary(90, 10)
+			r.Match = []*networkingv1.HTTPMatchRequest{{Uri: &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Prefix{Prefix: "/api"}}}}
+			r.Timeout = durationpb.New(3 * time.Second)
+			return r
+		}(), userRoute()),
+		wantChanged: true,
+	}, {
+		name: "a mirror route whose match contradicts the managed route's is an error",
+		in: vs(func() *networkingv1.HTTPRoute {
+			r := primary(100, 0)
+			r.Match = []*networkingv1.HTTPMatchRequest{{Uri: &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Prefix{Prefix: "/web"}}}}
+			return r
+		}()),
+		d:       hosts,
+		want:    traffic.Desired{Split: traffic.CanaryAt(0), MirrorRoutes: []traffic.MirrorRoute{shadowGets}},
+		wantErr: ErrMirrorMatchConflict,
 	}, {
 		name: "a user's route of the mirror route's name is not taken over",
 		in: vs(&networkingv1.HTTPRoute{Name: "shadow-gets", Route: []*networkingv1.HTTPRouteDestination{dest("legacy", "", 100)}},
