@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -290,22 +291,27 @@ func (r *Reconciler) next(m *v1alpha1.Metric, res *argo.MetricResult, run *v1alp
 	return next
 }
 
-// scrub keeps the values of Secret arguments out of an error. A server's
-// refusal of the query may quote it, so its message is replaced; other
-// errors (the server unreachable, say) have the values replaced wherever
-// they appear as given.
+// scrub keeps the values of Secret arguments out of an error about a query
+// that holds them. Network failures and timeouts say nothing of the query and
+// keep their message (with any value that still appears replaced); any other
+// error, a server's refusal above all, may quote the query in some escaped
+// form, so its message is not shown.
 func scrub(err error, a measureArgs) error {
 	var refused *analysis.QueryRefused
-	if errors.As(err, &refused) {
+	var netErr net.Error
+	switch {
+	case errors.As(err, &refused):
 		return fmt.Errorf("the server refused the query (%s); its message is not shown, as the query holds values from Secrets", refused.Reason)
-	}
-	msg := err.Error()
-	for k := range a.secret {
-		if v := a.values[k]; v != "" {
-			msg = strings.ReplaceAll(msg, v, "REDACTED")
+	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
+		msg := err.Error()
+		for k := range a.secret {
+			if v := a.values[k]; v != "" {
+				msg = strings.ReplaceAll(msg, v, "REDACTED")
+			}
 		}
+		return errors.New(msg)
 	}
-	return errors.New(msg)
+	return errors.New("the query failed; the error is not shown, as the query holds values from Secrets")
 }
 
 // render renders a query to send, and to show in status with the values of
