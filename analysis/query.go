@@ -80,7 +80,7 @@ func substitute(query string, args map[string]string) (string, error) {
 			continue
 		}
 		b.WriteString(query[last:loc[0]])
-		if quote := openQuote(query[:loc[0]]); quote != 0 {
+		if quote := promqlSyntax.openQuote(query[:loc[0]]); quote != 0 {
 			b.WriteString(escape(v, quote))
 		} else if !token.MatchString(v) {
 			errs = append(errs, fmt.Errorf("%w: argument %q outside quotes must be a single name, number or duration, got %q", ErrUnsafeArgument, name, v))
@@ -95,18 +95,36 @@ func substitute(query string, args map[string]string) (string, error) {
 
 var token = regexp.MustCompile(`^[A-Za-z0-9_.:]+$`)
 
+// syntax is what a language's quote scanner must know: which comments hide
+// quotes. PromQL has # to the end of the line; expr has // and /* */.
+type syntax struct {
+	line  string // starts a comment to the end of the line
+	block bool   // /* ... */ comments
+}
+
+var (
+	promqlSyntax = syntax{line: "#"}
+	exprSyntax   = syntax{line: "//", block: true}
+)
+
 // openQuote returns the quote character of the string literal that prefix
-// ends inside, or 0 when it ends outside one.
-func openQuote(prefix string) byte {
+// ends inside, or 0 when it ends outside one (or inside a comment, which a
+// value cannot leave either).
+func (s syntax) openQuote(prefix string) byte {
 	var q byte
 	for i := 0; i < len(prefix); i++ {
 		c := prefix[i]
 		switch {
-		case q == 0 && c == '#':
-			// A comment runs to the end of the line; quotes in it are text.
+		case q == 0 && strings.HasPrefix(prefix[i:], s.line):
 			for i < len(prefix) && prefix[i] != '\n' {
 				i++
 			}
+		case q == 0 && s.block && strings.HasPrefix(prefix[i:], "/*"):
+			end := strings.Index(prefix[i+2:], "*/")
+			if end < 0 {
+				return 0
+			}
+			i += end + 3
 		case q == 0 && (c == '"' || c == '\'' || c == '`'):
 			q = c
 		case q != 0 && c == '\\' && q != '`':

@@ -157,7 +157,7 @@ func substituteInStrings(field, e string, args map[string]string) (string, error
 		b.WriteString(e[last:loc[0]])
 		last = loc[1]
 		v, ok := args[name]
-		quote := exprOpenQuote(e[:loc[0]])
+		quote := exprSyntax.openQuote(e[:loc[0]])
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("%s: argument %q has no value", field, name))
@@ -169,34 +169,6 @@ func substituteInStrings(field, e string, args map[string]string) (string, error
 	}
 	b.WriteString(e[last:])
 	return b.String(), errors.Join(errs...)
-}
-
-// exprOpenQuote returns the quote character of the expr string literal that
-// prefix ends inside, or 0 when it ends outside one.
-func exprOpenQuote(prefix string) byte {
-	var q byte
-	for i := 0; i < len(prefix); i++ {
-		c := prefix[i]
-		switch {
-		case q == 0 && strings.HasPrefix(prefix[i:], "//"):
-			for i < len(prefix) && prefix[i] != '\n' {
-				i++
-			}
-		case q == 0 && strings.HasPrefix(prefix[i:], "/*"):
-			end := strings.Index(prefix[i+2:], "*/")
-			if end < 0 {
-				return 0 // inside a comment, which a value cannot leave either
-			}
-			i += end + 3
-		case q == 0 && (c == '"' || c == '\'' || c == '`'):
-			q = c
-		case q != 0 && c == '\\' && q != '`':
-			i++
-		case q != 0 && c == q:
-			q = 0
-		}
-	}
-	return q
 }
 
 // exprShape describes a parsed expression with its string literals left out.
