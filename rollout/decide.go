@@ -186,6 +186,11 @@ func start(s Spec, p Progress, o Observed) Plan {
 		// Requests made for an earlier revision do not carry over.
 		Requests: acknowledge(p.Requests, o.Requests),
 	}
+	if o.WindowClosed != "" && !restart && o.Requests.PromoteFull != "" {
+		// A person promoted fully a revision that waited for its window: the
+		// request stays pending, and takes it through all its steps next.
+		next.Requests.PromoteFull = p.Requests.PromoteFull
+	}
 	return Plan{
 		Outcome:        WaitingForCanary,
 		Transition:     outcome,
@@ -257,6 +262,13 @@ func progress(s Spec, p Progress, o Observed) Plan {
 		return hold
 	case o.Requests.PromoteFull != "":
 		next := advanceTo(p, o, len(s.Steps))
+		if o.WindowClosed != "" {
+			// The windows would hold it after the last step: a full
+			// promotion asked for by a person starts promoting now.
+			plan := promote(s, next, o, holdAt(s, next, o))
+			plan.Transition = Advanced
+			return plan
+		}
 		return Plan{Outcome: Advanced, Message: "promoting on request, skipping the remaining steps", Next: next,
 			Traffic: ptr.To(TrafficAfter(s.Steps, len(s.Steps))), CanaryReplicas: hold.CanaryReplicas}
 	case o.Requests.Promote != "":

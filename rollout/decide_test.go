@@ -515,13 +515,19 @@ func TestWindows(t *testing.T) {
 			}(),
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
-		name: "a person's promote-full starts a revision that waits",
+		name: "a person's promote-full starts a revision that waits, and stays pending",
 		p:    Progress{StableRevision: "s1"},
 		o:    func() Observed { o := closed(ready(later)); o.Requests.PromoteFull = "f1"; return o }(),
 		want: Plan{Outcome: WaitingForCanary, Transition: Started, Message: "rolling out revision c1; waiting for the canary to be Ready",
-			Next: Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To[int32](0), StepStart: later, StartedAt: later, NotReadySince: later,
-				Requests: v1alpha1.Requests{PromoteFull: "f1"}},
+			Next:    Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To[int32](0), StepStart: later, StartedAt: later, NotReadySince: later},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
+	}, {
+		name: "then, the canary Ready, primary takes it at once",
+		p:    at(0, later),
+		o:    func() Observed { o := closed(ready(later)); o.Requests.PromoteFull = "f1"; return o }(),
+		want: Plan{Outcome: Promoting, Transition: Advanced, Message: "primary is taking revision c1",
+			Next:    func() Progress { p := at(6, later); p.Requests.PromoteFull = "f1"; return p }(),
+			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), PromotePrimary: true, RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "an abort does not wait",
 		p:    at(1, t0),
