@@ -343,23 +343,7 @@ func TestUnknownRouteInStatus(t *testing.T) {
 
 func TestSubsetSplitting(t *testing.T) {
 	f := given(t)
-	f.app("ss", 1, &networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
-		dest("ss", "stable", 100), dest("ss", "canary", 0)}})
-	dr := &istiov1.DestinationRule{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "ss"},
-		Spec: networkingv1.DestinationRule{Host: "ss", Subsets: []*networkingv1.Subset{
-			{Name: "stable", Labels: map[string]string{"placeholder": "x"}}, {Name: "canary"}}},
-	}
-	if err := f.c.Create(t.Context(), dr); err != nil {
-		t.Fatal(err)
-	}
-	ro := newRollout("ss", weight(35), pause(""))
-	ro.Spec.TrafficRouting.Istio.DestinationRule = &argo.IstioDestinationRule{Name: "ss", StableSubsetName: "stable", CanarySubsetName: "canary"}
-	f.rollout(ro)
-	f.eventually("ss", "initialized", time.Minute, hasReason("Healthy"))
-	f.release("ss", "v2")
-	f.eventually("ss", "at the manual pause", time.Minute, atStep(1, "WaitingForPromotion"))
-	f.wantWeights("ss", 65, 35)
+	dr := f.pausedBySubset("ss")
 	f.get(dr, "ss")
 	got := map[string]map[string]string{}
 	for _, s := range dr.Spec.Subsets {
@@ -368,6 +352,32 @@ func TestSubsetSplitting(t *testing.T) {
 	if got["stable"]["app"] != "ss-primary" || got["canary"]["app"] != "ss" || len(got["stable"]) != 1 {
 		t.Errorf("subset labels %v; want stable app=ss-primary, canary app=ss", got)
 	}
+}
+
+// pausedBySubset sets up an app split by subset of one host, with a
+// Rollout of steps setWeight 35 and a manual pause, and releases v2 up to
+// that pause. The stable subset starts with a placeholder label that the
+// controller must replace.
+func (f *fixture) pausedBySubset(name string) *istiov1.DestinationRule {
+	f.t.Helper()
+	f.app(name, 1, &networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+		dest(name, "stable", 100), dest(name, "canary", 0)}})
+	dr := &istiov1.DestinationRule{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Spec: networkingv1.DestinationRule{Host: name, Subsets: []*networkingv1.Subset{
+			{Name: "stable", Labels: map[string]string{"placeholder": "x"}}, {Name: "canary"}}},
+	}
+	if err := f.c.Create(f.t.Context(), dr); err != nil {
+		f.t.Fatal(err)
+	}
+	ro := newRollout(name, weight(35), pause(""))
+	ro.Spec.TrafficRouting.Istio.DestinationRule = &argo.IstioDestinationRule{Name: name, StableSubsetName: "stable", CanarySubsetName: "canary"}
+	f.rollout(ro)
+	f.eventually(name, "initialized", time.Minute, hasReason("Healthy"))
+	f.release(name, "v2")
+	f.eventually(name, "at the manual pause", time.Minute, atStep(1, "WaitingForPromotion"))
+	f.wantWeights(name, 65, 35)
+	return dr
 }
 
 func sameJSON(t *testing.T, a, b any) bool {

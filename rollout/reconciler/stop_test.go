@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
-	networkingv1 "istio.io/api/networking/v1"
-	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -18,27 +15,11 @@ import (
 // back to stable at once, and the subsets keep selecting the right pods.
 func TestTargetDeletedMidRollout(t *testing.T) {
 	f := given(t)
-	f.app("td", 1, &networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
-		dest("td", "stable", 100), dest("td", "canary", 0)}})
-	dr := &istiov1.DestinationRule{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "td"},
-		Spec:       networkingv1.DestinationRule{Host: "td", Subsets: []*networkingv1.Subset{{Name: "stable"}, {Name: "canary"}}},
-	}
-	if err := f.c.Create(t.Context(), dr); err != nil {
-		t.Fatal(err)
-	}
-	ro := newRollout("td", weight(35), pause(""))
-	ro.Spec.TrafficRouting.Istio.DestinationRule = &argo.IstioDestinationRule{Name: "td", StableSubsetName: "stable", CanarySubsetName: "canary"}
-	f.rollout(ro)
-	f.eventually("td", "initialized", time.Minute, hasReason("Healthy"))
-	f.release("td", "v2")
-	f.eventually("td", "at the manual pause", time.Minute, atStep(1, "WaitingForPromotion"))
-	f.wantWeights("td", 65, 35)
-
+	dr := f.pausedBySubset("td")
 	if err := f.c.Delete(t.Context(), &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "td"}}); err != nil {
 		t.Fatal(err)
 	}
-	ro = f.eventually("td", "aborted", time.Minute, hasReason("TargetNotFound"))
+	ro := f.eventually("td", "aborted", time.Minute, hasReason("TargetNotFound"))
 	if ro.Status.Abort == nil || ro.Status.Abort.Reason != "TargetNotFound" || ro.Status.CanaryWeight != 0 || ro.Status.Phase != v1alpha1.PhaseDegraded ||
 		!strings.Contains(ro.Status.Message, "traffic back on stable") {
 		t.Errorf("after the target was deleted: %+v", ro.Status)
