@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -114,15 +115,21 @@ func WaitHealthy(ctx context.Context, c client.Client, key types.NamespacedName,
 // out each time something changes, until it is promoted, rolled back, or
 // the timeout runs out.
 func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Release, timeout time.Duration, out io.Writer) (Result, error) {
+	// The Deployment's status moves while we edit its template (its
+	// controller and Tugboat both write it), so a conflict is tried again
+	// on a fresh read.
 	var d appsv1.Deployment
-	if err := c.Get(ctx, key, &d); err != nil {
-		return Result{}, err
-	}
-	ct := &d.Spec.Template.Spec.Containers[0]
-	ct.Image = r.Image
-	setEnv(ct, "DEMO_ERROR_RATE", r.ErrorRate)
-	setEnv(ct, "DEMO_LATENCY_MS", r.LatencyMs)
-	if err := c.Update(ctx, &d); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, key, &d); err != nil {
+			return err
+		}
+		ct := &d.Spec.Template.Spec.Containers[0]
+		ct.Image = r.Image
+		setEnv(ct, "DEMO_ERROR_RATE", r.ErrorRate)
+		setEnv(ct, "DEMO_LATENCY_MS", r.LatencyMs)
+		return c.Update(ctx, &d)
+	})
+	if err != nil {
 		return Result{}, fmt.Errorf("release %s: %w", r.Name, err)
 	}
 	rev := rollout.Revision(d.Spec.Template)
@@ -131,7 +138,7 @@ func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Rele
 	res := Result{Release: r, Got: TimedOut}
 	last := ""
 	var final v1alpha1.Rollout
-	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		var ro v1alpha1.Rollout
 		if err := c.Get(ctx, key, &ro); err != nil {
 			return false, err
