@@ -18,10 +18,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -254,18 +254,12 @@ func (f *fixture) annotate(name, key, value string) {
 
 func (f *fixture) update(o client.Object, name string, mutate func(client.Object)) {
 	f.t.Helper()
-	err := wait.PollUntilContextTimeout(f.t.Context(), 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := f.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, o); err != nil {
-			return false, err
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if err := f.c.Get(f.t.Context(), client.ObjectKey{Namespace: f.ns, Name: name}, o); err != nil {
+			return err
 		}
 		mutate(o)
-		if err := f.c.Update(ctx, o); err != nil {
-			if apierrors.IsConflict(err) {
-				return false, nil
-			}
-			return false, err
-		}
-		return true, nil
+		return f.c.Update(f.t.Context(), o)
 	})
 	if err != nil {
 		f.t.Fatalf("update %s: %v", name, err)

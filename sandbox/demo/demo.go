@@ -119,7 +119,7 @@ func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Rele
 	// controller and Tugboat both write it), so a conflict is tried again
 	// on a fresh read.
 	var d appsv1.Deployment
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		if err := c.Get(ctx, key, &d); err != nil {
 			return err
 		}
