@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -86,4 +87,31 @@ func TestNewRevisionWhileTheCacheLagsBehindPromotion(t *testing.T) {
 			primary.Annotations["tugboat.dev/revision"], v2)
 	}
 	f.eventually("lag", "v3 promoted", time.Minute, stableAt(ro.Status.CanaryRevision))
+}
+
+// A target deleted right as primary is promoted, while the cache still shows
+// primary from before: the promotion was committed, so the rollout completes
+// on primary's new revision rather than aborting as if the canary were lost.
+func TestTargetDeletedWhileTheCacheLagsBehindPromotion(t *testing.T) {
+	f := given(t)
+	f.stopController()
+	f.wrap = func(c client.Client) client.Client {
+		return &laggingPrimary{Client: c, onPromote: func() {
+			if err := f.c.Delete(t.Context(), &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "gone"}}); err != nil {
+				t.Error(err)
+			}
+		}}
+	}
+	f.startController()
+	f.app("gone", 1, managedRoute("gone"))
+	f.rollout(newRollout("gone", weight(50)))
+	f.eventually("gone", "initialized", time.Minute, hasReason("Healthy"))
+	f.release("gone", "v2")
+	v2 := f.eventually("gone", "rolling out v2", time.Minute, func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryRevision != "" }).Status.CanaryRevision
+
+	ro := f.eventually("gone", "target gone", time.Minute, hasReason("TargetNotFound"))
+	if ro.Status.StableRevision != v2 || ro.Status.Abort != nil || ro.Status.CanaryWeight != 0 {
+		t.Errorf("after the target went with v2 promoted: stable %s (want %s), abort %+v, canary weight %d",
+			ro.Status.StableRevision, v2, ro.Status.Abort, ro.Status.CanaryWeight)
+	}
 }

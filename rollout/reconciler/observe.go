@@ -51,11 +51,8 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 	if err != nil || msg != "" {
 		return nil, stopWithMsg(p, msg), err
 	}
-	if rv, ok := r.primaryFrom.Load(client.ObjectKeyFromObject(ro)); ok {
-		if rv == primary.ResourceVersion {
-			return nil, nil, errCacheBehind // our promotion of primary is not in the cache yet
-		}
-		r.primaryFrom.Delete(client.ObjectKeyFromObject(ro))
+	if !r.caughtUp(ro, primary) {
+		return nil, nil, errCacheBehind
 	}
 	stableLabels := primary.Spec.Selector.MatchLabels
 	canaryLabels := target.Spec.Selector.MatchLabels

@@ -93,6 +93,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	p := rollout.ProgressFrom(ro.Status)
 	w, stop, err := r.observe(ctx, &ro, p)
+	var primaryRevision string
+	if err == nil && stop != nil {
+		primaryRevision, err = r.primaryRevision(ctx, &ro)
+	}
 	if errors.Is(err, errCacheBehind) {
 		return reconcile.Result{RequeueAfter: 200 * time.Millisecond}, nil
 	}
@@ -100,7 +104,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	if stop != nil {
-		plan := rollout.OnStop(*stop, ro.PendingRequests(), r.primaryRevision(ctx, &ro))
+		plan := rollout.OnStop(*stop, ro.PendingRequests(), primaryRevision)
 		if plan.Traffic != nil {
 			if err := r.actOnStop(ctx, &ro, &plan, *stop); err != nil {
 				return reconcile.Result{}, err
@@ -268,12 +272,31 @@ func (r *Reconciler) actOnStop(ctx context.Context, ro *v1alpha1.Rollout, plan *
 
 // primaryRevision is the revision primary runs, from the cache; empty when
 // there is no primary of ro's.
-func (r *Reconciler) primaryRevision(ctx context.Context, ro *v1alpha1.Rollout) string {
+func (r *Reconciler) primaryRevision(ctx context.Context, ro *v1alpha1.Rollout) (string, error) {
 	var primary appsv1.Deployment
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Name + primarySuffix}, &primary); err != nil || !isManaged(&primary, ro) {
-		return ""
+		return "", nil
 	}
-	return primary.Annotations[annotationRevision]
+	if !r.caughtUp(ro, &primary) {
+		return "", errCacheBehind
+	}
+	return primary.Annotations[annotationRevision], nil
+}
+
+// caughtUp says whether the cache shows primary as this controller last
+// wrote it. Until it does, primary's revision is the one from before a
+// promotion, and deciding on it would forget the promotion.
+func (r *Reconciler) caughtUp(ro *v1alpha1.Rollout, primary *appsv1.Deployment) bool {
+	key := client.ObjectKeyFromObject(ro)
+	rv, ok := r.primaryFrom.Load(key)
+	if !ok {
+		return true
+	}
+	if rv == primary.ResourceVersion {
+		return false
+	}
+	r.primaryFrom.Delete(key)
+	return true
 }
 
 // scale sets only the target's replicas, with a merge patch that leaves every
