@@ -61,13 +61,19 @@ type Reconciler struct {
 	memos sync.Map // types.NamespacedName -> memo
 }
 
-// memo is a run's status as this controller last made it, valid while the
-// cache still shows resourceVersion rv (measurements not written yet, or a
-// write the cache has not caught up with), and when it last wrote it.
+// memo is a run's status as this controller last made it, and when it last
+// wrote it. It holds measurements not written yet, so it stays valid while
+// the cache shows the run as it was before the last write (the cache has not
+// caught up) or as that write left it; any other version means someone else
+// changed the run, and the cache is read afresh.
 type memo struct {
-	rv        string
-	status    v1alpha1.AnalysisRunStatus
-	lastWrite time.Time
+	before, written string // resourceVersions
+	status          v1alpha1.AnalysisRunStatus
+	lastWrite       time.Time
+}
+
+func (m memo) validAt(rv string) bool {
+	return rv == m.before || (m.written != "" && rv == m.written)
 }
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns,verbs=get;list;watch
@@ -91,13 +97,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, nil
 	}
 	base := run.DeepCopy()
-	var lastWrite time.Time
+	var m memo
 	if v, ok := r.memos.Load(req.NamespacedName); ok {
-		m := v.(memo)
-		lastWrite = m.lastWrite
-		if m.rv == run.ResourceVersion {
-			run.Status = *m.status.DeepCopy()
-		}
+		m = v.(memo)
+	}
+	if m.validAt(run.ResourceVersion) {
+		run.Status = *m.status.DeepCopy()
+	} else {
+		m.before, m.written = run.ResourceVersion, ""
 	}
 	before := run.Status.DeepCopy()
 	now := r.Now()
@@ -106,8 +113,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if equality.Semantic.DeepEqual(base.Status, run.Status) {
 		return requeue(wake, now), nil
 	}
-	if r.Coalesce > 0 && now.Sub(lastWrite) < r.Coalesce && onlySuccesses(before, &run.Status) {
-		r.memos.Store(req.NamespacedName, memo{rv: run.ResourceVersion, status: *run.Status.DeepCopy(), lastWrite: lastWrite})
+	if r.Coalesce > 0 && now.Sub(m.lastWrite) < r.Coalesce && onlySuccesses(before, &run.Status) {
+		m.status = *run.Status.DeepCopy()
+		r.memos.Store(req.NamespacedName, m)
 		return requeue(wake, now), nil
 	}
 	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
@@ -117,7 +125,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("patch status of analysisrun %s: %w", req.NamespacedName, err)
 	}
-	r.memos.Store(req.NamespacedName, memo{rv: base.ResourceVersion, status: *run.Status.DeepCopy(), lastWrite: now})
+	r.memos.Store(req.NamespacedName, memo{before: base.ResourceVersion, written: run.ResourceVersion, status: *run.Status.DeepCopy(), lastWrite: now})
 	r.announce(base, &run)
 	return requeue(wake, now), nil
 }

@@ -80,14 +80,41 @@ func TestAnalysisRuns(t *testing.T) {
 	env := cluster.Start(t)
 	m := &measurer{values: map[string]float64{`w="good"`: 0.999, `w="bad"`: 0.5, `"s3cret"`: 1}}
 	var patches sync.Map // run name -> status patches
-	count := interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, o client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
-		err := c.SubResource(sub).Patch(ctx, o, p, opts...)
-		if err == nil {
-			n, _ := patches.LoadOrStore(o.GetName(), new(atomic.Int32))
-			n.(*atomic.Int32).Add(1)
-		}
-		return err
-	}}
+	// The run named "lagging" has a cache that keeps showing it as it was
+	// before its first status write, for a few measurement intervals.
+	var lag struct {
+		sync.Mutex
+		stale *v1alpha1.AnalysisRun
+		until time.Time
+	}
+	count := interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, o client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			var before v1alpha1.AnalysisRun
+			if err := c.Get(ctx, client.ObjectKeyFromObject(o), &before); err != nil {
+				return err
+			}
+			err := c.SubResource(sub).Patch(ctx, o, p, opts...)
+			if err == nil {
+				n, _ := patches.LoadOrStore(o.GetName(), new(atomic.Int32))
+				n.(*atomic.Int32).Add(1)
+				lag.Lock()
+				if o.GetName() == "lagging" && lag.stale == nil {
+					lag.stale, lag.until = &before, time.Now().Add(2500*time.Millisecond)
+				}
+				lag.Unlock()
+			}
+			return err
+		},
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, o client.Object, opts ...client.GetOption) error {
+			lag.Lock()
+			defer lag.Unlock()
+			if run, ok := o.(*v1alpha1.AnalysisRun); ok && key.Name == "lagging" && lag.stale != nil && time.Now().Before(lag.until) {
+				lag.stale.DeepCopyInto(run)
+				return nil
+			}
+			return c.Get(ctx, key, o, opts...)
+		},
+	}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
@@ -183,6 +210,15 @@ func TestAnalysisRuns(t *testing.T) {
 		}
 		if v, _ := patches.Load("coalesced"); v == nil || v.(*atomic.Int32).Load() != 2 {
 			t.Errorf("status patches: %v, want 2 (first measurement, verdict)", v)
+		}
+	})
+
+	t.Run("successes held while the cache lags behind a write are kept", func(t *testing.T) {
+		create(t, "lagging", v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("sr", `up{w="good", c="2"}`, 6)}})
+		run := until(t, "lagging", completed)
+		res := run.Status.MetricResults[0]
+		if res.Successful != 6 || m.sent(`c="2"`) != 6 {
+			t.Errorf("%d successes, %d queries sent; want 6 each (none measured twice)", res.Successful, m.sent(`c="2"`))
 		}
 	})
 
