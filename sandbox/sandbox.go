@@ -50,7 +50,7 @@ type Sandbox struct {
 
 	controller *process.Process
 	stop       context.CancelFunc
-	emulator   chan error
+	emulator   chan struct{}
 	http       *http.Server
 }
 
@@ -98,7 +98,10 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 
 	o.Log("starting the data-plane emulator")
 	reg := prometheus.NewRegistry()
-	em := dataplane.New(s.Cluster.Client, reg, dataplane.Options{Namespace: o.Namespace, Rate: o.Rate, Seed: 1})
+	em := dataplane.New(s.Cluster.Client, reg, dataplane.Options{
+		Namespace: o.Namespace, Rate: o.Rate, Seed: 1,
+		OnError: func(err error) { o.Log("data-plane emulator: %v (trying again)", err) },
+	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -107,8 +110,8 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	go func() { _ = s.http.Serve(l) }()
 	// The emulator outlives Up: Down stops it.
 	emCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop, s.emulator = stop, make(chan error, 1)
-	go func() { s.emulator <- em.Run(emCtx) }()
+	s.stop, s.emulator = stop, make(chan struct{})
+	go func() { em.Run(emCtx); close(s.emulator) }()
 
 	o.Log("starting Prometheus, scraping the emulator every second")
 	if s.Prometheus, err = promserver.New(ctx, promserver.Options{Targets: []string{l.Addr().String()}, Dir: filepath.Join(o.Dir, "prometheus")}); err != nil {
@@ -148,7 +151,7 @@ func (s *Sandbox) Down() error {
 	}
 	if s.stop != nil {
 		s.stop()
-		errs = append(errs, <-s.emulator)
+		<-s.emulator
 	}
 	if s.http != nil {
 		errs = append(errs, s.http.Close())

@@ -27,6 +27,9 @@ type Options struct {
 	Tick time.Duration
 	// Seed makes the load reproducible.
 	Seed uint64
+	// OnError hears of a tick that could not read the mesh; the next tick
+	// tries again (default: ignored).
+	OnError func(error)
 }
 
 // Emulator sends load through the mesh as the API server describes it.
@@ -53,6 +56,9 @@ func New(r client.Reader, reg prometheus.Registerer, o Options) *Emulator {
 	if o.Tick == 0 {
 		o.Tick = time.Second
 	}
+	if o.OnError == nil {
+		o.OnError = func(error) {}
+	}
 	e := &Emulator{
 		reader: r, o: o,
 		rng:   rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
@@ -69,17 +75,18 @@ func New(r client.Reader, reg prometheus.Registerer, o Options) *Emulator {
 	return e
 }
 
-// Run sends load until ctx ends.
-func (e *Emulator) Run(ctx context.Context) error {
+// Run sends load until ctx ends. A tick that fails (the API server busy,
+// say) is reported to OnError, and the next one tries again.
+func (e *Emulator) Run(ctx context.Context) {
 	t := time.NewTicker(e.o.Tick)
 	defer t.Stop()
 	for {
 		if err := e.Tick(ctx, e.o.Tick); err != nil && ctx.Err() == nil {
-			return err
+			e.o.OnError(err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

@@ -100,15 +100,21 @@ func Apply(ctx context.Context, c client.Client, example, namespace string) erro
 	return nil
 }
 
-// WaitHealthy waits until the Rollout is at rest on a stable revision.
+// WaitHealthy waits until the Rollout is at rest on a stable revision. A
+// failed read is tried again, and named if the time runs out.
 func WaitHealthy(ctx context.Context, c client.Client, key types.NamespacedName, timeout time.Duration) error {
-	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	var lastErr error
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		var ro v1alpha1.Rollout
-		if err := c.Get(ctx, key, &ro); err != nil {
-			return false, client.IgnoreNotFound(err)
+		if lastErr = c.Get(ctx, key, &ro); lastErr != nil {
+			return false, nil
 		}
 		return ro.Status.Phase == v1alpha1.PhaseHealthy && ro.Status.StableRevision != "" && ro.Status.CanaryRevision == "", nil
 	})
+	if err != nil && lastErr != nil {
+		return fmt.Errorf("%w (last read: %w)", err, lastErr)
+	}
+	return err
 }
 
 // Ship releases r to the target and follows the rollout, writing a line to
@@ -138,14 +144,15 @@ func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Rele
 	res := Result{Release: r, Got: TimedOut}
 	last := ""
 	var final v1alpha1.Rollout
+	var lastErr error // a failed read is tried again at the next poll
 	err = wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		var ro v1alpha1.Rollout
-		if err := c.Get(ctx, key, &ro); err != nil {
-			return false, err
+		if lastErr = c.Get(ctx, key, &ro); lastErr != nil {
+			return false, nil
 		}
-		line, err := progress(ctx, c, &ro)
-		if err != nil {
-			return false, err
+		var line string
+		if line, lastErr = progress(ctx, c, &ro); lastErr != nil {
+			return false, nil
 		}
 		if line != last {
 			fmt.Fprintf(out, "  %5s  %s\n", time.Since(start).Round(time.Second), line)
@@ -167,6 +174,9 @@ func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Rele
 	res.Took = time.Since(start)
 	if err != nil && !wait.Interrupted(err) {
 		return res, err
+	}
+	if res.Got == TimedOut && lastErr != nil {
+		res.Message = fmt.Sprintf("%s (last read: %v)", res.Message, lastErr)
 	}
 	fmt.Fprintf(out, "  → %s in %s: %s\n", res.Got, res.Took.Round(time.Second), res.Message)
 	if res.Got == Aborted {
