@@ -245,7 +245,7 @@ func TestGetAndList(t *testing.T) {
 	}
 
 	// -w shows the rollout and redraws when it changes.
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var buf syncBuffer
 	done := make(chan error, 1)

@@ -218,9 +218,9 @@ func TestBackgroundAnalysisCostsNoRolloutWrites(t *testing.T) {
 		return &run
 	}
 	successes(1)
-	before := f.eventually("bg", "paused", time.Second, hasReason("WaitingForPromotion"))
+	before := f.eventually("bg", "paused", 10*time.Second, hasReason("WaitingForPromotion"))
 	run := successes(successes(1).Status.MetricResults[0].Successful + 5)
-	after := f.eventually("bg", "paused", time.Second, hasReason("WaitingForPromotion"))
+	after := f.eventually("bg", "paused", 10*time.Second, hasReason("WaitingForPromotion"))
 	if after.ResourceVersion != before.ResourceVersion {
 		t.Errorf("the Rollout was written while its background analysis only succeeded (%d successes): %+v", run.Status.MetricResults[0].Successful, after.Status.Analysis)
 	}

@@ -267,18 +267,20 @@ func (f *fixture) update(o client.Object, name string, mutate func(client.Object
 }
 
 // eventually polls until cond holds for the Rollout, or fails the test with
-// the last state seen.
+// the last state seen. A failed read is tried again (the API server may be
+// busy) and reported if the deadline passes.
 func (f *fixture) eventually(name, what string, timeout time.Duration, cond func(*v1alpha1.Rollout) bool) *v1alpha1.Rollout {
 	f.t.Helper()
 	var ro v1alpha1.Rollout
+	var lastErr error
 	err := wait.PollUntilContextTimeout(f.t.Context(), 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		if err := f.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, &ro); err != nil {
-			return false, client.IgnoreNotFound(err)
+		if lastErr = f.c.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, &ro); lastErr != nil {
+			return false, nil
 		}
 		return cond(&ro), nil
 	})
 	if err != nil {
-		f.t.Fatalf("waiting for %s: %v\nlast status: %+v\n%s", what, err, ro.Status, kube.Logs(5))
+		f.t.Fatalf("waiting for %s: %v (last read: %v)\nlast status: %+v\n%s", what, err, lastErr, ro.Status, kube.Logs(5))
 	}
 	return &ro
 }

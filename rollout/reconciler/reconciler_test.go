@@ -130,7 +130,7 @@ func (f *fixture) replicas(name string) int32 {
 // sent in the background, a moment after the change they announce.
 func (f *fixture) wantEvent(name, reason string) {
 	f.t.Helper()
-	err := wait.PollUntilContextTimeout(f.t.Context(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(f.t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		return slices.Contains(f.events(name), reason), nil
 	})
 	if err != nil {
@@ -271,7 +271,7 @@ func TestPauseAndResume(t *testing.T) {
 	// Held past the 2s pause for as long as the annotation stays.
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
-		ro = f.eventually("pr", "still paused", time.Second, func(*v1alpha1.Rollout) bool { return true })
+		ro = f.eventually("pr", "still paused", 10*time.Second, func(*v1alpha1.Rollout) bool { return true })
 		if reason(ro) != "PausedByUser" || ptr.Deref(ro.Status.CurrentStepIndex, -1) > 1 {
 			t.Fatalf("moved on while paused: %+v", ro.Status)
 		}
@@ -303,7 +303,7 @@ func TestNewRevisionMidRollout(t *testing.T) {
 func TestControllerRestartMidPause(t *testing.T) {
 	f := given(t)
 	f.app("rs", 1, managedRoute("rs"))
-	f.rollout(newRollout("rs", weight(25), pause("6s"), weight(75)))
+	f.rollout(newRollout("rs", weight(25), pause("15s"), weight(75)))
 	f.eventually("rs", "initialized", time.Minute, hasReason("Healthy"))
 	f.release("rs", "v2")
 	ro := f.eventually("rs", "in the timed pause", time.Minute, atStep(1, "Holding"))
@@ -321,8 +321,8 @@ func TestControllerRestartMidPause(t *testing.T) {
 	}
 	f.wantWeights("rs", 75, 25)
 	f.eventually("rs", "promoted", time.Minute, stableAt(ro.Status.CanaryRevision))
-	if got := time.Now(); got.Before(start.Add(6 * time.Second)) {
-		t.Errorf("left the pause early: at %v, pause ends %v", got, start.Add(6*time.Second))
+	if got := time.Now(); got.Before(start.Add(15 * time.Second)) {
+		t.Errorf("left the pause early: at %v, pause ends %v", got, start.Add(15*time.Second))
 	}
 }
 
@@ -416,7 +416,7 @@ func TestGitOpsResetIsCorrected(t *testing.T) {
 	if err != nil {
 		t.Fatalf("weights not restored: %v", err)
 	}
-	after := f.eventually("gr", "still at the pause", time.Second, atStep(1, "WaitingForPromotion"))
+	after := f.eventually("gr", "still at the pause", 10*time.Second, atStep(1, "WaitingForPromotion"))
 	if !after.Status.StepStartedAt.Equal(before.Status.StepStartedAt) {
 		t.Errorf("the step restarted: %v -> %v", before.Status.StepStartedAt, after.Status.StepStartedAt)
 	}
