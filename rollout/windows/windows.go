@@ -79,74 +79,123 @@ type State struct {
 
 // At is the state of the windows at now.
 func (s Schedule) At(now time.Time) State {
-	why := s.closed(now)
+	q := &search{Schedule: s, left: budget}
+	why := q.closed(now)
 	if why == "" {
 		return State{}
 	}
-	return State{Closed: why, Opens: s.nextOpen(now)}
+	return State{Closed: why, Opens: q.nextOpen(now)}
+}
+
+// budget bounds the cron evaluations one At makes (each takes about a
+// microsecond). Schedules that fire often and stay open long chain into
+// windows that are expensive to follow to their end; past the budget, the
+// end is unknown and no opening is given.
+const budget = 20000
+
+// horizon is how far ahead windows are followed.
+const horizon = 366 * 24 * time.Hour
+
+// search evaluates one Schedule at one moment within the budget.
+type search struct {
+	Schedule
+	left int
+}
+
+// next is the first firing of w after t; zero when there is none within
+// five years (robfig/cron's limit) or the budget is spent.
+func (q *search) next(w window, t time.Time) time.Time {
+	if q.left <= 0 {
+		return time.Time{}
+	}
+	q.left--
+	return w.schedule.Next(t.In(q.loc))
 }
 
 // closed says why the windows are closed at t, or "" when open.
-func (s Schedule) closed(t time.Time) string {
-	for _, w := range s.deny {
-		if _, end, in := w.covering(t, s.loc); in {
-			return fmt.Sprintf("inside deny window %s until %s", w.field, end.UTC().Format(time.RFC3339))
+func (q *search) closed(t time.Time) string {
+	for _, w := range q.deny {
+		if f, in := q.opened(w, t); in {
+			if end, known := q.closes(w, f, t.Add(horizon)); known {
+				return fmt.Sprintf("inside deny window %s until %s", w.field, end.UTC().Format(time.RFC3339))
+			}
+			return fmt.Sprintf("inside deny window %s, which does not close within a year", w.field)
 		}
 	}
-	if len(s.allow) == 0 {
+	if len(q.allow) == 0 {
 		return ""
 	}
-	for _, w := range s.allow {
-		if _, _, in := w.covering(t, s.loc); in {
+	for _, w := range q.allow {
+		if _, in := q.opened(w, t); in {
 			return ""
 		}
 	}
 	return "outside every allow window"
 }
 
-// maxChain bounds how many back-to-back firings are followed to find where
-// a window really ends.
-const maxChain = 10000
+// opened reports whether w is open at t, with a firing that opened it: it
+// is open when it fired in (t-duration, t].
+func (q *search) opened(w window, t time.Time) (time.Time, bool) {
+	f := q.next(w, t.Add(-w.duration))
+	return f, !f.IsZero() && !f.After(t)
+}
 
-// covering reports whether w is open at t, with the firing that opened it
-// and when it closes. It is open when it fired in (t-duration, t]; firings
-// that come before it closes keep it open.
-func (w window) covering(t time.Time, loc *time.Location) (start, end time.Time, in bool) {
-	f := w.schedule.Next(t.In(loc).Add(-w.duration))
-	if f.IsZero() || f.After(t) {
-		return time.Time{}, time.Time{}, false
-	}
+// closes is when w, opened by the firing f, closes: a firing before it
+// closes keeps it open for another duration. known is false when that is
+// past limit or past the budget.
+func (q *search) closes(w window, f, limit time.Time) (end time.Time, known bool) {
 	end = f.Add(w.duration)
-	for i, next := 0, w.schedule.Next(f); i < maxChain && !next.IsZero() && !next.After(end); i, next = i+1, w.schedule.Next(next) {
-		end = next.Add(w.duration)
+	for !end.After(limit) {
+		first := q.next(w, f)
+		if first.IsZero() && q.left <= 0 {
+			return end, false
+		}
+		if first.IsZero() || first.After(end) {
+			return end, true
+		}
+		// Jump to a firing near the end rather than walk every one: the
+		// first after end-δ, for δ doubling from cron's minute.
+		f = first
+		for d := time.Minute; end.Add(-d).After(first); d *= 2 {
+			if g := q.next(w, end.Add(-d)); !g.IsZero() && !g.After(end) {
+				f = g
+				break
+			}
+		}
+		if q.left <= 0 {
+			return end, false
+		}
+		end = f.Add(w.duration)
 	}
-	return f, end, true
+	return end, false
 }
 
 // nextOpen is the first moment after t at which the windows are open,
-// stepping from each deny window's end to the next allow window's start.
-func (s Schedule) nextOpen(t time.Time) time.Time {
-	horizon := t.AddDate(1, 0, 0)
-	for range maxChain {
-		if t.After(horizon) {
-			break
-		}
+// stepping from each deny window's end to the next allow window's start;
+// zero when none is found within the horizon and the budget.
+func (q *search) nextOpen(t time.Time) time.Time {
+	limit := t.Add(horizon)
+	for !t.After(limit) && q.left > 0 {
 		moved := false
-		for _, w := range s.deny {
-			if _, end, in := w.covering(t, s.loc); in {
+		for _, w := range q.deny {
+			if f, in := q.opened(w, t); in {
+				end, known := q.closes(w, f, limit)
+				if !known {
+					return time.Time{}
+				}
 				t, moved = end, true
 			}
 		}
 		if moved {
 			continue
 		}
-		if s.closed(t) == "" {
+		if q.closed(t) == "" {
 			return t
 		}
 		// Outside every allow window: the earliest next opening.
 		var next time.Time
-		for _, w := range s.allow {
-			if f := w.schedule.Next(t.In(s.loc)); !f.IsZero() && (next.IsZero() || f.Before(next)) {
+		for _, w := range q.allow {
+			if f := q.next(w, t); !f.IsZero() && (next.IsZero() || f.Before(next)) {
 				next = f
 			}
 		}

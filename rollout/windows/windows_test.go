@@ -107,3 +107,45 @@ func TestBackToBackFiringsAreOneWindow(t *testing.T) {
 		t.Errorf("%+v", got)
 	}
 }
+
+// A deny window that fires every minute for an hour never closes: it is
+// followed only so far, and no opening is promised.
+func TestAWindowThatNeverCloses(t *testing.T) {
+	s, err := Parse(&v1alpha1.Windows{Deny: []v1alpha1.Window{{Schedule: "* * * * *", Duration: "1h"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.At(time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC))
+	if got.Closed != "inside deny window spec.windows.deny[0], which does not close within a year" || !got.Opens.IsZero() {
+		t.Errorf("%+v", got)
+	}
+}
+
+// BenchmarkAt is the cost of a reconcile's look at its windows: typical
+// working hours with a freeze, and the worst case, windows that chain.
+func BenchmarkAt(b *testing.B) {
+	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		w    v1alpha1.Windows
+		now  time.Time
+	}{
+		{"working-hours-and-freeze", v1alpha1.Windows{Timezone: "Europe/Berlin",
+			Allow: []v1alpha1.Window{{Schedule: "0 9 * * 1-4", Duration: "7h"}},
+			Deny:  []v1alpha1.Window{{Schedule: "0 0 20 12 *", Duration: "336h"}}}, now},
+		{"allow-every-minute-for-an-hour", v1alpha1.Windows{Allow: []v1alpha1.Window{{Schedule: "* * * * *", Duration: "1h"}}}, now},
+		{"deny-every-minute-for-an-hour", v1alpha1.Windows{Deny: []v1alpha1.Window{{Schedule: "* * * * *", Duration: "1h"}}}, now},
+		{"inside-deny-every-15-minutes-for-12-days", v1alpha1.Windows{Deny: []v1alpha1.Window{{Schedule: "*/15 * 20-31 12 *", Duration: "15m"}}},
+			time.Date(2026, 12, 21, 8, 0, 0, 0, time.UTC)},
+	} {
+		s, err := Parse(&c.w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				s.At(c.now)
+			}
+		})
+	}
+}
