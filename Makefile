@@ -55,7 +55,7 @@ vet: ## go vet, gofmt and the pure-package import rule.
 
 .PHONY: test
 test: tools vet ## Run every test tier against real servers.
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: demo
 demo: tools ## Bring up the sandbox and show a canary promoted and another rolled back (KEEP=1 leaves it running).

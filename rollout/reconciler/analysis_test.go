@@ -79,8 +79,7 @@ func TestAnalysisStepPromotesWithinTheSLO(t *testing.T) {
 	f.app("good", 1, managedRoute("good"))
 	f.rollout(newRollout("good", weight(20), analysisStep("good"), weight(50)))
 	f.eventually("good", "initialized", time.Minute, hasReason("Healthy"))
-	f.release("good", "v2")
-	canary := f.eventually("good", "analysing", time.Minute, func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryRevision != "" }).Status.CanaryRevision
+	canary := f.release("good", "v2")
 	ro := f.eventually("good", "promoted", time.Minute, stableAt(canary))
 
 	var runs v1alpha1.AnalysisRunList

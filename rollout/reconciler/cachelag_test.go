@@ -74,8 +74,7 @@ func TestNewRevisionWhileTheCacheLagsBehindPromotion(t *testing.T) {
 	f.app("lag", 1, managedRoute("lag"))
 	f.rollout(newRollout("lag", weight(50)))
 	f.eventually("lag", "initialized", time.Minute, hasReason("Healthy"))
-	f.release("lag", "v2")
-	v2 := f.eventually("lag", "rolling out v2", time.Minute, func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryRevision != "" }).Status.CanaryRevision
+	v2 := f.release("lag", "v2")
 
 	ro := f.eventually("lag", "rolling out v3", time.Minute, func(ro *v1alpha1.Rollout) bool {
 		return ro.Status.CanaryRevision != "" && ro.Status.CanaryRevision != v2
@@ -106,8 +105,7 @@ func TestTargetDeletedWhileTheCacheLagsBehindPromotion(t *testing.T) {
 	f.app("gone", 1, managedRoute("gone"))
 	f.rollout(newRollout("gone", weight(50)))
 	f.eventually("gone", "initialized", time.Minute, hasReason("Healthy"))
-	f.release("gone", "v2")
-	v2 := f.eventually("gone", "rolling out v2", time.Minute, func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryRevision != "" }).Status.CanaryRevision
+	v2 := f.release("gone", "v2")
 
 	ro := f.eventually("gone", "target gone", time.Minute, hasReason("TargetNotFound"))
 	if ro.Status.StableRevision != v2 || ro.Status.Abort != nil || ro.Status.CanaryWeight != 0 {

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -75,6 +76,18 @@ func TestDeletingARolloutHandsBack(t *testing.T) {
 
 	if err := f.c.Delete(t.Context(), quota); err != nil {
 		t.Fatal(err)
+	}
+	// The ReplicaSet controller backs off from refused pods for longer each
+	// time; a change to the ReplicaSets makes it try again at once.
+	var sets appsv1.ReplicaSetList
+	if err := f.c.List(t.Context(), &sets, client.InNamespace(f.ns)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range sets.Items {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"test/quota-lifted":"true"}}}`))
+		if err := f.c.Patch(t.Context(), &sets.Items[i], patch); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.gone(&v1alpha1.Rollout{}, "hb", "the rollout")
 	var target appsv1.Deployment

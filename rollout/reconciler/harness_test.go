@@ -37,6 +37,7 @@ import (
 	promadapter "github.com/tugboatdev/tugboat/analysis/prometheus"
 	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
 	"github.com/tugboatdev/tugboat/sandbox/promserver"
@@ -219,12 +220,14 @@ func (f *fixture) app(name string, replicas int32, routes ...*networkingv1.HTTPR
 	}
 }
 
-// release changes the target's pod template: a new revision.
-func (f *fixture) release(name, version string) {
+// release changes the target's pod template and returns the new revision.
+func (f *fixture) release(name, version string) string {
 	f.t.Helper()
-	f.update(&appsv1.Deployment{}, name, func(o client.Object) {
+	var d appsv1.Deployment
+	f.update(&d, name, func(o client.Object) {
 		o.(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Env[0].Value = version
 	})
+	return rollout.Revision(d.Spec.Template)
 }
 
 func (f *fixture) rollout(ro *v1alpha1.Rollout) {

@@ -95,7 +95,13 @@ func (p *Process) WaitFor(ctx context.Context, ready func(context.Context) error
 	defer tick.Stop()
 	var last error
 	for {
-		if last = ready(ctx); last == nil {
+		last = ready(ctx)
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited (%v) before it was ready; log:\n%s", p.Name, p.err, p.Tail(20))
+		default:
+		}
+		if last == nil {
 			return nil
 		}
 		select {

@@ -6,6 +6,7 @@ package promserver
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,6 +66,7 @@ type Server struct {
 	Dir string
 
 	proc   *process.Process
+	data   string // its storage.tsdb.path
 	client *http.Client
 }
 
@@ -137,7 +139,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{URL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, port), Dir: o.Dir, client: client}
+		s := &Server{URL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, port), Dir: o.Dir, data: data, client: client}
 		s.proc, err = process.Start("prometheus", prom, append(args, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port)), o.Dir)
 		if err != nil {
 			return nil, err
@@ -170,6 +172,25 @@ func (s *Server) ready(ctx context.Context) error {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET /-/ready: %s", resp.Status)
+	}
+	// Another test's Prometheus may have taken the port first: make sure
+	// this one answers.
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/v1/status/flags", nil)
+	if err != nil {
+		return err
+	}
+	if resp, err = s.client.Do(req); err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var flags struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&flags); err != nil {
+		return fmt.Errorf("GET /api/v1/status/flags: %w", err)
+	}
+	if got := flags.Data["storage.tsdb.path"]; got != s.data {
+		return fmt.Errorf("the server on %s keeps its data in %q, not %q: another Prometheus", s.URL, got, s.data)
 	}
 	return nil
 }
