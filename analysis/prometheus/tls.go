@@ -70,6 +70,18 @@ func (p *Provider) tlsFor(ctx context.Context, namespace, address string, m *v1a
 	return promconfig.TLSConfig{InsecureSkipVerify: m.Insecure}, nil
 }
 
+// CheckDefaultTLS reports what is wrong with the TLS flags given for the
+// default address: a client certificate needs its key, and TLS needs https.
+func CheckDefaultTLS(address string, c promconfig.TLSConfig) error {
+	switch {
+	case (c.CertFile == "") != (c.KeyFile == ""):
+		return errors.New("prometheus-cert-file and prometheus-key-file go together")
+	case c != (promconfig.TLSConfig{}) && !strings.HasPrefix(address, "https://"):
+		return fmt.Errorf("the prometheus TLS flags need an https:// address, got %q", address)
+	}
+	return nil
+}
+
 // maxTransports bounds the transports kept, one per distinct TLS setting;
 // the least recently used is closed first.
 const maxTransports = 64

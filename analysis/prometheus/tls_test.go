@@ -2,15 +2,10 @@ package prometheus
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,17 +23,17 @@ import (
 // for the test.
 func TestTLSAgainstPrometheus(t *testing.T) {
 	dir := t.TempDir()
-	ca, other := newTestCA(t, "tugboat test CA"), newTestCA(t, "someone else's CA")
-	serverCert, serverKey := ca.issue(t, &x509.Certificate{
+	ca, other := promserver.NewCA(t, "tugboat test CA"), promserver.NewCA(t, "someone else's CA")
+	serverCert, serverKey := ca.Issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "prometheus.test"},
 		DNSNames:    []string{"prometheus.test"}, // not 127.0.0.1: the server name must be given
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
-	clientCert, clientKey := ca.issue(t, &x509.Certificate{
+	clientCert, clientKey := ca.Issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "tugboat"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	files := map[string][]byte{"ca.crt": ca.pem, "server.crt": serverCert, "server.key": serverKey, "client.crt": clientCert, "client.key": clientKey}
+	files := map[string][]byte{"ca.crt": ca.PEM, "server.crt": serverCert, "server.key": serverKey, "client.crt": clientCert, "client.key": clientKey}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -49,7 +44,7 @@ func TestTLSAgainstPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trust := &tls.Config{RootCAs: ca.pool(), ServerName: "prometheus.test"}
+	trust := &tls.Config{RootCAs: ca.Pool(), ServerName: "prometheus.test"}
 	withCert := trust.Clone()
 	withCert.Certificates = []tls.Certificate{pair}
 	plain := promserver.Start(t, promserver.Options{HTTPS: &promserver.HTTPS{
@@ -60,10 +55,10 @@ func TestTLSAgainstPrometheus(t *testing.T) {
 	}})
 
 	secrets := map[string]map[string][]byte{
-		"prom-ca":     {"ca.crt": ca.pem},
-		"other-ca":    {"ca.crt": other.pem},
-		"prom-client": {"ca.crt": ca.pem, "tls.crt": clientCert, "tls.key": clientKey},
-		"half":        {"ca.crt": ca.pem, "tls.crt": clientCert},
+		"prom-ca":     {"ca.crt": ca.PEM},
+		"other-ca":    {"ca.crt": other.PEM},
+		"prom-client": {"ca.crt": ca.PEM, "tls.crt": clientCert, "tls.key": clientKey},
+		"half":        {"ca.crt": ca.PEM, "tls.crt": clientCert},
 		"empty":       {"unrelated": []byte("x")},
 		"garbage":     {"ca.crt": []byte("not a certificate")},
 	}
@@ -201,7 +196,7 @@ func TestTLSAgainstPrometheus(t *testing.T) {
 
 	t.Run("the controller's files are re-read when they change", func(t *testing.T) {
 		rotating := filepath.Join(dir, "rotating-ca.crt")
-		if err := os.WriteFile(rotating, other.pem, 0o600); err != nil {
+		if err := os.WriteFile(rotating, other.PEM, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		p := &Provider{DefaultAddress: plain.URL, DefaultTLS: promconfig.TLSConfig{CAFile: rotating, ServerName: "prometheus.test"}, Guard: Guard{AllowLoopback: true}}
@@ -209,7 +204,7 @@ func TestTLSAgainstPrometheus(t *testing.T) {
 		if s := p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{}, "vector(1)", ts); s.Err == nil || !strings.Contains(s.Err.Error(), "unknown authority") {
 			t.Fatalf("with the wrong CA: %v", s.Err)
 		}
-		if err := os.WriteFile(rotating, ca.pem, 0o600); err != nil {
+		if err := os.WriteFile(rotating, ca.PEM, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if s := p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{}, "vector(1)", ts.Add(time.Minute)); s.Err != nil {
@@ -245,69 +240,4 @@ func TestTransportsAreSharedAndBounded(t *testing.T) {
 	if strings.Contains(tlsKey(promconfig.TLSConfig{Key: "s3cret"}), "s3cret") {
 		t.Error("a transport's key shows the material")
 	}
-}
-
-// testCA signs certificates for tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a leaf certificate from tmpl and returns it and its key, PEM.
-func (ca *testCA) issue(t *testing.T, tmpl *x509.Certificate) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-}
-
-func (ca *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
 }

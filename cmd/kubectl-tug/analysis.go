@@ -12,7 +12,10 @@ import (
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/analysis"
@@ -23,8 +26,10 @@ import (
 func newAnalysisCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{Use: "analysis", Short: "Work with analysis templates"}
 	var (
-		file, address, output string
-		args                  []string
+		file, output string
+		args         []string
+		secrets      bool
+		prom         prometheusFlags
 	)
 	run := &cobra.Command{
 		Use:   "run -f TEMPLATE [--arg NAME=VALUE]...",
@@ -32,7 +37,12 @@ func newAnalysisCmd(o *options) *cobra.Command {
 		Long: `Evaluate an AnalysisTemplate (or ClusterAnalysisTemplate, or an Argo Rollouts
 one) once, now, against Prometheus, as the controller would for one
 measurement: each metric's resolved query, value, phase and why. For people
-writing templates. Exits 1 when a metric is not Successful.`,
+writing templates. Exits 1 when a metric is not Successful.
+
+Arguments come from --arg, Secret arguments included (their values are
+never read from the cluster). With --secrets, the Secrets a metric names
+for authentication or tls are read from the namespace (-n) with your
+kubeconfig; as in the controller, credentials go only to --prometheus.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "" && output != "json" {
@@ -46,7 +56,11 @@ writing templates. Exits 1 when a metric is not Successful.`,
 			if err != nil {
 				return err
 			}
-			results, err := evaluate(cmd.Context(), raw, given, address, time.Now())
+			p, namespace, err := prom.provider(o, secrets)
+			if err != nil {
+				return err
+			}
+			results, err := evaluate(cmd.Context(), raw, given, p, namespace, time.Now())
 			if err != nil {
 				return err
 			}
@@ -63,7 +77,12 @@ writing templates. Exits 1 when a metric is not Successful.`,
 	}
 	run.Flags().StringVarP(&file, "filename", "f", "", "the template's YAML file")
 	run.Flags().StringArrayVar(&args, "arg", nil, "an argument, NAME=VALUE (repeatable)")
-	run.Flags().StringVar(&address, "prometheus", "", "Prometheus for metrics that name no address")
+	run.Flags().StringVar(&prom.address, "prometheus", "", "Prometheus for metrics that name no address")
+	run.Flags().StringVar(&prom.tls.CAFile, "prometheus-ca-file", "", "CA (PEM) that --prometheus's certificate must chain to, instead of the system's roots")
+	run.Flags().StringVar(&prom.tls.CertFile, "prometheus-cert-file", "", "client certificate (PEM) presented to --prometheus")
+	run.Flags().StringVar(&prom.tls.KeyFile, "prometheus-key-file", "", "key (PEM) of --prometheus-cert-file")
+	run.Flags().StringVar(&prom.tls.ServerName, "prometheus-server-name", "", "name --prometheus's certificate must hold, when it is not the address's host")
+	run.Flags().BoolVar(&secrets, "secrets", false, "read the Secrets metrics name for authentication and tls from the namespace, with your kubeconfig")
 	run.Flags().StringVarP(&output, "output", "o", "", "json for a machine-readable result")
 	_ = run.MarkFlagRequired("filename")
 	cmd.AddCommand(run)
@@ -91,8 +110,43 @@ func parseArgs(args []string) ([]argo.Argument, error) {
 	return out, nil
 }
 
-// evaluate measures every metric of the template in raw once, at ts.
-func evaluate(ctx context.Context, raw []byte, given []argo.Argument, address string, ts time.Time) ([]evaluation, error) {
+// prometheusFlags are where and how to reach the default Prometheus.
+type prometheusFlags struct {
+	address string
+	tls     promconfig.TLSConfig
+}
+
+// provider measures as the controller does, run by a person on their own
+// machine (so local servers are fair game), and reads Secrets from namespace
+// when allowed to.
+func (f prometheusFlags) provider(o *options, secrets bool) (*prometheus.Provider, string, error) {
+	if err := prometheus.CheckDefaultTLS(f.address, f.tls); err != nil {
+		return nil, "", err
+	}
+	p := &prometheus.Provider{DefaultAddress: f.address, DefaultTLS: f.tls, Guard: prometheus.Guard{AllowLoopback: true}}
+	if !secrets {
+		p.Credentials = func(_ context.Context, _, name string) (map[string][]byte, error) {
+			return nil, fmt.Errorf("reading Secret %s needs --secrets", name)
+		}
+		return p, "", nil
+	}
+	c, namespace, err := o.client()
+	if err != nil {
+		return nil, "", err
+	}
+	p.Credentials = func(ctx context.Context, ns, name string) (map[string][]byte, error) {
+		var s corev1.Secret
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
+			return nil, err
+		}
+		return s.Data, nil
+	}
+	return p, namespace, nil
+}
+
+// evaluate measures every metric of the template in raw once, at ts, with
+// Secrets for authentication and tls read from namespace.
+func evaluate(ctx context.Context, raw []byte, given []argo.Argument, p *prometheus.Provider, namespace string, ts time.Time) ([]evaluation, error) {
 	var t v1alpha1.AnalysisTemplate // the spec is the same for every kind
 	if err := yaml.Unmarshal(raw, &t); err != nil {
 		return nil, fmt.Errorf("read template: %w", err)
@@ -108,8 +162,6 @@ func evaluate(ctx context.Context, raw []byte, given []argo.Argument, address st
 		}
 		values[a.Name] = *a.Value
 	}
-	// Run by a person on their own machine: local servers are fair game.
-	p := &prometheus.Provider{DefaultAddress: address, Guard: prometheus.Guard{AllowLoopback: true}}
 	var out []evaluation
 	for _, m := range spec.Metrics {
 		if m.Provider.Prometheus == nil {
@@ -128,7 +180,7 @@ func evaluate(ctx context.Context, raw []byte, given []argo.Argument, address st
 			out = append(out, e)
 			continue
 		}
-		s := p.Measure(ctx, "", &prom, e.Query, ts)
+		s := p.Measure(ctx, namespace, &prom, e.Query, ts)
 		e.Phase, e.Value, e.Message = analysis.Judge(m, s, values)
 		out = append(out, e)
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -319,6 +322,82 @@ spec:
 	if code := run("analysis", "run", "-f", ranged, "--arg", "workload=good", "--prometheus", srv.URL); code != 0 ||
 		!strings.Contains(out.String(), "0.999,0.999") || !strings.Contains(out.String(), "Successful") {
 		t.Errorf("range query: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+// TestAnalysisRunOverTLS evaluates templates against a Prometheus that
+// requires a client certificate: given by flags, or read with --secrets from
+// the Secret a metric's tls names.
+func TestAnalysisRunOverTLS(t *testing.T) {
+	p := newPlugin(t)
+	dir := t.TempDir()
+	ca := promserver.NewCA(t, "tugboat test CA")
+	serverCert, serverKey := ca.Issue(t, &x509.Certificate{
+		Subject: pkix.Name{CommonName: "prometheus.test"}, DNSNames: []string{"prometheus.test"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	clientCert, clientKey := ca.Issue(t, &x509.Certificate{
+		Subject: pkix.Name{CommonName: "kubectl-tug"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	path := func(name string) string { return filepath.Join(dir, name) }
+	for name, data := range map[string][]byte{"ca.crt": ca.PEM, "server.crt": serverCert, "server.key": serverKey, "client.crt": clientCert, "client.key": clientKey} {
+		if err := os.WriteFile(path(name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pair, err := tls.X509KeyPair(clientCert, clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Now().Add(-30 * time.Second).Truncate(time.Second)
+	srv := promserver.Start(t, promserver.Options{
+		OpenMetrics: "# TYPE tugboat_test gauge\n" + `tugboat_test{workload="good"} 0.999 ` + strconv.FormatInt(ts.Unix(), 10) + "\n",
+		HTTPS: &promserver.HTTPS{CertFile: path("server.crt"), KeyFile: path("server.key"), ClientCAFile: path("ca.crt"),
+			Client: &tls.Config{RootCAs: ca.Pool(), ServerName: "prometheus.test", Certificates: []tls.Certificate{pair}}},
+	})
+	template := func(name, tlsField string) string {
+		file := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(file, []byte(`apiVersion: tugboat.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: sr}
+spec:
+  metrics:
+  - name: success-rate
+    successCondition: result[0] >= 0.99
+    provider:
+      prometheus:
+        query: 'tugboat_test{workload="good"}'
+`+tlsField), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	plain, fromSecret := template("plain", ""), template("secret", "        tls: {secretName: prom-client, serverName: prometheus.test}\n")
+
+	code, out := p.run("analysis", "run", "-f", plain, "--prometheus", srv.URL, "--prometheus-ca-file", path("ca.crt"),
+		"--prometheus-cert-file", path("client.crt"), "--prometheus-key-file", path("client.key"), "--prometheus-server-name", "prometheus.test")
+	if code != 0 || !strings.Contains(out, "[0.999]") {
+		t.Errorf("client certificate from flags: exit %d\n%s", code, out)
+	}
+	if code, out := p.run("analysis", "run", "-f", plain, "--prometheus", srv.URL, "--prometheus-cert-file", path("client.crt")); code == 0 ||
+		!strings.Contains(out, "prometheus-cert-file and prometheus-key-file go together") {
+		t.Errorf("a certificate without its key: exit %d\n%s", code, out)
+	}
+	if code, out := p.run("analysis", "run", "-f", plain, "--prometheus", srv.URL, "--prometheus-ca-file", path("ca.crt"), "--prometheus-server-name", "prometheus.test"); code != 1 ||
+		!strings.Contains(out, "Error") {
+		t.Errorf("no client certificate: exit %d\n%s", code, out)
+	}
+
+	if code, out := p.run("analysis", "run", "-f", fromSecret, "--prometheus", srv.URL); code != 1 || !strings.Contains(out, "needs --secrets") {
+		t.Errorf("tls.secretName without --secrets: exit %d\n%s", code, out)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: "prom-client"},
+		Data: map[string][]byte{"ca.crt": ca.PEM, "tls.crt": clientCert, "tls.key": clientKey}}
+	if err := p.env.Client.Create(t.Context(), secret); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := p.run("analysis", "run", "-f", fromSecret, "--prometheus", srv.URL, "--secrets"); code != 0 || !strings.Contains(out, "[0.999]") {
+		t.Errorf("tls.secretName with --secrets: exit %d\n%s", code, out)
 	}
 }
 

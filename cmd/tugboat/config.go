@@ -10,6 +10,8 @@ import (
 	promconfig "github.com/prometheus/common/config"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/tugboatdev/tugboat/analysis/prometheus"
 )
 
 // Options configure the controller. Each comes, highest precedence first,
@@ -116,12 +118,8 @@ func (o Options) validate() error {
 	if o.LogFormat != "json" && o.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log-format must be json or text, got %q", o.LogFormat))
 	}
-	tls := o.prometheusTLS()
-	switch {
-	case (tls.CertFile == "") != (tls.KeyFile == ""):
-		errs = append(errs, errors.New("prometheus-cert-file and prometheus-key-file go together"))
-	case tls != (promconfig.TLSConfig{}) && !strings.HasPrefix(o.PrometheusAddress, "https://"):
-		errs = append(errs, fmt.Errorf("the prometheus TLS flags need an https:// prometheus-address, got %q", o.PrometheusAddress))
+	if err := prometheus.CheckDefaultTLS(o.PrometheusAddress, o.prometheusTLS()); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -61,7 +61,7 @@ func TestLoadOptions(t *testing.T) {
 	}, {
 		name:    "TLS for a plain HTTP address",
 		args:    []string{"--prometheus-address", "http://prometheus.monitoring:9090", "--prometheus-ca-file", "ca.crt"},
-		wantErr: "the prometheus TLS flags need an https:// prometheus-address",
+		wantErr: "the prometheus TLS flags need an https:// address",
 	}, {
 		name:    "missing config file",
 		args:    []string{"--config", filepath.Join(dir, "nope.yaml")},
