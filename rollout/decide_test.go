@@ -375,16 +375,21 @@ func TestPauseDuration(t *testing.T) {
 		want  time.Duration
 		timed bool
 		err   bool
+		text  string
 	}{
-		{nil, 0, false, false},
-		{ptr.To(intstr.FromInt32(30)), 30 * time.Second, true, false},
-		{ptr.To(intstr.FromString("45")), 45 * time.Second, true, false},
-		{ptr.To(intstr.FromString("1h30m")), 90 * time.Minute, true, false},
-		{ptr.To(intstr.FromString("soon")), 0, false, true},
+		{nil, 0, false, false, ""},
+		{ptr.To(intstr.FromInt32(30)), 30 * time.Second, true, false, "30s"},
+		{ptr.To(intstr.FromString("45")), 45 * time.Second, true, false, "45s"},
+		{ptr.To(intstr.FromString("1h30m")), 90 * time.Minute, true, false, "1h30m"},
+		{ptr.To(intstr.FromString("soon")), 0, false, true, "soon"},
 	} {
-		d, timed, err := PauseDuration(&v1alpha1.Pause{Duration: tt.in})
+		p := &v1alpha1.Pause{Duration: tt.in}
+		d, timed, err := PauseDuration(p)
 		if d != tt.want || timed != tt.timed || (err != nil) != tt.err {
 			t.Errorf("PauseDuration(%v) = %v, %v, %v", tt.in, d, timed, err)
+		}
+		if got := PauseText(p); got != tt.text {
+			t.Errorf("PauseText(%v) = %q, want %q", tt.in, got, tt.text)
 		}
 	}
 }

@@ -130,6 +130,21 @@ func share(replicas, weight int32) int32 {
 	return int32((int64(replicas)*int64(weight) + 99) / 100)
 }
 
+// PauseText is a timed pause's duration as written, with seconds given as a
+// bare number shown as such ("10" reads "10s").
+func PauseText(p *v1alpha1.Pause) string {
+	if p == nil || p.Duration == nil {
+		return ""
+	}
+	if p.Duration.Type == intstr.Int {
+		return strconv.Itoa(int(p.Duration.IntVal)) + "s"
+	}
+	if _, err := strconv.Atoi(p.Duration.StrVal); err == nil {
+		return p.Duration.StrVal + "s"
+	}
+	return p.Duration.StrVal
+}
+
 // PauseDuration parses a pause step's duration: a number of seconds or a Go
 // duration. ok is false for a pause that waits for a person.
 func PauseDuration(p *v1alpha1.Pause) (d time.Duration, ok bool, err error) {

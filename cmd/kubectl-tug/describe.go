@@ -18,6 +18,7 @@ import (
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
 )
 
 // describe writes a Rollout's state for people: the steps with the current
@@ -99,7 +100,7 @@ func stepString(st v1alpha1.Step) string {
 	case st.SetWeight != nil:
 		return fmt.Sprintf("setWeight: %d%%", *st.SetWeight)
 	case st.Pause != nil && st.Pause.Duration != nil:
-		return "pause: " + st.Pause.Duration.String()
+		return "pause: " + rollout.PauseText(st.Pause)
 	case st.Pause != nil:
 		return "pause: until promoted"
 	case st.Analysis != nil:

@@ -259,7 +259,7 @@ func stepName(st v1alpha1.Step) string {
 	case st.SetWeight != nil:
 		return fmt.Sprintf("setWeight %d", *st.SetWeight)
 	case st.Pause != nil && st.Pause.Duration != nil:
-		return "pause " + st.Pause.Duration.String()
+		return "pause " + rollout.PauseText(st.Pause)
 	case st.Pause != nil:
 		return "pause"
 	case st.Analysis != nil:
