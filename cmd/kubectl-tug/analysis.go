@@ -30,6 +30,8 @@ func newAnalysisCmd(o *options) *cobra.Command {
 		args         []string
 		secrets      bool
 		prom         prometheusFlags
+
+		replayFrom, replayTo string
 	)
 	run := &cobra.Command{
 		Use:   "run -f TEMPLATE [--arg NAME=VALUE]...",
@@ -38,6 +40,12 @@ func newAnalysisCmd(o *options) *cobra.Command {
 one) once, now, against Prometheus, as the controller would for one
 measurement: each metric's resolved query, value, phase and why. For people
 writing templates. Exits 1 when a metric is not Successful.
+
+With --replay-from, the template is replayed over past data instead: each
+metric measured as a run started then would have (initialDelay, interval,
+count, limits), up to its verdict or --replay-to, with each measurement
+shown. Exits 0 when the replayed run succeeds, 1 when it fails, errs or is
+inconclusive, 2 when it is still running at --replay-to.
 
 Arguments come from --arg, Secret arguments included (their values are
 never read from the cluster). With --secrets, the Secrets a metric names
@@ -56,14 +64,19 @@ kubeconfig; as in the controller, credentials go only to --prometheus.`,
 			if err != nil {
 				return err
 			}
+			spec, values, err := load(raw, given)
+			if err != nil {
+				return err
+			}
 			p, namespace, err := prom.provider(o, secrets)
 			if err != nil {
 				return err
 			}
-			results, err := evaluate(cmd.Context(), raw, given, p, namespace, time.Now())
-			if err != nil {
-				return err
+			now := time.Now()
+			if replayFrom != "" {
+				return replay(cmd.Context(), o.streams.Out, spec, values, p, namespace, replayFrom, replayTo, now, output)
 			}
+			results := evaluate(cmd.Context(), spec, values, p, namespace, now)
 			if err := printEvaluation(o.streams.Out, results, output); err != nil {
 				return err
 			}
@@ -82,6 +95,8 @@ kubeconfig; as in the controller, credentials go only to --prometheus.`,
 	run.Flags().StringVar(&prom.tls.CertFile, "prometheus-cert-file", "", "client certificate (PEM) presented to --prometheus")
 	run.Flags().StringVar(&prom.tls.KeyFile, "prometheus-key-file", "", "key (PEM) of --prometheus-cert-file")
 	run.Flags().StringVar(&prom.tls.ServerName, "prometheus-server-name", "", "name --prometheus's certificate must hold, when it is not the address's host")
+	run.Flags().StringVar(&replayFrom, "replay-from", "", "replay the template as a run started then (RFC 3339, or a duration ago such as 2h) would have measured it")
+	run.Flags().StringVar(&replayTo, "replay-to", "", "end of the replay (RFC 3339, or a duration ago; default now)")
 	run.Flags().BoolVar(&secrets, "secrets", false, "read the Secrets metrics name for authentication and tls from the namespace, with your kubeconfig")
 	run.Flags().StringVarP(&output, "output", "o", "", "json for a machine-readable result")
 	_ = run.MarkFlagRequired("filename")
@@ -144,47 +159,61 @@ func (f prometheusFlags) provider(o *options, secrets bool) (*prometheus.Provide
 	return p, namespace, nil
 }
 
-// evaluate measures every metric of the template in raw once, at ts, with
-// Secrets for authentication and tls read from namespace.
-func evaluate(ctx context.Context, raw []byte, given []argo.Argument, p *prometheus.Provider, namespace string, ts time.Time) ([]evaluation, error) {
+// load reads the template in raw and resolves its arguments from given.
+func load(raw []byte, given []argo.Argument) (v1alpha1.AnalysisRunSpec, map[string]string, error) {
 	var t v1alpha1.AnalysisTemplate // the spec is the same for every kind
 	if err := yaml.Unmarshal(raw, &t); err != nil {
-		return nil, fmt.Errorf("read template: %w", err)
+		return v1alpha1.AnalysisRunSpec{}, nil, fmt.Errorf("read template: %w", err)
 	}
 	spec, err := analysis.RunSpec([]v1alpha1.AnalysisTemplateSpec{t.Spec}, given)
 	if err != nil {
-		return nil, err
+		return spec, nil, err
 	}
 	values := map[string]string{}
 	for _, a := range spec.Args {
 		if a.Value == nil {
-			return nil, fmt.Errorf("argument %q comes from a Secret; pass its value with --arg %s=...", a.Name, a.Name)
+			return spec, nil, fmt.Errorf("argument %q comes from a Secret; pass its value with --arg %s=...", a.Name, a.Name)
 		}
 		values[a.Name] = *a.Value
 	}
-	var out []evaluation
 	for _, m := range spec.Metrics {
 		if m.Provider.Prometheus == nil {
-			return nil, errors.New("metric " + m.Name + ": provider.prometheus is required")
+			return spec, nil, errors.New("metric " + m.Name + ": provider.prometheus is required")
 		}
+	}
+	return spec, values, nil
+}
+
+// rendered is a metric's Prometheus query with the arguments in place.
+func rendered(m v1alpha1.Metric, values map[string]string) (v1alpha1.PrometheusMetric, string, error) {
+	prom := *m.Provider.Prometheus
+	query, err := analysis.Render(prom.Query, values)
+	if err == nil && prom.RangeQuery != nil {
+		var rq v1alpha1.PrometheusRangeQuery
+		rq, err = analysis.RenderRange(*prom.RangeQuery, values)
+		prom.RangeQuery = &rq
+	}
+	return prom, query, err
+}
+
+// evaluate measures every metric of spec once, at ts, with Secrets for
+// authentication and tls read from namespace.
+func evaluate(ctx context.Context, spec v1alpha1.AnalysisRunSpec, values map[string]string, p *prometheus.Provider, namespace string, ts time.Time) []evaluation {
+	var out []evaluation
+	for _, m := range spec.Metrics {
 		e := evaluation{Metric: m.Name}
-		prom := *m.Provider.Prometheus
-		e.Query, err = analysis.Render(prom.Query, values)
-		if err == nil && prom.RangeQuery != nil {
-			var rq v1alpha1.PrometheusRangeQuery
-			rq, err = analysis.RenderRange(*prom.RangeQuery, values)
-			prom.RangeQuery = &rq
-		}
+		prom, query, err := rendered(m, values)
+		e.Query = query
 		if err != nil {
 			e.Phase, e.Message = argo.AnalysisPhaseError, err.Error()
 			out = append(out, e)
 			continue
 		}
-		s := p.Measure(ctx, namespace, &prom, e.Query, ts)
+		s := p.Measure(ctx, namespace, &prom, query, ts)
 		e.Phase, e.Value, e.Message = analysis.Judge(m, s, values)
 		out = append(out, e)
 	}
-	return out, nil
+	return out
 }
 
 func printEvaluation(out io.Writer, results []evaluation, format string) error {

@@ -325,6 +325,80 @@ spec:
 	}
 }
 
+// TestAnalysisReplay replays a template over half an hour of past data in
+// which the success rate broke ten minutes ago.
+func TestAnalysisReplay(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	broke := now.Add(-10 * time.Minute)
+	var series strings.Builder
+	series.WriteString("# TYPE tugboat_replay gauge\n")
+	for ts := now.Add(-35 * time.Minute); !ts.After(now); ts = ts.Add(15 * time.Second) {
+		v := "0.999"
+		if !ts.Before(broke) {
+			v = "0.9"
+		}
+		fmt.Fprintf(&series, "tugboat_replay{workload=\"podinfo\"} %s %d\n", v, ts.Unix())
+	}
+	srv := promserver.Start(t, promserver.Options{OpenMetrics: series.String()})
+	file := filepath.Join(t.TempDir(), "template.yaml")
+	if err := os.WriteFile(file, []byte(`apiVersion: tugboat.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: sr}
+spec:
+  args: [{name: workload}, {name: count}]
+  metrics:
+  - name: success-rate
+    interval: 1m
+    count: '{{args.count}}'
+    successCondition: result[0] >= 0.99
+    provider:
+      prometheus: {query: 'tugboat_replay{workload="{{args.workload}}"}'}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	run := func(args ...string) int {
+		out.Reset()
+		errOut.Reset()
+		return execute(t.Context(), append([]string{"analysis", "run", "-f", file, "--arg", "workload=podinfo", "--prometheus", srv.URL}, args...),
+			genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	}
+
+	if code := run("--arg", "count=60", "--replay-from", "30m", "-o", "json"); code != 1 {
+		t.Fatalf("replay across the break: exit %d, want 1\n%s%s", code, out.String(), errOut.String())
+	}
+	var r replayed
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	ms := r.Metrics[0].Measurements
+	last := ms[len(ms)-1]
+	if r.Phase != argo.AnalysisPhaseFailed || last.Phase != argo.AnalysisPhaseFailed || last.Value != "[0.9]" ||
+		last.At.Before(broke) || last.At.After(broke.Add(time.Minute)) {
+		t.Errorf("replay across the break: %s, last measurement %+v, want Failed at the first minute from %s", r.Phase, last, broke)
+	}
+	for _, m := range ms[:len(ms)-1] {
+		if m.Phase != argo.AnalysisPhaseSuccessful || m.Value != "[0.999]" {
+			t.Errorf("before the break: %+v", m)
+		}
+	}
+	if len(ms) < 20 || !strings.Contains(r.Metrics[0].Query, `tugboat_replay{workload="podinfo"}`) {
+		t.Errorf("%d measurements of %s, want 20 or more", len(ms), r.Metrics[0].Query)
+	}
+
+	if code := run("--arg", "count=5", "--replay-from", "30m", "--replay-to", "20m"); code != 0 ||
+		!strings.Contains(out.String(), "Successful after 5 measurements") {
+		t.Errorf("replay before the break: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := run("--arg", "count=0", "--replay-from", "30m", "--replay-to", "25m"); code != 2 ||
+		!strings.Contains(out.String(), "Running after 6 measurements") {
+		t.Errorf("a background metric replayed: exit %d, want 2\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := run("--arg", "count=5", "--replay-from", "tomorrow"); code == 0 || !strings.Contains(errOut.String(), "--replay-from") {
+		t.Errorf("a bad time: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
 // TestAnalysisRunOverTLS evaluates templates against a Prometheus that
 // requires a client certificate: given by flags, or read with --secrets from
 // the Secret a metric's tls names.

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+
+	"github.com/tugboatdev/tugboat/analysis"
+	"github.com/tugboatdev/tugboat/analysis/prometheus"
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// replayed is a replay as printed: the run's phase, the stretch replayed,
+// and each metric's query and measurements.
+type replayed struct {
+	Phase   argo.AnalysisPhase `json:"phase"`
+	From    time.Time          `json:"from"`
+	To      time.Time          `json:"to"`
+	Metrics []replayedMetric   `json:"metrics"`
+}
+
+type replayedMetric struct {
+	analysis.MetricReplay
+	Query string `json:"query"`
+}
+
+// replay measures spec over past data, from a run started at from until to,
+// and prints what it would have measured and decided.
+func replay(ctx context.Context, out io.Writer, spec v1alpha1.AnalysisRunSpec, values map[string]string, p *prometheus.Provider, namespace,
+	from, to string, now time.Time, format string) error {
+	start, err := moment(from, now)
+	if err != nil {
+		return fmt.Errorf("--replay-from: %w", err)
+	}
+	end := now
+	if to != "" {
+		if end, err = moment(to, now); err != nil {
+			return fmt.Errorf("--replay-to: %w", err)
+		}
+	}
+	if !start.Before(end) || end.After(now) {
+		return fmt.Errorf("replay from %s to %s: want a stretch of the past, from before to", start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	queries := map[string]string{}
+	proms := map[string]v1alpha1.PrometheusMetric{}
+	for _, m := range spec.Metrics {
+		prom, query, err := rendered(m, values)
+		if err != nil {
+			return fmt.Errorf("metric %s: %w", m.Name, err)
+		}
+		queries[m.Name], proms[m.Name] = query, prom
+	}
+	phase, metrics, err := analysis.Replay(spec, values, start, end, func(m v1alpha1.Metric, at time.Time) analysis.Sample {
+		prom := proms[m.Name]
+		return p.Measure(ctx, namespace, &prom, queries[m.Name], at)
+	})
+	if err != nil {
+		return err
+	}
+	r := replayed{Phase: phase, From: start, To: end}
+	for _, m := range metrics {
+		r.Metrics = append(r.Metrics, replayedMetric{MetricReplay: m, Query: queries[m.Metric]})
+	}
+	if err := printReplay(out, r, format); err != nil {
+		return err
+	}
+	switch phase {
+	case argo.AnalysisPhaseSuccessful:
+		return nil
+	case argo.AnalysisPhaseRunning:
+		return &exitError{code: 2, err: fmt.Errorf("the run had not decided by %s", end.Format(time.RFC3339))}
+	}
+	return &exitError{code: 1, err: fmt.Errorf("the run is %s", phase)}
+}
+
+// moment reads a time: RFC 3339, or a duration before now.
+func moment(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(strings.TrimPrefix(s, "-"))
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration ago such as 2h", s)
+	}
+	return now.Add(-d).Truncate(time.Second), nil
+}
+
+func printReplay(out io.Writer, r replayed, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		return enc.Encode(r)
+	}
+	fmt.Fprintf(out, "replayed from %s to %s: %s\n", r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.Phase)
+	for _, m := range r.Metrics {
+		dry := ""
+		if m.DryRun {
+			dry = " (dry run)"
+		}
+		fmt.Fprintf(out, "\nmetric %s%s: %s after %d measurements\n  query: %s\n", m.Metric, dry, m.Phase, len(m.Measurements), strings.Join(strings.Fields(m.Query), " "))
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "  AT\tVALUE\tMEASURED\tMETRIC\tWHY")
+		for _, x := range m.Measurements {
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", x.At.UTC().Format(time.RFC3339), orDash(x.Value), x.Phase, x.Metric, orDash(x.Message))
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
