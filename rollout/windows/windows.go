@@ -79,7 +79,7 @@ type State struct {
 
 // At is the state of the windows at now.
 func (s Schedule) At(now time.Time) State {
-	q := &search{Schedule: s, left: budget}
+	q := &search{Schedule: s, left: budget, ends: map[chain]end{}}
 	why := q.closed(now)
 	if why == "" {
 		return State{}
@@ -100,12 +100,37 @@ const horizon = 366 * 24 * time.Hour
 type search struct {
 	Schedule
 	left int
+	// spent is set once an evaluation was refused: from then on a zero
+	// firing may be the budget's, not the schedule's.
+	spent bool
+	ends  map[chain]end // chains already followed
 }
+
+// chain is a window opened by a firing.
+type chain struct {
+	field string
+	at    time.Time
+}
+
+// end is where a chain closes, if found.
+type end struct {
+	at    time.Time
+	found found
+}
+
+type found int
+
+const (
+	closes found = iota
+	pastHorizon
+	pastBudget
+)
 
 // next is the first firing of w after t; zero when there is none within
 // five years (robfig/cron's limit) or the budget is spent.
 func (q *search) next(w window, t time.Time) time.Time {
 	if q.left <= 0 {
+		q.spent = true
 		return time.Time{}
 	}
 	q.left--
@@ -116,10 +141,14 @@ func (q *search) next(w window, t time.Time) time.Time {
 func (q *search) closed(t time.Time) string {
 	for _, w := range q.deny {
 		if f, in := q.opened(w, t); in {
-			if end, known := q.closes(w, f, t.Add(horizon)); known {
-				return fmt.Sprintf("inside deny window %s until %s", w.field, end.UTC().Format(time.RFC3339))
+			switch e := q.closes(w, f, t.Add(horizon)); e.found {
+			case closes:
+				return fmt.Sprintf("inside deny window %s until %s", w.field, e.at.UTC().Format(time.RFC3339))
+			case pastHorizon:
+				return fmt.Sprintf("inside deny window %s, which does not close within a year", w.field)
+			default:
+				return fmt.Sprintf("inside deny window %s, whose schedule fires too often to find when it closes", w.field)
 			}
-			return fmt.Sprintf("inside deny window %s, which does not close within a year", w.field)
 		}
 	}
 	if len(q.allow) == 0 {
@@ -141,33 +170,43 @@ func (q *search) opened(w window, t time.Time) (time.Time, bool) {
 }
 
 // closes is when w, opened by the firing f, closes: a firing before it
-// closes keeps it open for another duration. known is false when that is
-// past limit or past the budget.
-func (q *search) closes(w window, f, limit time.Time) (end time.Time, known bool) {
-	end = f.Add(w.duration)
-	for !end.After(limit) {
+// closes keeps it open for another duration. Each chain is followed once
+// per search.
+func (q *search) closes(w window, f, limit time.Time) end {
+	key := chain{w.field, f}
+	if e, ok := q.ends[key]; ok {
+		return e
+	}
+	e := q.follow(w, f, limit)
+	q.ends[key] = e
+	return e
+}
+
+func (q *search) follow(w window, f, limit time.Time) end {
+	at := f.Add(w.duration)
+	for !at.After(limit) {
 		first := q.next(w, f)
-		if first.IsZero() && q.left <= 0 {
-			return end, false
+		if q.spent {
+			return end{at, pastBudget}
 		}
-		if first.IsZero() || first.After(end) {
-			return end, true
+		if first.IsZero() || first.After(at) {
+			return end{at, closes}
 		}
 		// Jump to a firing near the end rather than walk every one: the
 		// first after end-δ, for δ doubling from cron's minute.
 		f = first
-		for d := time.Minute; end.Add(-d).After(first); d *= 2 {
-			if g := q.next(w, end.Add(-d)); !g.IsZero() && !g.After(end) {
+		for d := time.Minute; at.Add(-d).After(first); d *= 2 {
+			if g := q.next(w, at.Add(-d)); !g.IsZero() && !g.After(at) {
 				f = g
 				break
 			}
 		}
-		if q.left <= 0 {
-			return end, false
+		if q.spent {
+			return end{at, pastBudget}
 		}
-		end = f.Add(w.duration)
+		at = f.Add(w.duration)
 	}
-	return end, false
+	return end{at, pastHorizon}
 }
 
 // nextOpen is the first moment after t at which the windows are open,
@@ -175,21 +214,22 @@ func (q *search) closes(w window, f, limit time.Time) (end time.Time, known bool
 // zero when none is found within the horizon and the budget.
 func (q *search) nextOpen(t time.Time) time.Time {
 	limit := t.Add(horizon)
-	for !t.After(limit) && q.left > 0 {
+	for !t.After(limit) && !q.spent {
 		moved := false
 		for _, w := range q.deny {
 			if f, in := q.opened(w, t); in {
-				end, known := q.closes(w, f, limit)
-				if !known {
+				e := q.closes(w, f, limit)
+				if e.found != closes {
 					return time.Time{}
 				}
-				t, moved = end, true
+				t, moved = e.at, true
 			}
 		}
 		if moved {
 			continue
 		}
-		if q.closed(t) == "" {
+		// A firing refused by the budget reads as none: no answer then.
+		if q.closed(t) == "" && !q.spent {
 			return t
 		}
 		// Outside every allow window: the earliest next opening.

@@ -121,6 +121,55 @@ func TestAWindowThatNeverCloses(t *testing.T) {
 	}
 }
 
+// Windows that chain minute by minute are followed to their end once per
+// look; past the budget, no end and no opening is claimed.
+func TestMinuteByMinuteChains(t *testing.T) {
+	s, err := Parse(&v1alpha1.Windows{Deny: []v1alpha1.Window{{Schedule: "* * 20-31 12 *", Duration: "1m"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newYear := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got := s.At(time.Date(2026, 12, 20, 0, 0, 30, 0, time.UTC)); !strings.Contains(got.Closed, "until 2027-01-01T00:00:00Z") || !got.Opens.Equal(newYear) {
+		t.Errorf("twelve days of minutes: %+v", got)
+	}
+	s, err = Parse(&v1alpha1.Windows{Deny: []v1alpha1.Window{{Schedule: "* * 1-20 12 *", Duration: "1m"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.At(time.Date(2026, 12, 1, 0, 0, 30, 0, time.UTC)); !strings.Contains(got.Closed, "fires too often to find when it closes") || !got.Opens.IsZero() {
+		t.Errorf("twenty days of minutes: %+v", got)
+	}
+}
+
+// Whatever the budget allows, an opening given is open.
+func TestOpensIsOpen(t *testing.T) {
+	holidays := &v1alpha1.Windows{Deny: []v1alpha1.Window{
+		{Schedule: "0 0 1 7 *", Duration: "1h"}, {Schedule: "0 0 1 1 *", Duration: "48h"},
+		{Schedule: "* * 20-31 12 *", Duration: "1m"}, {Schedule: "0 0 1 8 *", Duration: "1h"},
+	}}
+	workHours := &v1alpha1.Windows{Timezone: "Europe/Berlin", Allow: []v1alpha1.Window{{Schedule: "0 9 * * 1-4", Duration: "7h"}},
+		Deny: []v1alpha1.Window{{Schedule: "*/15 * 20-31 12 *", Duration: "15m"}, {Schedule: "0 12 * * 3", Duration: "2h"}}}
+	for _, w := range []*v1alpha1.Windows{holidays, workHours} {
+		s, err := Parse(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moments := []time.Time{time.Date(2026, 12, 25, 1, 24, 0, 0, time.UTC)} // where the budget once ran out mid-way
+		for now := time.Date(2026, 12, 18, 0, 7, 0, 0, time.UTC); now.Before(time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC)); now = now.Add(97 * time.Minute) {
+			moments = append(moments, now)
+		}
+		for _, now := range moments {
+			got := s.At(now)
+			if got.Closed == "" || got.Opens.IsZero() {
+				continue
+			}
+			if again := s.At(got.Opens); again.Closed != "" || !got.Opens.After(now) {
+				t.Fatalf("at %s: %q, opens %s, where %q", now, got.Closed, got.Opens, again.Closed)
+			}
+		}
+	}
+}
+
 // BenchmarkAt is the cost of a reconcile's look at its windows: typical
 // working hours with a freeze, and the worst case, windows that chain.
 func BenchmarkAt(b *testing.B) {
