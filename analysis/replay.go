@@ -9,8 +9,9 @@ import (
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
 
-// MaxReplayed bounds the measurements one metric's replay takes, so that a
-// short interval over a long stretch cannot flood Prometheus.
+// MaxReplayed bounds the measurements one metric's replay may take, so that
+// a short interval over a long stretch cannot flood Prometheus. A replay
+// that could need more is refused before it starts.
 const MaxReplayed = 1000
 
 // Replayed is one measurement of a replay and where it left the metric.
@@ -31,90 +32,109 @@ type MetricReplay struct {
 	Measurements []Replayed         `json:"measurements"`
 }
 
-// Replay measures each metric of spec as an AnalysisRun started at start
-// would have: after its initialDelay, then every interval, until its
-// counters decide, count measurements are taken, or end comes. measure
-// takes one measurement of a metric as of a moment (against data from then).
-// A metric that fails or errs ends the run, as it would have: the other
-// metrics keep only what they measured until then. The run's phase is
-// Running when end came before a verdict.
+// replaying is a metric under replay: when it measures next, and its
+// counters so far.
+type replaying struct {
+	m        v1alpha1.Metric
+	limits   Limits
+	interval time.Duration
+	next     time.Time
+	counters argo.MetricResult
+	out      *MetricReplay
+}
+
+// Replay measures spec as an AnalysisRun started at start would have: each
+// metric after its initialDelay, then every interval, until its counters
+// decide or end comes, in time order. measure takes one measurement of a
+// metric as of a moment (against data from then). As in a live run, a
+// metric that fails or errs ends the run (metrics due at that same moment
+// are measured too), and a metric measured once is measured again while it
+// errs. The run's phase is Running when end came before a verdict.
 func Replay(spec v1alpha1.AnalysisRunSpec, args map[string]string, start, end time.Time,
 	measure func(m v1alpha1.Metric, at time.Time) Sample) (argo.AnalysisPhase, []MetricReplay, error) {
 	dry := DryRunMetrics(spec)
-	out := make([]MetricReplay, 0, len(spec.Metrics))
-	for _, m := range spec.Metrics {
-		r, err := replayMetric(m, args, start, end, measure)
+	out := make([]MetricReplay, len(spec.Metrics))
+	metrics := make([]*replaying, len(spec.Metrics))
+	for i, m := range spec.Metrics {
+		out[i] = MetricReplay{Metric: m.Name, DryRun: dry[m.Name], Phase: argo.AnalysisPhasePending, Measurements: []Replayed{}}
+		r, err := scheduled(m, args, start, end)
 		if err != nil {
 			return "", nil, err
 		}
-		r.DryRun = dry[m.Name]
-		out = append(out, r)
+		r.out = &out[i]
+		metrics[i] = r
 	}
-	// The run ends at the first failure or error of a metric that decides.
-	var stop time.Time
-	for _, r := range out {
-		if r.DryRun || (r.Phase != argo.AnalysisPhaseFailed && r.Phase != argo.AnalysisPhaseError) {
-			continue
+	for ended := false; !ended; {
+		// The next moment any metric is due; every metric due then measures.
+		var at time.Time
+		for _, r := range metrics {
+			if !r.out.Phase.Completed() && !r.next.After(end) && (at.IsZero() || r.next.Before(at)) {
+				at = r.next
+			}
 		}
-		if at := r.Measurements[len(r.Measurements)-1].At; stop.IsZero() || at.Before(stop) {
-			stop = at
+		if at.IsZero() {
+			break
+		}
+		for _, r := range metrics {
+			if r.out.Phase.Completed() || !r.next.Equal(at) {
+				continue
+			}
+			if len(r.out.Measurements) == MaxReplayed {
+				return "", nil, fmt.Errorf("metric %s: more than %d measurements; replay a shorter stretch", r.m.Name, MaxReplayed)
+			}
+			phase, value, msg := Judge(r.m, measure(r.m, at), args)
+			Record(&r.counters, phase)
+			r.out.Phase = Assess(r.counters, r.limits)
+			r.out.Measurements = append(r.out.Measurements, Replayed{At: at, Value: value, Phase: phase, Message: msg, Metric: r.out.Phase})
+			switch {
+			case r.interval > 0:
+				r.next = at.Add(r.interval)
+			case phase == argo.AnalysisPhaseError:
+				// Measured once, and it erred: a live run tries again at once.
+			default:
+				r.next = end.Add(time.Nanosecond) // measured once: done
+			}
+			if !r.out.DryRun && (r.out.Phase == argo.AnalysisPhaseFailed || r.out.Phase == argo.AnalysisPhaseError) {
+				ended = true
+			}
 		}
 	}
 	phases := map[string]argo.AnalysisPhase{}
-	for i := range out {
-		if !stop.IsZero() {
-			out[i].cutAfter(stop)
-		}
-		phases[out[i].Metric] = out[i].Phase
+	for _, m := range out {
+		phases[m.Metric] = m.Phase
 	}
 	return RunPhase(phases, dry), out, nil
 }
 
-// cutAfter drops what was measured after t: the run had ended.
-func (r *MetricReplay) cutAfter(t time.Time) {
-	n := len(r.Measurements)
-	for n > 0 && r.Measurements[n-1].At.After(t) {
-		n--
-	}
-	r.Measurements = r.Measurements[:n]
-	r.Phase = argo.AnalysisPhasePending
-	if n > 0 {
-		r.Phase = r.Measurements[n-1].Metric
-	}
-}
-
-func replayMetric(m v1alpha1.Metric, args map[string]string, start, end time.Time,
-	measure func(v1alpha1.Metric, time.Time) Sample) (MetricReplay, error) {
-	r := MetricReplay{Metric: m.Name, Phase: argo.AnalysisPhasePending}
+// scheduled readies a metric for replay, refusing one that could take more
+// than MaxReplayed measurements over the stretch.
+func scheduled(m v1alpha1.Metric, args map[string]string, start, end time.Time) (*replaying, error) {
 	limits, err := LimitsOf(m, args)
 	if err != nil {
-		return r, fmt.Errorf("metric %s: %w", m.Name, err)
+		return nil, fmt.Errorf("metric %s: %w", m.Name, err)
 	}
 	delay, err := durationOf(m.InitialDelay)
 	if err != nil {
-		return r, fmt.Errorf("metric %s: initialDelay: %w", m.Name, err)
+		return nil, fmt.Errorf("metric %s: initialDelay: %w", m.Name, err)
 	}
 	interval, err := durationOf(m.Interval)
 	if err != nil {
-		return r, fmt.Errorf("metric %s: interval: %w", m.Name, err)
+		return nil, fmt.Errorf("metric %s: interval: %w", m.Name, err)
 	}
-	if interval <= 0 && limits.Count != 1 {
-		return r, fmt.Errorf("metric %s: measures more than once, so it needs an interval", m.Name)
+	if interval <= 0 && limits.Count > 1 {
+		return nil, fmt.Errorf("metric %s: measures %d times, so it needs an interval", m.Name, limits.Count)
 	}
-	if n := int(end.Sub(start.Add(delay))/max(interval, time.Nanosecond)) + 1; limits.Count == 0 && n > MaxReplayed {
-		return r, fmt.Errorf("metric %s: replaying it every %s would take %d measurements, more than %d; replay a shorter stretch", m.Name, interval, n, MaxReplayed)
+	// A metric without a count measures every interval of the stretch; one
+	// with a count, about count times (errors come on top, and are bounded
+	// as the replay goes).
+	most := int64(limits.Count)
+	if limits.Count <= 0 && interval > 0 {
+		most = int64(end.Sub(start.Add(delay))/interval) + 1
 	}
-	var counters argo.MetricResult
-	for at := start.Add(delay); !at.After(end) && len(r.Measurements) < MaxReplayed; at = at.Add(interval) {
-		phase, value, msg := Judge(m, measure(m, at), args)
-		Record(&counters, phase)
-		r.Phase = Assess(counters, limits)
-		r.Measurements = append(r.Measurements, Replayed{At: at, Value: value, Phase: phase, Message: msg, Metric: r.Phase})
-		if r.Phase.Completed() || interval <= 0 {
-			break
-		}
+	if most > MaxReplayed {
+		return nil, fmt.Errorf("metric %s: replaying it would take %d measurements, more than %d; replay a shorter stretch", m.Name, most, MaxReplayed)
 	}
-	return r, nil
+	return &replaying{m: m, limits: limits, interval: interval, next: start.Add(delay)}, nil
 }
 
 func durationOf(d argo.DurationString) (time.Duration, error) {

@@ -51,6 +51,7 @@ func TestReplay(t *testing.T) {
 		end     time.Duration
 		want    argo.AnalysisPhase
 		metrics []metricWant
+		sent    int // queries, when it matters
 		err     string
 	}{
 		{name: "every measurement taken within the SLO",
@@ -72,9 +73,18 @@ func TestReplay(t *testing.T) {
 		{name: "a background metric runs until the end of the stretch",
 			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("p99", nil)}}, end: time.Hour,
 			want: argo.AnalysisPhaseRunning, metrics: []metricWant{{argo.AnalysisPhaseRunning, 13}}},
-		{name: "a failing metric ends the run: the other keeps what came before",
-			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("p99", nil), metric("sr", count(12))}}, end: time.Hour,
-			want: argo.AnalysisPhaseFailed, metrics: []metricWant{{argo.AnalysisPhaseRunning, 5}, {argo.AnalysisPhaseFailed, 5}}},
+		{name: "a failing metric ends the run: the other stops with it",
+			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("p99", nil), metric("sr", count(12))}}, end: 10 * time.Hour,
+			want: argo.AnalysisPhaseFailed, metrics: []metricWant{{argo.AnalysisPhaseRunning, 5}, {argo.AnalysisPhaseFailed, 5}}, sent: 10},
+		{name: "an erring metric ends the run too",
+			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("p99", nil), metric("down", count(10))}}, end: time.Hour,
+			want: argo.AnalysisPhaseError, metrics: []metricWant{{argo.AnalysisPhaseRunning, 5}, {argo.AnalysisPhaseError, 5}}},
+		{name: "a metric not due before the run ends was never measured",
+			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("p99", func(m *v1alpha1.Metric) { m.InitialDelay = "30m" }), metric("sr", count(12))}},
+			end:  time.Hour, want: argo.AnalysisPhaseFailed, metrics: []metricWant{{argo.AnalysisPhasePending, 0}, {argo.AnalysisPhaseFailed, 5}}},
+		{name: "measured once, it is measured again at once while it errs",
+			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("down", func(m *v1alpha1.Metric) { m.Interval = "" })}}, end: time.Hour,
+			want: argo.AnalysisPhaseError, metrics: []metricWant{{argo.AnalysisPhaseError, 5}}, sent: 5},
 		{name: "a dry-run failure ends nothing",
 			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("p99", count(8)), metric("sr", count(12))},
 				DryRun: []argo.DryRun{{MetricName: "sr"}}}, end: time.Hour,
@@ -91,6 +101,9 @@ func TestReplay(t *testing.T) {
 		{name: "a stretch too long for the interval is refused",
 			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("p99", func(m *v1alpha1.Metric) { m.Interval = "1s" })}}, end: time.Hour,
 			err: "would take 3601 measurements"},
+		{name: "a count too large is refused",
+			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("sr", count(5000))}}, end: 48 * time.Hour,
+			err: "would take 5000 measurements"},
 		{name: "a count without an interval is refused",
 			spec: v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{metric("sr", func(m *v1alpha1.Metric) {
 				m.Interval, m.Count = "", ptr.To(intstr.FromInt32(3))
@@ -98,7 +111,9 @@ func TestReplay(t *testing.T) {
 			err: "needs an interval"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			sent := 0
 			got, metrics, err := Replay(tt.spec, nil, start, start.Add(tt.end), func(m v1alpha1.Metric, at time.Time) Sample {
+				sent++
 				return series[m.Provider.Prometheus.Query](at)
 			})
 			if tt.err != "" {
@@ -114,9 +129,12 @@ func TestReplay(t *testing.T) {
 				t.Errorf("run %s, want %s", got, tt.want)
 			}
 			for i, w := range tt.metrics {
-				if m := metrics[i]; m.Phase != w.phase || len(m.Measurements) != w.n {
+				if m := metrics[i]; m.Phase != w.phase || len(m.Measurements) != w.n || m.Measurements == nil {
 					t.Errorf("metric %s: %s after %d measurements, want %s after %d", m.Metric, m.Phase, len(m.Measurements), w.phase, w.n)
 				}
+			}
+			if tt.sent > 0 && sent != tt.sent {
+				t.Errorf("%d queries sent, want %d", sent, tt.sent)
 			}
 		})
 	}

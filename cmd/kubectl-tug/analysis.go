@@ -39,16 +39,19 @@ func newAnalysisCmd(o *options) *cobra.Command {
 		Long: `Evaluate an AnalysisTemplate (or ClusterAnalysisTemplate, or an Argo Rollouts
 one) once, now, against Prometheus, as the controller would for one
 measurement: each metric's resolved query, value, phase and why. For people
-writing templates. Exits 1 when a metric is not Successful.
+writing templates. Exits 1 when a metric is not Successful, and 4 when the
+template could not be evaluated (bad flags, a file that does not parse).
 
 With --replay-from, the template is replayed over past data instead: each
 metric measured as a run started then would have (initialDelay, interval,
 count, limits), up to its verdict or --replay-to, with each measurement
 shown. Exits 0 when the replayed run succeeds, 1 when it fails, errs or is
-inconclusive, 2 when it is still running at --replay-to.
+inconclusive, 2 when it is still running at --replay-to, and 4 when it could
+not be replayed (a stretch that would take more than 1,000 measurements of a
+metric is refused).
 
 Arguments come from --arg, Secret arguments included (their values are
-never read from the cluster). With --secrets, the Secrets a metric names
+never read from the cluster, and are masked in what is printed). With --secrets, the Secrets a metric names
 for authentication or tls are read from the namespace (-n) with your
 kubeconfig; as in the controller, credentials go only to --prometheus.`,
 		Args: cobra.NoArgs,
@@ -64,7 +67,7 @@ kubeconfig; as in the controller, credentials go only to --prometheus.`,
 			if err != nil {
 				return err
 			}
-			spec, values, err := load(raw, given)
+			t, err := load(raw, given)
 			if err != nil {
 				return err
 			}
@@ -74,9 +77,12 @@ kubeconfig; as in the controller, credentials go only to --prometheus.`,
 			}
 			now := time.Now()
 			if replayFrom != "" {
-				return replay(cmd.Context(), o.streams.Out, spec, values, p, namespace, replayFrom, replayTo, now, output)
+				return replay(cmd.Context(), o.streams.Out, t, p, namespace, replayFrom, replayTo, now, output)
 			}
-			results := evaluate(cmd.Context(), spec, values, p, namespace, now)
+			if replayTo != "" {
+				return errors.New("--replay-to needs --replay-from")
+			}
+			results := evaluate(cmd.Context(), t, p, namespace, now)
 			if err := printEvaluation(o.streams.Out, results, output); err != nil {
 				return err
 			}
@@ -160,28 +166,49 @@ func (f prometheusFlags) provider(o *options, secrets bool) (*prometheus.Provide
 }
 
 // load reads the template in raw and resolves its arguments from given.
-func load(raw []byte, given []argo.Argument) (v1alpha1.AnalysisRunSpec, map[string]string, error) {
-	var t v1alpha1.AnalysisTemplate // the spec is the same for every kind
-	if err := yaml.Unmarshal(raw, &t); err != nil {
-		return v1alpha1.AnalysisRunSpec{}, nil, fmt.Errorf("read template: %w", err)
+func load(raw []byte, given []argo.Argument) (template, error) {
+	var at v1alpha1.AnalysisTemplate // the spec is the same for every kind
+	if err := yaml.Unmarshal(raw, &at); err != nil {
+		return template{}, fmt.Errorf("read template: %w", err)
 	}
-	spec, err := analysis.RunSpec([]v1alpha1.AnalysisTemplateSpec{t.Spec}, given)
+	spec, err := analysis.RunSpec([]v1alpha1.AnalysisTemplateSpec{at.Spec}, given)
 	if err != nil {
-		return spec, nil, err
+		return template{}, err
 	}
-	values := map[string]string{}
+	t := template{spec: spec, values: map[string]string{}, shownValues: map[string]string{}}
+	secret := map[string]bool{}
+	for _, a := range at.Spec.Args {
+		secret[a.Name] = a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil
+	}
 	for _, a := range spec.Args {
 		if a.Value == nil {
-			return spec, nil, fmt.Errorf("argument %q comes from a Secret; pass its value with --arg %s=...", a.Name, a.Name)
+			return template{}, fmt.Errorf("argument %q comes from a Secret; pass its value with --arg %s=...", a.Name, a.Name)
 		}
-		values[a.Name] = *a.Value
+		t.values[a.Name], t.shownValues[a.Name] = *a.Value, *a.Value
+		if secret[a.Name] {
+			t.shownValues[a.Name] = "REDACTED"
+		}
 	}
 	for _, m := range spec.Metrics {
 		if m.Provider.Prometheus == nil {
-			return spec, nil, errors.New("metric " + m.Name + ": provider.prometheus is required")
+			return template{}, errors.New("metric " + m.Name + ": provider.prometheus is required")
 		}
 	}
-	return spec, values, nil
+	return t, nil
+}
+
+// template is a template read from a file, its arguments resolved.
+type template struct {
+	spec   v1alpha1.AnalysisRunSpec
+	values map[string]string
+	// shownValues are the values as printed: those of arguments the
+	// template reads from Secrets are masked, as the controller masks them.
+	shownValues map[string]string
+}
+
+// shown is a metric's query as printed.
+func (t template) shown(m v1alpha1.Metric) string {
+	return analysis.Shown(m.Provider.Prometheus.Query, t.shownValues)
 }
 
 // rendered is a metric's Prometheus query with the arguments in place.
@@ -198,19 +225,21 @@ func rendered(m v1alpha1.Metric, values map[string]string) (v1alpha1.PrometheusM
 
 // evaluate measures every metric of spec once, at ts, with Secrets for
 // authentication and tls read from namespace.
-func evaluate(ctx context.Context, spec v1alpha1.AnalysisRunSpec, values map[string]string, p *prometheus.Provider, namespace string, ts time.Time) []evaluation {
+func evaluate(ctx context.Context, t template, p *prometheus.Provider, namespace string, ts time.Time) []evaluation {
 	var out []evaluation
-	for _, m := range spec.Metrics {
+	for _, m := range t.spec.Metrics {
 		e := evaluation{Metric: m.Name}
-		prom, query, err := rendered(m, values)
-		e.Query = query
+		prom, query, err := rendered(m, t.values)
+		if err == nil {
+			e.Query = t.shown(m)
+		}
 		if err != nil {
 			e.Phase, e.Message = argo.AnalysisPhaseError, err.Error()
 			out = append(out, e)
 			continue
 		}
 		s := p.Measure(ctx, namespace, &prom, query, ts)
-		e.Phase, e.Value, e.Message = analysis.Judge(m, s, values)
+		e.Phase, e.Value, e.Message = analysis.Judge(m, s, t.values)
 		out = append(out, e)
 	}
 	return out

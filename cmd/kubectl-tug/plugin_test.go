@@ -145,7 +145,7 @@ func TestRequestsAreAnnotations(t *testing.T) {
 	if len(ro.Spec.Steps) != 2 || ro.Generation != 1 {
 		t.Errorf("a request changed the spec (generation %d)", ro.Generation)
 	}
-	if code, out := p.run("promote", "missing"); code != 1 || !strings.Contains(out, "not found") {
+	if code, out := p.run("promote", "missing"); code != exitTrouble || !strings.Contains(out, "not found") {
 		t.Errorf("promote of a missing rollout: exit %d: %s", code, out)
 	}
 }
@@ -303,6 +303,29 @@ spec:
 	if code := run("analysis", "run", "-f", file, "--arg", `workload=x"} or vector(1) #`, "--prometheus", srv.URL); code != 1 {
 		t.Errorf("hostile argument: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
+	// An argument the template reads from a Secret is given by hand, and
+	// masked in what is printed, as the controller masks it.
+	secret := filepath.Join(t.TempDir(), "secret.yaml")
+	if err := os.WriteFile(secret, []byte(`apiVersion: tugboat.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: sr}
+spec:
+  args: [{name: workload, valueFrom: {secretKeyRef: {name: tenant, key: workload}}}]
+  metrics:
+  - name: success-rate
+    successCondition: result[0] >= 0.99
+    provider:
+      prometheus: {query: 'tugboat_test{workload="{{args.workload}}"}'}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run("analysis", "run", "-f", secret, "--prometheus", srv.URL); code != exitTrouble || !strings.Contains(errOut.String(), "pass its value with --arg workload") {
+		t.Errorf("a Secret argument not given: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := run("analysis", "run", "-f", secret, "--arg", "workload=good", "--prometheus", srv.URL); code != 0 ||
+		!strings.Contains(out.String(), `tugboat_test{workload="REDACTED"}`) || strings.Contains(out.String(), "good") {
+		t.Errorf("a Secret argument given: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
 	ranged := filepath.Join(t.TempDir(), "range.yaml")
 	if err := os.WriteFile(ranged, []byte(`apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
@@ -394,8 +417,14 @@ spec:
 		!strings.Contains(out.String(), "Running after 6 measurements") {
 		t.Errorf("a background metric replayed: exit %d, want 2\n%s%s", code, out.String(), errOut.String())
 	}
-	if code := run("--arg", "count=5", "--replay-from", "tomorrow"); code == 0 || !strings.Contains(errOut.String(), "--replay-from") {
+	if code := run("--arg", "count=5", "--replay-from", "tomorrow"); code != exitTrouble || !strings.Contains(errOut.String(), "--replay-from") {
 		t.Errorf("a bad time: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := run("--arg", "count=5", "--replay-to", "20m"); code != exitTrouble || !strings.Contains(errOut.String(), "--replay-to needs --replay-from") {
+		t.Errorf("an end without a start: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if code := run("--arg", "count=0", "--replay-from", "30h"); code != exitTrouble || !strings.Contains(errOut.String(), "replay a shorter stretch") {
+		t.Errorf("a stretch too long: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
 

@@ -32,8 +32,9 @@ type replayedMetric struct {
 
 // replay measures spec over past data, from a run started at from until to,
 // and prints what it would have measured and decided.
-func replay(ctx context.Context, out io.Writer, spec v1alpha1.AnalysisRunSpec, values map[string]string, p *prometheus.Provider, namespace,
+func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provider, namespace,
 	from, to string, now time.Time, format string) error {
+	now = now.UTC().Truncate(time.Second)
 	start, err := moment(from, now)
 	if err != nil {
 		return fmt.Errorf("--replay-from: %w", err)
@@ -47,25 +48,28 @@ func replay(ctx context.Context, out io.Writer, spec v1alpha1.AnalysisRunSpec, v
 	if !start.Before(end) || end.After(now) {
 		return fmt.Errorf("replay from %s to %s: want a stretch of the past, from before to", start.Format(time.RFC3339), end.Format(time.RFC3339))
 	}
-	queries := map[string]string{}
+	queries, shown := map[string]string{}, map[string]string{}
 	proms := map[string]v1alpha1.PrometheusMetric{}
-	for _, m := range spec.Metrics {
-		prom, query, err := rendered(m, values)
+	for _, m := range t.spec.Metrics {
+		prom, query, err := rendered(m, t.values)
 		if err != nil {
 			return fmt.Errorf("metric %s: %w", m.Name, err)
 		}
-		queries[m.Name], proms[m.Name] = query, prom
+		queries[m.Name], shown[m.Name], proms[m.Name] = query, t.shown(m), prom
 	}
-	phase, metrics, err := analysis.Replay(spec, values, start, end, func(m v1alpha1.Metric, at time.Time) analysis.Sample {
+	phase, metrics, err := analysis.Replay(t.spec, t.values, start, end, func(m v1alpha1.Metric, at time.Time) analysis.Sample {
 		prom := proms[m.Name]
 		return p.Measure(ctx, namespace, &prom, queries[m.Name], at)
 	})
 	if err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: what was measured says nothing
+	}
 	r := replayed{Phase: phase, From: start, To: end}
 	for _, m := range metrics {
-		r.Metrics = append(r.Metrics, replayedMetric{MetricReplay: m, Query: queries[m.Metric]})
+		r.Metrics = append(r.Metrics, replayedMetric{MetricReplay: m, Query: shown[m.Metric]})
 	}
 	if err := printReplay(out, r, format); err != nil {
 		return err
@@ -82,7 +86,7 @@ func replay(ctx context.Context, out io.Writer, spec v1alpha1.AnalysisRunSpec, v
 // moment reads a time: RFC 3339, or a duration before now.
 func moment(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+		return t.UTC(), nil
 	}
 	d, err := time.ParseDuration(strings.TrimPrefix(s, "-"))
 	if err != nil || d <= 0 {

@@ -92,5 +92,5 @@ func execute(ctx context.Context, args []string, streams genericiooptions.IOStre
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	return 1
+	return exitTrouble
 }

@@ -25,6 +25,10 @@ const (
 	exitFailed  = 1 // aborted, or stalled on an invalid spec (the reason is printed)
 	exitPaused  = 2 // waiting for a person to promote
 	exitTimeout = 3 // still progressing when the timeout ran out
+	// exitTrouble is every verb's code when it could not do what was asked
+	// (bad flags or input, no cluster, an object not found), so that a script
+	// never reads trouble as a rollout's or a template's verdict.
+	exitTrouble = 4
 )
 
 // waitResult is what `wait` found, as -o json prints it.
@@ -54,7 +58,8 @@ func newWaitCmd(o *options) *cobra.Command {
 target Deployment's current pod template, or --for-revision.
 
 Exit codes: 0 healthy at the revision; 1 aborted or degraded (the reason is
-printed); 2 paused, waiting for a person to promote; 3 timed out.`,
+printed); 2 paused, waiting for a person to promote; 3 timed out; 4 could
+not wait (bad flags, no cluster, no such Rollout).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "" && output != "json" {
