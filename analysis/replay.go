@@ -86,12 +86,9 @@ func Replay(spec v1alpha1.AnalysisRunSpec, args map[string]string, start, end ti
 			Record(&r.counters, phase)
 			r.out.Phase = Assess(r.counters, r.limits)
 			r.out.Measurements = append(r.out.Measurements, Replayed{At: at, Value: value, Phase: phase, Message: msg, Metric: r.out.Phase})
-			switch {
-			case r.interval > 0:
-				r.next = at.Add(r.interval)
-			case phase == argo.AnalysisPhaseError:
-				// Measured once, and it erred: a live run tries again at once.
-			default:
+			if r.interval > 0 || phase == argo.AnalysisPhaseError {
+				r.next, _ = NextDue(r.m, start, &at) // parsed by scheduled
+			} else {
 				r.next = end.Add(time.Nanosecond) // measured once: done
 			}
 			if !r.out.DryRun && (r.out.Phase == argo.AnalysisPhaseFailed || r.out.Phase == argo.AnalysisPhaseError) {
@@ -113,7 +110,7 @@ func scheduled(m v1alpha1.Metric, args map[string]string, start, end time.Time) 
 	if err != nil {
 		return nil, fmt.Errorf("metric %s: %w", m.Name, err)
 	}
-	delay, err := durationOf(m.InitialDelay)
+	first, err := NextDue(m, start, nil)
 	if err != nil {
 		return nil, fmt.Errorf("metric %s: initialDelay: %w", m.Name, err)
 	}
@@ -129,12 +126,24 @@ func scheduled(m v1alpha1.Metric, args map[string]string, start, end time.Time) 
 	// as the replay goes).
 	most := int64(limits.Count)
 	if limits.Count <= 0 && interval > 0 {
-		most = int64(end.Sub(start.Add(delay))/interval) + 1
+		most = int64(end.Sub(first)/interval) + 1
 	}
 	if most > MaxReplayed {
 		return nil, fmt.Errorf("metric %s: replaying it would take %d measurements, more than %d; replay a shorter stretch", m.Name, most, MaxReplayed)
 	}
-	return &replaying{m: m, limits: limits, interval: interval, next: start.Add(delay)}, nil
+	return &replaying{m: m, limits: limits, interval: interval, next: first}, nil
+}
+
+// NextDue is when a metric measures next in a run started at started: its
+// initialDelay after the start, then an interval after its last measurement
+// (at once again, for a metric without an interval).
+func NextDue(m v1alpha1.Metric, started time.Time, last *time.Time) (time.Time, error) {
+	if last == nil {
+		delay, err := durationOf(m.InitialDelay)
+		return started.Add(delay), err
+	}
+	interval, err := durationOf(m.Interval)
+	return last.Add(interval), err
 }
 
 func durationOf(d argo.DurationString) (time.Duration, error) {

@@ -387,23 +387,12 @@ func usesAny(query string, names map[string]bool) bool {
 	return false
 }
 
-// nextDue is when a metric's next measurement is due: its initial delay after
-// the run started, then an interval after the last one.
+// nextDue is when a metric's next measurement is due (analysis.NextDue).
 func nextDue(m *v1alpha1.Metric, res *argo.MetricResult, started time.Time) (time.Time, error) {
 	if len(res.Measurements) == 0 {
-		delay, err := parseDuration(m.InitialDelay)
-		return started.Add(delay), err
+		return analysis.NextDue(*m, started, nil)
 	}
-	interval, err := parseDuration(m.Interval)
-	last := res.Measurements[len(res.Measurements)-1]
-	return last.StartedAt.Add(interval), err
-}
-
-func parseDuration(d argo.DurationString) (time.Duration, error) {
-	if d == "" {
-		return 0, nil
-	}
-	return d.Duration()
+	return analysis.NextDue(*m, started, &res.Measurements[len(res.Measurements)-1].StartedAt.Time)
 }
 
 // args resolves the run's arguments: values, and Secret references read now
