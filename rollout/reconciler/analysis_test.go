@@ -218,9 +218,13 @@ func TestBackgroundAnalysisCostsNoRolloutWrites(t *testing.T) {
 	}
 	successes(1)
 	before := f.eventually("bg", "paused", 10*time.Second, hasReason("WaitingForPromotion"))
-	run := successes(successes(1).Status.MetricResults[0].Successful + 5)
+	first := successes(1).Status.MetricResults[0]
+	run := successes(first.Successful + 5)
 	after := f.eventually("bg", "paused", 10*time.Second, hasReason("WaitingForPromotion"))
-	if after.ResourceVersion != before.ResourceVersion {
+	// An erring measurement (a slow Prometheus on a busy machine) is a
+	// verdict change, and rightly written.
+	onlySuccesses := run.Status.MetricResults[0].Error == first.Error && run.Status.MetricResults[0].Inconclusive == first.Inconclusive
+	if after.ResourceVersion != before.ResourceVersion && onlySuccesses {
 		t.Errorf("the Rollout was written while its background analysis only succeeded (%d successes): %+v", run.Status.MetricResults[0].Successful, after.Status.Analysis)
 	}
 	if paused.Status.CurrentStepIndex == nil || *paused.Status.CurrentStepIndex != 1 {
