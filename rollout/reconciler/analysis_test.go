@@ -216,9 +216,8 @@ func TestBackgroundAnalysisCostsNoRolloutWrites(t *testing.T) {
 		}
 		return &run
 	}
-	successes(1)
-	before := f.eventually("bg", "paused", 10*time.Second, hasReason("WaitingForPromotion"))
 	first := successes(1).Status.MetricResults[0]
+	before := f.eventually("bg", "paused", 10*time.Second, hasReason("WaitingForPromotion"))
 	run := successes(first.Successful + 5)
 	after := f.eventually("bg", "paused", 10*time.Second, hasReason("WaitingForPromotion"))
 	// An erring measurement (a slow Prometheus on a busy machine) is a
