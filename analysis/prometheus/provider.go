@@ -53,6 +53,8 @@ type Provider struct {
 	CredentialAddresses []string
 	// MaxInFlight bounds concurrent queries per server (default 8).
 	MaxInFlight int64
+	// Metrics, when set, counts the queries sent and saved.
+	Metrics *Metrics
 
 	flights    singleflight.Group
 	mu         sync.Mutex
@@ -97,9 +99,12 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 	}
 	key := req.key()
 	if s, ok := p.remembered(key); ok {
+		p.Metrics.save()
 		return s
 	}
+	led := false
 	v, err, _ := p.flights.Do(key, func() (any, error) {
+		led = true
 		sem := p.semaphore(req.address)
 		if err := sem.Acquire(ctx, 1); err != nil {
 			return nil, err
@@ -107,8 +112,14 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 		defer sem.Release(1)
 		qctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return p.query(qctx, req)
+		start := time.Now()
+		s, err := p.query(qctx, req)
+		p.Metrics.sent(time.Since(start), err)
+		return s, err
 	})
+	if !led {
+		p.Metrics.save() // joined an identical query under way
+	}
 	s := analysis.Sample{Err: err}
 	if err == nil {
 		s = v.(analysis.Sample)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/utils/ptr"
 
 	"github.com/tugboatdev/tugboat/analysis"
@@ -73,7 +75,7 @@ tugboat_test{workload="nan"} NaN ` + at + `
 func TestQueryRefused(t *testing.T) {
 	ts := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	srv := promserver.Start(t, promserver.Options{OpenMetrics: "# TYPE tugboat_test gauge\ntugboat_test 1 " + strconv.FormatInt(ts.Unix(), 10) + "\n"})
-	p := &Provider{Guard: Guard{AllowLoopback: true}}
+	p := &Provider{Guard: Guard{AllowLoopback: true}, Metrics: NewMetrics(prometheus.NewRegistry())}
 	s := p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{Address: srv.URL}, `label_replace(tugboat_test, "x", "$1", "job", "(")`, ts)
 	var refused *analysis.QueryRefused
 	if !errors.As(s.Err, &refused) || refused.Reason != "execution" || !strings.Contains(s.Err.Error(), "invalid regular expression in label_replace(): (") {
@@ -82,6 +84,11 @@ func TestQueryRefused(t *testing.T) {
 	s = p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{Address: "http://127.0.0.1:1"}, "up", time.Now())
 	if s.Err == nil || errors.As(s.Err, &refused) {
 		t.Errorf("an unreachable server: %v", s.Err)
+	}
+	for result, want := range map[string]float64{"ok": 0, "refused": 1, "error": 1} {
+		if got := testutil.ToFloat64(p.Metrics.queries.WithLabelValues(result)); got != want {
+			t.Errorf("tugboat_prometheus_queries_total{result=%q} = %v, want %v", result, got, want)
+		}
 	}
 }
 
@@ -184,7 +191,7 @@ func TestRequestDetails(t *testing.T) {
 			return nil, fmt.Errorf("secret %s/%s not found", ns, name)
 		}
 		return map[string][]byte{"token": []byte("s3cret")}, nil
-	}}
+	}, Metrics: NewMetrics(prometheus.NewRegistry())}
 	m := &v1alpha1.PrometheusMetric{
 		Headers:        []argo.WebMetricHeader{{Key: "X-Scope-OrgID", Value: "tenant-a"}},
 		Authentication: &v1alpha1.PrometheusAuthentication{BearerToken: &argo.SecretKeyRef{Name: "prom-token", Key: "token"}},
@@ -201,6 +208,9 @@ func TestRequestDetails(t *testing.T) {
 	}
 	if s := p.Measure(t.Context(), "prod", m, "up", ts.Add(time.Minute)); s.Err != nil || calls.Load() != 2 {
 		t.Errorf("a query due later was not sent: %+v, %d calls", s, calls.Load())
+	}
+	if sent, saved := testutil.ToFloat64(p.Metrics.queries.WithLabelValues("ok")), testutil.ToFloat64(p.Metrics.saved); sent != 2 || saved != 2 {
+		t.Errorf("metrics: %v queries sent, %v saved; want 2 and 2", sent, saved)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -50,6 +50,8 @@ type Reconciler struct {
 	// Recorder, when set, marks each metric's transitions with an event on
 	// the Rollout that owns the run.
 	Recorder recorder
+	// Metrics, when set, counts measurements and verdicts.
+	Metrics *Metrics
 	Now      func() time.Time
 	// Coalesce is how long successful measurements that change no verdict
 	// may wait, in memory, before they are written; failures, inconclusive
@@ -126,6 +128,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("patch status of analysisrun %s: %w", req.NamespacedName, err)
 	}
 	r.memos.Store(req.NamespacedName, memo{before: base.ResourceVersion, written: run.ResourceVersion, status: *run.Status.DeepCopy(), lastWrite: now})
+	if run.Status.Phase.Completed() && !base.Status.Phase.Completed() {
+		r.Metrics.completed(run.Status.Phase)
+	}
 	r.announce(base, &run)
 	return requeue(wake, now), nil
 }
@@ -270,6 +275,7 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 // record judges a sample and adds the measurement to the metric's result.
 func (r *Reconciler) record(run *v1alpha1.AnalysisRun, m *v1alpha1.Metric, res *argo.MetricResult, sample analysis.Sample, plain map[string]string, shown string, limits analysis.Limits, now time.Time) {
 	phase, value, msg := analysis.Judge(*m, sample, plain)
+	r.Metrics.measured(phase)
 	meas := argo.Measurement{
 		Phase:      phase,
 		Value:      value,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -136,7 +137,8 @@ func TestAnalysisRuns(t *testing.T) {
 		}
 		return map[string][]byte{"token": []byte("s3cret"), "hostile": []byte("1) or vector(s3cret"), "regex": []byte(`s3c"r(et`)}, nil
 	}
-	r := &reconciler.Reconciler{Client: mgr.GetClient(), Measurer: m, Secrets: secrets, Now: time.Now, Coalesce: time.Hour}
+	reg := prometheus.NewRegistry()
+	r := &reconciler.Reconciler{Client: mgr.GetClient(), Measurer: m, Secrets: secrets, Now: time.Now, Coalesce: time.Hour, Metrics: reconciler.NewMetrics(reg)}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +187,9 @@ func TestAnalysisRuns(t *testing.T) {
 		if n, _ := patches.Load("scheduled"); n == nil || n.(*atomic.Int32).Load() > 3 {
 			t.Errorf("status patches: %v, want at most 3 for 3 measurements with coalescing", n)
 		}
+		if runs, measured := counter(t, reg, "tugboat_analysis_runs_completed_total", "Successful"), counter(t, reg, "tugboat_analysis_measurements_total", "Successful"); runs != 1 || measured != 3 {
+			t.Errorf("metrics: %v runs Successful, %v measurements Successful; want 1 and 3", runs, measured)
+		}
 	})
 
 	t.Run("a failing metric ends the run early; a dry-run one never decides", func(t *testing.T) {
@@ -198,6 +203,9 @@ func TestAnalysisRuns(t *testing.T) {
 		}
 		if run.Status.DryRunSummary == nil || run.Status.DryRunSummary.Failed != 1 {
 			t.Errorf("dry-run summary %+v", run.Status.DryRunSummary)
+		}
+		if runs := counter(t, reg, "tugboat_analysis_runs_completed_total", "Failed"); runs != 1 {
+			t.Errorf("metrics: %v runs Failed, want 1", runs)
 		}
 	})
 
@@ -397,4 +405,27 @@ func TestAnalysisRuns(t *testing.T) {
 			t.Errorf("phase %s, message %q", done.Status.Phase, done.Status.Message)
 		}
 	})
+}
+
+// counter reads a counter of reg by name and phase.
+func counter(t *testing.T, reg *prometheus.Registry, name, phase string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "phase" && l.GetValue() == phase {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{phase=%q}", name, phase)
+	return 0
 }
