@@ -52,7 +52,7 @@ type Reconciler struct {
 	Recorder recorder
 	// Metrics, when set, counts measurements and verdicts.
 	Metrics *Metrics
-	Now      func() time.Time
+	Now     func() time.Time
 	// Coalesce is how long successful measurements that change no verdict
 	// may wait, in memory, before they are written; failures, inconclusive
 	// and erring measurements and every phase change are written at once.
