@@ -273,7 +273,7 @@ func TestAnalysisRun(t *testing.T) {
 		`tugboat_test{workload="good"} 0.999 ` + strconv.FormatInt(ts.Unix(), 10) + "\n" +
 		`tugboat_test{workload="bad"} 0.9 ` + strconv.FormatInt(ts.Unix(), 10) + "\n"})
 	file := filepath.Join(t.TempDir(), "template.yaml")
-	if err := os.WriteFile(file, []byte(`apiVersion: argoproj.io/v1alpha1
+	writeFile(t, file, `apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: sr}
 spec:
@@ -283,15 +283,10 @@ spec:
     successCondition: result[0] >= 0.99
     provider:
       prometheus: {query: 'tugboat_test{workload="{{args.workload}}"}'}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out, errOut bytes.Buffer
-	run := func(args ...string) int {
-		out.Reset()
-		errOut.Reset()
-		return execute(t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	}
+`)
+	var c cli
+	out, errOut := &c.out, &c.errOut
+	run := func(args ...string) int { return c.run(t, args...) }
 	if code := run("analysis", "run", "-f", file, "--arg", "workload=good", "--prometheus", srv.URL); code != 0 ||
 		!strings.Contains(out.String(), `tugboat_test{workload="good"}`) || !strings.Contains(out.String(), "[0.999]") || !strings.Contains(out.String(), "Successful") {
 		t.Errorf("good: exit %d\n%s%s", code, out.String(), errOut.String())
@@ -306,7 +301,7 @@ spec:
 	// An argument the template reads from a Secret is given by hand, and
 	// masked in what is printed, as the controller masks it.
 	secret := filepath.Join(t.TempDir(), "secret.yaml")
-	if err := os.WriteFile(secret, []byte(`apiVersion: tugboat.dev/v1alpha1
+	writeFile(t, secret, `apiVersion: tugboat.dev/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: sr}
 spec:
@@ -316,9 +311,7 @@ spec:
     successCondition: result[0] >= 0.99
     provider:
       prometheus: {query: 'tugboat_test{workload="{{args.workload}}"}'}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	if code := run("analysis", "run", "-f", secret, "--prometheus", srv.URL); code != exitTrouble || !strings.Contains(errOut.String(), "pass its value with --arg workload") {
 		t.Errorf("a Secret argument not given: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
@@ -327,7 +320,7 @@ spec:
 		t.Errorf("a Secret argument given: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	ranged := filepath.Join(t.TempDir(), "range.yaml")
-	if err := os.WriteFile(ranged, []byte(`apiVersion: argoproj.io/v1alpha1
+	writeFile(t, ranged, `apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: sr}
 spec:
@@ -339,9 +332,7 @@ spec:
       prometheus:
         query: 'tugboat_test{workload="{{args.workload}}"}'
         rangeQuery: {start: 'now() - duration("{{args.lookback}}")', end: now(), step: 15s}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	if code := run("analysis", "run", "-f", ranged, "--arg", "workload=good", "--prometheus", srv.URL); code != 0 ||
 		!strings.Contains(out.String(), "0.999,0.999") || !strings.Contains(out.String(), "Successful") {
 		t.Errorf("range query: exit %d\n%s%s", code, out.String(), errOut.String())
@@ -364,7 +355,7 @@ func TestAnalysisReplay(t *testing.T) {
 	}
 	srv := promserver.Start(t, promserver.Options{OpenMetrics: series.String()})
 	file := filepath.Join(t.TempDir(), "template.yaml")
-	if err := os.WriteFile(file, []byte(`apiVersion: tugboat.dev/v1alpha1
+	writeFile(t, file, `apiVersion: tugboat.dev/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: sr}
 spec:
@@ -376,15 +367,11 @@ spec:
     successCondition: result[0] >= 0.99
     provider:
       prometheus: {query: 'tugboat_replay{workload="{{args.workload}}"}'}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out, errOut bytes.Buffer
+`)
+	var c cli
+	out, errOut := &c.out, &c.errOut
 	run := func(args ...string) int {
-		out.Reset()
-		errOut.Reset()
-		return execute(t.Context(), append([]string{"analysis", "run", "-f", file, "--arg", "workload=podinfo", "--prometheus", srv.URL}, args...),
-			genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+		return c.run(t, append([]string{"analysis", "run", "-f", file, "--arg", "workload=podinfo", "--prometheus", srv.URL}, args...)...)
 	}
 
 	if code := run("--arg", "count=60", "--replay-from", "30m", "-o", "json"); code != 1 {
@@ -460,7 +447,7 @@ func TestAnalysisRunOverTLS(t *testing.T) {
 	})
 	template := func(name, tlsField string) string {
 		file := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(file, []byte(`apiVersion: tugboat.dev/v1alpha1
+		writeFile(t, file, `apiVersion: tugboat.dev/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: sr}
 spec:
@@ -470,9 +457,7 @@ spec:
     provider:
       prometheus:
         query: 'tugboat_test{workload="good"}'
-`+tlsField), 0o600); err != nil {
-			t.Fatal(err)
-		}
+`+tlsField)
 		return file
 	}
 	plain, fromSecret := template("plain", ""), template("secret", "        tls: {secretName: prom-client, serverName: prometheus.test}\n")
@@ -531,5 +516,22 @@ func TestGetExplainsAFailedAnalysis(t *testing.T) {
 	}
 	if code != 0 {
 		t.Errorf("get: exit %d", code)
+	}
+}
+
+// cli runs the plugin without a cluster and keeps what it printed last.
+type cli struct{ out, errOut bytes.Buffer }
+
+func (c *cli) run(t *testing.T, args ...string) int {
+	c.out.Reset()
+	c.errOut.Reset()
+	return execute(t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &c.out, ErrOut: &c.errOut})
+}
+
+// writeFile writes a test's input file.
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
