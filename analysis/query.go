@@ -188,3 +188,15 @@ func shape(e parser.Expr) string {
 	})
 	return strings.TrimSpace(b.String())
 }
+
+// Masked is values with those of Secret arguments replaced by mask.
+func Masked(values map[string]string, secret map[string]bool, mask string) map[string]string {
+	out := make(map[string]string, len(values))
+	for k, v := range values {
+		if secret[k] {
+			v = mask
+		}
+		out[k] = v
+	}
+	return out
+}

@@ -243,7 +243,7 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		// An argument that cannot be resolved now (a Secret not readable
 		// yet) may resolve next time: an error measurement, counted against
 		// consecutiveErrorLimit. Nothing is rendered or sent.
-		r.record(run, m, res, analysis.Sample{Err: a.err}, plain, analysis.Shown(prom.Query, masked(a.values, a.secret, "REDACTED")), limits, now)
+		r.record(run, m, res, analysis.Sample{Err: a.err}, plain, analysis.Shown(prom.Query, analysis.Masked(a.values, a.secret, "REDACTED")), limits, now)
 		return r.next(m, res, run)
 	}
 	if err == nil {
@@ -336,7 +336,7 @@ func scrub(err error, a measureArgs) error {
 func render(q string, a measureArgs) (query, shown string, err error) {
 	query, err = analysis.Render(q, a.values)
 	if err != nil && usesAny(q, a.secret) {
-		if _, err := analysis.Render(q, masked(a.values, a.secret, "1")); err != nil {
+		if _, err := analysis.Render(q, analysis.Masked(a.values, a.secret, "1")); err != nil {
 			return "", "", err
 		}
 		return "", "", fmt.Errorf("%w: the value of an argument from a Secret does not fit the query (the value is not shown)", analysis.ErrUnsafeArgument)
@@ -344,7 +344,7 @@ func render(q string, a measureArgs) (query, shown string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	return query, analysis.Shown(q, masked(a.values, a.secret, "REDACTED")), nil
+	return query, analysis.Shown(q, analysis.Masked(a.values, a.secret, "REDACTED")), nil
 }
 
 // renderRange renders a range query's start, end and step. Arguments from
@@ -359,18 +359,6 @@ func renderRange(q v1alpha1.PrometheusRangeQuery, a measureArgs) (*v1alpha1.Prom
 		return nil, err
 	}
 	return &out, nil
-}
-
-// masked replaces the values of Secret arguments with mask.
-func masked(values map[string]string, secret map[string]bool, mask string) map[string]string {
-	out := make(map[string]string, len(values))
-	for k, v := range values {
-		if secret[k] {
-			v = mask
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // limitTexts are the templated limits and count of a metric.

@@ -175,7 +175,7 @@ func load(raw []byte, given []argo.Argument) (template, error) {
 	if err != nil {
 		return template{}, err
 	}
-	t := template{spec: spec, values: map[string]string{}, shownValues: map[string]string{}}
+	t := template{spec: spec, values: map[string]string{}}
 	secret := map[string]bool{}
 	for _, a := range at.Spec.Args {
 		secret[a.Name] = a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil
@@ -184,11 +184,9 @@ func load(raw []byte, given []argo.Argument) (template, error) {
 		if a.Value == nil {
 			return template{}, fmt.Errorf("argument %q comes from a Secret; pass its value with --arg %s=...", a.Name, a.Name)
 		}
-		t.values[a.Name], t.shownValues[a.Name] = *a.Value, *a.Value
-		if secret[a.Name] {
-			t.shownValues[a.Name] = "REDACTED"
-		}
+		t.values[a.Name] = *a.Value
 	}
+	t.shownValues = analysis.Masked(t.values, secret, "REDACTED")
 	for _, m := range spec.Metrics {
 		if m.Provider.Prometheus == nil {
 			return template{}, errors.New("metric " + m.Name + ": provider.prometheus is required")
