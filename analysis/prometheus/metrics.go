@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tugboat_prometheus_query_duration_seconds",
 			Help:    "How long queries sent to Prometheus took to answer.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12), // 5ms to about 10s
+			Buckets: prometheus.ExponentialBucketsRange(0.005, 60, 14), // 5ms to a minute, past the 30s default timeout
 		}),
 		saved: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tugboat_prometheus_queries_saved_total",

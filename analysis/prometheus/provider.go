@@ -114,9 +114,14 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 		defer cancel()
 		start := time.Now()
 		s, err := p.query(qctx, req)
-		p.Metrics.sent(time.Since(start), err)
+		if ctx.Err() == nil { // not cut short by the caller stopping
+			p.Metrics.sent(time.Since(start), err)
+		}
 		return s, err
 	})
+	if ctx.Err() != nil {
+		return analysis.Sample{Err: ctx.Err()} // stopping: nothing measured, nothing to keep
+	}
 	if !led {
 		p.Metrics.save() // joined an identical query under way
 	}
@@ -124,7 +129,9 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 	if err == nil {
 		s = v.(analysis.Sample)
 	}
-	p.remember(key, s)
+	if !errors.Is(err, context.Canceled) { // the query it joined was cut short: not an answer to keep
+		p.remember(key, s)
+	}
 	return s
 }
 

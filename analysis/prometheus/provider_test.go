@@ -18,6 +18,7 @@ import (
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/tugboatdev/tugboat/analysis"
@@ -167,6 +168,47 @@ func TestGuard(t *testing.T) {
 	}
 	if s := (&Provider{}).Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{}, "up", time.Now()); !errors.Is(s.Err, ErrNoAddress) {
 		t.Errorf("no address: %v", s.Err)
+	}
+}
+
+// Identical measurements due at once, for many Rollouts sharing a template,
+// wait for one query: the first sends it, the others join it.
+func TestConcurrentIdenticalQueriesJoinOne(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		<-release
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}`)
+	}))
+	defer srv.Close()
+	p := &Provider{DefaultAddress: srv.URL, Guard: Guard{AllowLoopback: true}, Metrics: NewMetrics(prometheus.NewRegistry())}
+	ts := time.Now()
+	const n = 8
+	var wg sync.WaitGroup
+	samples := make([]analysis.Sample, n)
+	for i := range n {
+		wg.Go(func() { samples[i] = p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{}, "up", ts) })
+	}
+	// Hold the answer until the query is under way, then let it go.
+	err := wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return calls.Load() > 0, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	wg.Wait()
+	for _, s := range samples {
+		if s.Err != nil || len(s.Values) != 1 {
+			t.Fatalf("measure: %+v", s)
+		}
+	}
+	// One query, almost always; a caller that arrives in the instant between
+	// the answer and its being kept sends its own, and is counted so.
+	sent, saved := testutil.ToFloat64(p.Metrics.queries.WithLabelValues("ok")), testutil.ToFloat64(p.Metrics.saved)
+	if float64(calls.Load()) != sent || sent+saved != n || sent > 2 {
+		t.Errorf("%d calls; metrics: %v sent, %v saved; want calls = sent, sent + saved = %d, and one query (two at most)", calls.Load(), sent, saved, n)
 	}
 }
 

@@ -111,6 +111,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	before := run.Status.DeepCopy()
 	now := r.Now()
 	wake := r.step(ctx, &run, now)
+	if err := ctx.Err(); err != nil {
+		return reconcile.Result{}, err // stopping: what was cut short is not a measurement
+	}
 	run.Status.ObservedGeneration = run.Generation
 	if equality.Semantic.DeepEqual(base.Status, run.Status) {
 		return requeue(wake, now), nil
@@ -128,9 +131,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("patch status of analysisrun %s: %w", req.NamespacedName, err)
 	}
 	r.memos.Store(req.NamespacedName, memo{before: base.ResourceVersion, written: run.ResourceVersion, status: *run.Status.DeepCopy(), lastWrite: now})
-	if run.Status.Phase.Completed() && !base.Status.Phase.Completed() {
-		r.Metrics.completed(run.Status.Phase)
-	}
+	r.Metrics.written(&base.Status, &run.Status)
 	r.announce(base, &run)
 	return requeue(wake, now), nil
 }
@@ -275,7 +276,6 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 // record judges a sample and adds the measurement to the metric's result.
 func (r *Reconciler) record(run *v1alpha1.AnalysisRun, m *v1alpha1.Metric, res *argo.MetricResult, sample analysis.Sample, plain map[string]string, shown string, limits analysis.Limits, now time.Time) {
 	phase, value, msg := analysis.Judge(*m, sample, plain)
-	r.Metrics.measured(phase)
 	meas := argo.Measurement{
 		Phase:      phase,
 		Value:      value,
