@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
@@ -56,6 +57,25 @@ func TestRunDrivesRollouts(t *testing.T) {
 	}
 	if ro.Status.Message != "deployment default/missing not found" {
 		t.Errorf("status message %q", ro.Status.Message)
+	}
+	// The controller's own metrics are served from controller-runtime's
+	// registry, this process's.
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, f := range families {
+		served[f.GetName()] = true
+	}
+	for _, name := range []string{
+		"tugboat_rollout_phase", "tugboat_rollout_transitions_total",
+		"tugboat_analysis_measurements_total", "tugboat_analysis_runs_completed_total",
+		"tugboat_prometheus_queries_total", "tugboat_prometheus_query_duration_seconds", "tugboat_prometheus_queries_saved_total",
+	} {
+		if !served[name] {
+			t.Errorf("metric %s is not served", name)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
