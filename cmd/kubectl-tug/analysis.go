@@ -14,12 +14,11 @@ import (
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	promconfig "github.com/prometheus/common/config"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/analysis/prometheus"
+	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
 
@@ -51,9 +50,10 @@ not be replayed (a stretch that would take more than 1,000 measurements of a
 metric is refused).
 
 Arguments come from --arg, Secret arguments included (their values are
-never read from the cluster, and are masked in what is printed). With --secrets, the Secrets a metric names
-for authentication or tls are read from the namespace (-n) with your
-kubeconfig; as in the controller, credentials go only to --prometheus.`,
+never read from the cluster, and are masked in what is printed). With
+--secrets, the Secrets a metric names for authentication or tls are read
+from the namespace (-n) with your kubeconfig; as in the controller,
+credentials go only to --prometheus.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "" && output != "json" {
@@ -155,13 +155,7 @@ func (f prometheusFlags) provider(o *options, secrets bool) (*prometheus.Provide
 	if err != nil {
 		return nil, "", err
 	}
-	p.Credentials = func(ctx context.Context, ns, name string) (map[string][]byte, error) {
-		var s corev1.Secret
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
-			return nil, err
-		}
-		return s.Data, nil
-	}
+	p.Credentials = analysisreconciler.SecretsFrom(c)
 	return p, namespace, nil
 }
 

@@ -9,12 +9,10 @@ import (
 
 	"github.com/go-logr/logr"
 	promconfig "github.com/prometheus/common/config"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -81,13 +79,7 @@ func run(ctx context.Context, o Options) error {
 	}
 	// Secrets are read one at a time, uncached: a cache would watch every
 	// Secret in the cluster. RBAC grants get per namespace (config/rbac).
-	secrets := func(ctx context.Context, ns, name string) (map[string][]byte, error) {
-		var s corev1.Secret
-		if err := mgr.GetAPIReader().Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
-			return nil, err
-		}
-		return s.Data, nil
-	}
+	secrets := analysisreconciler.SecretsFrom(mgr.GetAPIReader())
 	ar := &analysisreconciler.Reconciler{
 		Client: mgr.GetClient(),
 		Measurer: &prometheus.Provider{
