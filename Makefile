@@ -46,7 +46,8 @@ build: ## Build the controller and the kubectl plugin into bin/.
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: vet
-vet: ## go vet, gofmt and the pure-package import rule.
+vet: ## No big or binary files in git, go vet, gofmt and the pure-package import rule.
+	@hack/tracked-files.sh
 	$(GO) vet ./...
 	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^hack/tools/')); \
 		if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi

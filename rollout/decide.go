@@ -45,6 +45,16 @@ type Observed struct {
 	// WindowInvalid: the windows do not parse (WindowClosed says why); the
 	// rollout holds as if they were closed, and reports an invalid spec.
 	WindowInvalid bool
+	// StableRecorded: the stable revision's template is recorded (as a
+	// ControllerRevision), so primary can be put back on it.
+	StableRecorded bool
+	// Problem, when set, is why the rollout cannot go on as its spec says:
+	// it holds where it is, and aborts still act.
+	Problem *SpecError
+	// Deleting: the Rollout is being deleted, and Deletion is what its
+	// hand-back sees.
+	Deleting bool
+	Deletion Deletion
 }
 
 // Plan is everything the reconciler must do; Decide never does it itself.
@@ -57,10 +67,20 @@ type Plan struct {
 	Traffic *traffic.Desired
 	// CanaryReplicas is the size to give the target; nil leaves it.
 	CanaryReplicas *int32
-	// PromotePrimary copies the canary's template into primary.
+	// PromotePrimary copies the canary's template into primary. It is carried
+	// out after the status recording Next (which calls the canary promoting)
+	// is written: primary never runs a revision that status does not call
+	// stable or promoting.
 	PromotePrimary bool
+	// RestorePrimary puts primary back on the stable revision's recorded
+	// template: it was found running a revision that status calls neither
+	// stable nor promoting.
+	RestorePrimary bool
 	// RecordRevision records Next.StableRevision in the revision history.
 	RecordRevision bool
+	// HandBack, for a deleted Rollout, is how its application goes back to
+	// the target.
+	HandBack *HandBack
 	// RequeueAfter is when to look again if nothing else happens first.
 	RequeueAfter time.Duration
 	// Transition names the change this plan makes when Outcome alone does
@@ -87,6 +107,9 @@ func stableMessage(rev string) string { return "revision " + rev + " is stable a
 type Spec struct {
 	Steps            []v1alpha1.Step
 	ProgressDeadline time.Duration
+	// StepsHash identifies Steps; empty leaves a rollout's recorded hash
+	// unchecked.
+	StepsHash string
 }
 
 // SpecFrom reads the decision inputs from a Rollout's spec.
@@ -95,21 +118,50 @@ func SpecFrom(s v1alpha1.RolloutSpec) Spec {
 	if s.ProgressDeadlineSeconds != nil {
 		deadline = time.Duration(*s.ProgressDeadlineSeconds) * time.Second
 	}
-	return Spec{Steps: s.Steps, ProgressDeadline: deadline}
+	return Spec{Steps: s.Steps, ProgressDeadline: deadline, StepsHash: StepsHash(s.Steps)}
 }
 
 // Decide returns the plan for one reconcile. It is a pure function; every
 // case that changes progress changes it once, so a plan carried out twice
 // (a restart between acting and recording) repeats no step.
 func Decide(s Spec, p Progress, o Observed) Plan {
+	if o.Deleting {
+		return handBack(p, o)
+	}
+	plan := decide(s, p, o)
+	n := &plan.Next
 	switch {
+	case !n.InRollout():
+		n.StepsHash, n.Promoting, n.BackgroundAttempt = "", false, 0
+	case n.Abort != nil:
+		n.Promoting = false
+	default:
+		if n.StepsHash == "" {
+			n.StepsHash = s.StepsHash
+		}
+		n.Promoting = n.Promoting || int(ptr.Deref(n.Step, 0)) >= len(s.Steps)
+	}
+	return keepPrimaryOnStatus(plan, o)
+}
+
+func decide(s Spec, p Progress, o Observed) Plan {
+	switch {
+	case promotionCommitted(s, p, o):
+		// Primary runs the canary's template and status called it
+		// promoting: the promotion is committed and finishes, whatever
+		// happens to the target or whoever asks for an abort meanwhile.
+		// (Before primary changed, nothing is committed.)
+		plan := promote(s, p, o, holdAt(s, p, o))
+		if o.Problem != nil && o.Problem.Outcome == TargetNotFound && plan.Outcome == Promoting {
+			// The canary's pods went with the target: primary serves meanwhile.
+			plan.Traffic, plan.CanaryReplicas = ptr.To(traffic.AtRest()), nil
+			plan.Message += "; the target is gone, so primary serves all traffic meanwhile"
+		}
+		return plan
+	case o.Problem != nil:
+		return held(s, p, o)
 	case p.StableRevision == "":
 		return initialize(p, o)
-	case p.InRollout() && p.Abort == nil && int(ptr.Deref(p.Step, 0)) >= len(s.Steps) && o.PrimaryRevision == p.CanaryRevision:
-		// Primary runs the canary's template: the promotion is committed
-		// and finishes, whatever happens to the target or whoever asks for
-		// an abort meanwhile. (Before primary changed, nothing is committed.)
-		return promote(s, p, o, holdAt(s, p, o))
 	case o.TargetRevision == p.StableRevision:
 		return atRest(p, o)
 	case o.TargetRevision != p.CanaryRevision:
@@ -118,6 +170,80 @@ func Decide(s Spec, p Progress, o Observed) Plan {
 		return aborted(s, p, o)
 	}
 	return progress(s, p, o)
+}
+
+// promoting reports whether status calls the canary promoting: every step
+// done, and no abort.
+func promoting(s Spec, p Progress) bool {
+	return p.InRollout() && p.Abort == nil && (p.Promoting || int(ptr.Deref(p.Step, 0)) >= len(s.Steps))
+}
+
+func promotionCommitted(s Spec, p Progress, o Observed) bool {
+	return promoting(s, p) && o.PrimaryRevision == p.CanaryRevision
+}
+
+// keepPrimaryOnStatus puts primary back on the stable revision when it runs
+// one that the status plan records calls neither stable nor promoting (a
+// promotion whose status write was lost, a person editing primary).
+func keepPrimaryOnStatus(plan Plan, o Observed) Plan {
+	n := plan.Next
+	switch {
+	case o.PrimaryRevision == "" || n.StableRevision == "" || plan.PromotePrimary:
+		return plan
+	case o.PrimaryRevision == n.StableRevision, n.Promoting && o.PrimaryRevision == n.CanaryRevision:
+		return plan
+	}
+	msg := "; primary runs revision " + o.PrimaryRevision + ", which is neither stable nor being promoted"
+	if !o.StableRecorded {
+		plan.Message += msg + ", and no record of stable revision " + n.StableRevision + " is left to put it back on"
+		return plan
+	}
+	plan.RestorePrimary = true
+	plan.Message += msg + ": putting stable revision " + n.StableRevision + " back"
+	return plan
+}
+
+// held is the plan for a rollout with a problem only a person can fix. It
+// stays where it is, with what it did reported, except that aborts still
+// act: a person's, a failed background analysis, the progress deadline, and
+// a target gone mid-rollout (which takes the canary's pods with it).
+func held(s Spec, p Progress, o Observed) Plan {
+	why, msg := o.Problem.Outcome, o.Problem.Message
+	stop := Plan{Outcome: why, Message: msg, Next: p, RequeueAfter: 30 * time.Second}
+	if !p.InRollout() {
+		return stop
+	}
+	if p.Abort != nil {
+		if p.Abort.Reason == why {
+			stop.Message = p.Abort.Message // already said, with what was done
+		}
+		return stop
+	}
+	var plan Plan
+	since := p.NotReadySince
+	if since.IsZero() {
+		since = o.Now
+	}
+	switch {
+	case why == TargetNotFound:
+		plan = abort(p, o, TargetNotFound, msg+" mid-rollout, so the canary has no pods")
+	case o.Requests.Abort != "":
+		plan = abort(p, o, AbortedByUser, "aborted on request while "+msg)
+	case o.Background == argo.AnalysisPhaseFailed || o.Background == argo.AnalysisPhaseError:
+		plan = abort(p, o, AnalysisFailed, "background analysis "+string(o.Background)+": "+o.BackgroundMessage+" (while "+msg+")")
+	case !o.CanaryReady && o.Now.Sub(since) > s.ProgressDeadline:
+		plan = abort(p, o, ProgressDeadlineExceeded, fmt.Sprintf("the canary was not Ready within %s (while %s)", s.ProgressDeadline, msg))
+	default:
+		// The deadline keeps counting while held.
+		stop.Next.NotReadySince = time.Time{}
+		if !o.CanaryReady {
+			stop.Next.NotReadySince = since
+			stop.RequeueAfter = min(stop.RequeueAfter, max(time.Second, s.ProgressDeadline-o.Now.Sub(since)))
+		}
+		return stop
+	}
+	plan.RequeueAfter = stop.RequeueAfter
+	return plan
 }
 
 func initialize(p Progress, o Observed) Plan {
@@ -202,10 +328,30 @@ func start(s Spec, p Progress, o Observed) Plan {
 	}
 }
 
+// restartSteps starts a rollout again from the first step when its steps
+// changed under it: a shortened list must not promote at once, and a run
+// named by step index must not be reused for another analysis.
+func restartSteps(s Spec, p Progress, o Observed) Plan {
+	next := p
+	next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
+	next.StepsHash, next.Promoting, next.BackgroundAttempt = "", false, 0
+	next.Requests = acknowledge(p.Requests, o.Requests)
+	return Plan{
+		Outcome:        WaitingForCanary,
+		Transition:     StepsChanged,
+		Message:        "the steps changed mid-rollout; traffic back on stable, rolling out revision " + p.CanaryRevision + " from the first step; waiting for the canary to be Ready",
+		Next:           next,
+		Traffic:        ptr.To(traffic.AtRest()),
+		CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, 0, o.Replicas)),
+		RequeueAfter:   s.ProgressDeadline,
+	}
+}
+
 func aborted(s Spec, p Progress, o Observed) Plan {
 	if o.Requests.Retry != "" {
 		next := p
 		next.Abort = nil
+		next.StepsHash, next.Promoting, next.BackgroundAttempt = "", false, 0 // the steps in force now
 		next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
 		next.Requests = acknowledge(p.Requests, o.Requests)
 		return Plan{
@@ -238,6 +384,23 @@ func progress(s Spec, p Progress, o Observed) Plan {
 	switch {
 	case o.Requests.Abort != "":
 		return abort(p, o, AbortedByUser, "aborted on request")
+	case p.StepsHash != "" && s.StepsHash != "" && p.StepsHash != s.StepsHash:
+		return restartSteps(s, p, o)
+	case o.Background == argo.AnalysisPhaseFailed || o.Background == argo.AnalysisPhaseError:
+		return abort(p, o, AnalysisFailed, "background analysis "+string(o.Background)+": "+o.BackgroundMessage)
+	case o.Background == argo.AnalysisPhaseInconclusive && o.Requests.PromoteFull == "":
+		// No evidence is no pass: a person decides (promote goes on with a
+		// new background analysis, promote --full skips to the end).
+		if o.Requests.Promote != "" {
+			hold.Next.BackgroundAttempt++
+			hold.Next.Requests = acknowledge(p.Requests, o.Requests)
+			hold.Outcome = InconclusiveAccepted
+			hold.Message = fmt.Sprintf("step %d: background analysis inconclusive; going on on request, with a new background analysis", step)
+			return hold
+		}
+		hold.Outcome = AnalysisInconclusive
+		hold.Message = fmt.Sprintf("step %d: background analysis inconclusive: %s; promote to go on or abort", step, o.BackgroundMessage)
+		return hold
 	case step >= len(s.Steps) && (o.WindowClosed == "" || o.Requests.Promote != "" || o.Requests.PromoteFull != ""):
 		return promote(s, p, o, hold)
 	case !o.CanaryReady:
@@ -255,8 +418,6 @@ func progress(s Spec, p Progress, o Observed) Plan {
 		hold.Outcome, hold.Message = WaitingForCanary, "rolling out revision "+p.CanaryRevision+"; waiting for the canary to be Ready"
 		hold.RequeueAfter = s.ProgressDeadline - o.Now.Sub(since)
 		return hold
-	case o.Background == argo.AnalysisPhaseFailed || o.Background == argo.AnalysisPhaseError:
-		return abort(p, o, AnalysisFailed, "background analysis "+string(o.Background)+": "+o.BackgroundMessage)
 	case o.Paused:
 		hold.Outcome, hold.Message = PausedByUser, fmt.Sprintf("paused at step %d; resume to continue", step)
 		return hold

@@ -33,6 +33,13 @@ func at(step int32, start time.Time) Progress {
 	return Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To(step), StepStart: start, StartedAt: t0}
 }
 
+// done is progress once every step of spec is done: the canary is promoting.
+func done(start time.Time) Progress {
+	p := at(int32(len(spec.Steps)), start)
+	p.Promoting = true
+	return p
+}
+
 func desired(canary int32, routes ...traffic.HeaderRoute) *traffic.Desired {
 	return &traffic.Desired{Split: traffic.CanaryAt(canary), HeaderRoutes: routes}
 }
@@ -197,14 +204,14 @@ func TestDecide(t *testing.T) {
 		p:    at(5, t0),
 		o:    func() Observed { o := ready(later); o.Requests.Promote = "r1"; return o }(),
 		want: Plan{Outcome: Promoting, Transition: Advanced, Message: "primary is taking revision c1", PromotePrimary: true,
-			Next:    func() Progress { p := at(6, later); p.Requests.Promote = "r1"; return p }(),
+			Next:    func() Progress { p := done(later); p.Requests.Promote = "r1"; return p }(),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "promote --full skips the remaining steps",
 		p:    at(1, t0),
 		o:    func() Observed { o := ready(t0.Add(time.Second)); o.Requests.PromoteFull = "r2"; return o }(),
 		want: Plan{Outcome: Advanced, Message: "promoting on request, skipping the remaining steps",
-			Next:    func() Progress { p := at(6, t0.Add(time.Second)); p.Requests.PromoteFull = "r2"; return p }(),
+			Next:    func() Progress { p := done(t0.Add(time.Second)); p.Requests.PromoteFull = "r2"; return p }(),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](4)},
 	}, {
 		name: "paused by a person: holds even when the pause is over",
@@ -237,13 +244,13 @@ func TestDecide(t *testing.T) {
 		name: "after the last step: primary takes the canary's template",
 		p:    at(6, t0),
 		o:    ready(later),
-		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: at(6, t0), PromotePrimary: true,
+		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: done(t0), PromotePrimary: true,
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "primary at the canary revision but not Ready: waits without copying again",
 		p:    at(6, t0),
 		o:    func() Observed { o := ready(later); o.PrimaryRevision = "c1"; o.PrimaryReady = false; return o }(),
-		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: at(6, t0),
+		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: done(t0),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "an abort during the promotion is too late: the promotion finishes",
@@ -256,7 +263,7 @@ func TestDecide(t *testing.T) {
 			return o
 		}(),
 		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1",
-			Next:    func() Progress { p := at(6, t0); p.Requests.Abort = "a2"; return p }(),
+			Next:    func() Progress { p := done(t0); p.Requests.Abort = "a2"; return p }(),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "a newer revision once primary took the canary's template waits for the promotion",
@@ -266,7 +273,7 @@ func TestDecide(t *testing.T) {
 			o.TargetRevision, o.PrimaryRevision, o.PrimaryReady = "c2", "c1", false
 			return o
 		}(),
-		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: at(6, t0),
+		want: Plan{Outcome: Promoting, Message: "primary is taking revision c1", Next: done(t0),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "a newer revision before primary changed restarts",
@@ -442,7 +449,7 @@ func TestWindows(t *testing.T) {
 		name: "the last step done: primary does not take the revision yet",
 		p:    at(6, t0),
 		o:    closed(ready(later)),
-		want: Plan{Outcome: OutsideWindow, Message: wait, Next: at(6, t0), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: time.Hour},
+		want: Plan{Outcome: OutsideWindow, Message: wait, Next: done(t0), Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), RequeueAfter: time.Hour},
 	}, {
 		name: "a person's promote does not wait; the step it lands on does",
 		p:    at(1, t0),
@@ -531,7 +538,7 @@ func TestWindows(t *testing.T) {
 		p:    at(0, later),
 		o:    func() Observed { o := closed(ready(later)); o.Requests.PromoteFull = "f1"; return o }(),
 		want: Plan{Outcome: Promoting, Transition: Advanced, Message: "primary is taking revision c1",
-			Next:    func() Progress { p := at(6, later); p.Requests.PromoteFull = "f1"; return p }(),
+			Next:    func() Progress { p := done(later); p.Requests.PromoteFull = "f1"; return p }(),
 			Traffic: desired(10, betaRoute), CanaryReplicas: ptr.To[int32](2), PromotePrimary: true, RequeueAfter: 5 * time.Minute},
 	}, {
 		name: "an abort does not wait",

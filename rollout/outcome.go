@@ -26,6 +26,13 @@ const (
 	PausedByUser        Outcome = "PausedByUser"        // a person paused the rollout
 	Promoting           Outcome = "Promoting"           // primary is taking the canary's template
 	OutsideWindow       Outcome = "OutsideWindow"       // the deployment windows hold the rollout
+	StepsChanged        Outcome = "StepsChanged"        // the steps changed mid-rollout; it started again from the first
+	// AnalysisInconclusive: the background analysis found no verdict (no
+	// data, say); a person promotes to go on or aborts.
+	AnalysisInconclusive Outcome = "AnalysisInconclusive"
+	// InconclusiveAccepted: a person went on from an inconclusive background
+	// analysis; a new one measures.
+	InconclusiveAccepted Outcome = "InconclusiveAccepted"
 )
 
 // Outcomes that stop a rollout.
@@ -35,18 +42,20 @@ const (
 	AnalysisFailed           Outcome = "AnalysisFailed"
 )
 
-// Outcomes the reconciler reaches before Decide runs.
+// Outcomes of a problem, and of a deletion.
 const (
 	InvalidSpec    Outcome = "InvalidSpec"
 	TargetNotFound Outcome = "TargetNotFound"
-	HandingBack    Outcome = "HandingBack" // the Rollout is being deleted; the target is taking the traffic back
+	HandingBack    Outcome = "HandingBack"    // the Rollout is being deleted; the target is taking the traffic back
+	HandedBack     Outcome = "HandedBack"     // the target serves again, and the Rollout is let go
+	TargetRestored Outcome = "TargetRestored" // the target got the stable revision back, from a rollout that never completed
 )
 
 // IsTransition reports whether the outcome changes progress, and so deserves
 // an event.
 func (o Outcome) IsTransition() bool {
 	switch o {
-	case Initialized, Promoted, Cancelled, Started, Restarted, Retried, Advanced,
+	case Initialized, Promoted, Cancelled, Started, Restarted, Retried, Advanced, StepsChanged, InconclusiveAccepted, HandedBack, TargetRestored,
 		AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed:
 		return true
 	}
@@ -63,9 +72,13 @@ func (o Outcome) IsFailure() bool {
 	return false
 }
 
+// IsWarning reports whether the event announcing the outcome is a Warning:
+// a failure, or a change a person should look at.
+func (o Outcome) IsWarning() bool { return o.IsFailure() || o == TargetRestored }
+
 // WaitsForPerson reports whether only a person can move the rollout on.
 func (o Outcome) WaitsForPerson() bool {
-	return o == WaitingForPromotion || o == PausedByUser
+	return o == WaitingForPromotion || o == PausedByUser || o == AnalysisInconclusive
 }
 
 // IsAtRest reports whether no rollout is under way.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
@@ -23,6 +24,13 @@ type Progress struct {
 	StepStart time.Time
 	// StartedAt is when the rollout of CanaryRevision (re)started.
 	StartedAt time.Time
+	// StepsHash identifies the steps this rollout started with.
+	StepsHash string
+	// Promoting: every step is done, and primary may take CanaryRevision.
+	Promoting bool
+	// BackgroundAttempt numbers the background analysis runs of this
+	// rollout: a person going on from an inconclusive one starts the next.
+	BackgroundAttempt int32
 	// NotReadySince is when the canary was last seen not Ready (or was
 	// scaled up); the progress deadline counts from it. Zero while Ready.
 	NotReadySince time.Time
@@ -35,10 +43,17 @@ type Progress struct {
 // ProgressFrom reads progress from status.
 func ProgressFrom(s v1alpha1.RolloutStatus) Progress {
 	p := Progress{
-		StableRevision: s.StableRevision,
-		CanaryRevision: s.CanaryRevision,
-		Step:           s.CurrentStepIndex,
-		Requests:       s.ObservedRequests,
+		StableRevision:    s.StableRevision,
+		CanaryRevision:    s.CanaryRevision,
+		Step:              s.CurrentStepIndex,
+		StepsHash:         s.StepsHash,
+		Promoting:         s.Promoting,
+		BackgroundAttempt: s.BackgroundAttempt,
+		Requests:          s.ObservedRequests,
+	}
+	if p.Step != nil && *p.Step < 0 {
+		// Hand-edited status: start the steps again rather than index out of range.
+		p.Step = ptr.To[int32](0)
 	}
 	if a := s.Abort; a != nil {
 		p.Abort = &Abort{Reason: Outcome(a.Reason), Message: a.Message}
@@ -60,6 +75,9 @@ func (p Progress) WriteTo(s *v1alpha1.RolloutStatus, weight int32) {
 	s.StableRevision = p.StableRevision
 	s.CanaryRevision = p.CanaryRevision
 	s.CurrentStepIndex = p.Step
+	s.StepsHash = p.StepsHash
+	s.Promoting = p.Promoting
+	s.BackgroundAttempt = p.BackgroundAttempt
 	s.StepStartedAt = timeOrNil(p.StepStart)
 	s.StartedAt = timeOrNil(p.StartedAt)
 	s.CanaryNotReadySince = timeOrNil(p.NotReadySince)

@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strconv"
@@ -162,4 +164,16 @@ func PauseDuration(p *v1alpha1.Pause) (d time.Duration, ok bool, err error) {
 		return 0, false, fmt.Errorf("pause duration %q: want seconds or a duration such as 30s", p.Duration.StrVal)
 	}
 	return d, true, nil
+}
+
+// StepsHash identifies a list of steps: a short hash of its JSON.
+func StepsHash(steps []v1alpha1.Step) string {
+	b, err := json.Marshal(steps)
+	if err != nil {
+		// Steps always marshal; a failure is a programming error.
+		panic(fmt.Sprintf("marshal steps: %v", err))
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	return strconv.FormatUint(h.Sum64(), 36)
 }

@@ -95,6 +95,13 @@ type Desired struct {
 // stable, no header or mirror routes.
 func AtRest() Desired { return Desired{Split: CanaryAt(0)} }
 
+// AllStable reports whether d sends all traffic to stable and adds no route,
+// as AtRest does. Such a state can be put on the mesh in part: when some
+// route or subset does not fit, moving the rest to stable is still right.
+func (d Desired) AllStable() bool {
+	return d.Split == CanaryAt(0) && len(d.HeaderRoutes) == 0 && len(d.MirrorRoutes) == 0
+}
+
 // ErrMisconfigured marks an error in how the mesh objects fit the rollout (a
 // route or subset that does not exist, a destination that is neither stable
 // nor canary). Retrying cannot fix it; the rollout reports InvalidSpec.
@@ -103,6 +110,10 @@ var ErrMisconfigured = errors.New("traffic routing does not fit the rollout")
 // Mesh names the mesh objects and backends of one rollout.
 type Mesh struct {
 	Namespace string
+	// Owner names the Rollout. Several Rollouts may share a VirtualService
+	// (a gateway's, with a route per service); each removes only the header
+	// and mirror routes recorded under its own Owner.
+	Owner string
 	// VirtualService and the HTTP routes in it whose weights are set.
 	VirtualService string
 	Routes         []string

@@ -46,3 +46,25 @@ func TestStrings(t *testing.T) {
 		t.Errorf("MatchKind.String() = %q", got)
 	}
 }
+
+func TestAllStable(t *testing.T) {
+	beta := HeaderRoute{Name: "beta", Match: []HeaderMatch{{Header: "x-beta", Value: "1"}}}
+	shadow := MirrorRoute{Name: "shadow", Percentage: 10}
+	for _, tt := range []struct {
+		name string
+		d    Desired
+		want bool
+	}{
+		{"at rest", AtRest(), true},
+		{"a canary weight", Desired{Split: CanaryAt(10)}, false},
+		{"a header route at weight 0", Desired{Split: CanaryAt(0), HeaderRoutes: []HeaderRoute{beta}}, false},
+		{"a mirror route at weight 0", Desired{Split: CanaryAt(0), MirrorRoutes: []MirrorRoute{shadow}}, false},
+		{"full promotion", Desired{Split: CanaryAt(100)}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.d.AllStable(); got != tt.want {
+				t.Errorf("AllStable() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

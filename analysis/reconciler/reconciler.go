@@ -36,7 +36,7 @@ type (
 		Measure(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample
 	}
 	// secrets reads one Secret's data; nil means no Secret access.
-	secrets  func(ctx context.Context, namespace, name string) (map[string][]byte, error)
+	secrets  = func(ctx context.Context, namespace, name string) (map[string][]byte, error)
 	recorder interface {
 		Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
 	}

@@ -41,6 +41,25 @@ type RolloutStatus struct {
 	// +optional
 	CanaryRevision string `json:"canaryRevision,omitempty"`
 
+	// StepsHash identifies the steps the rollout of CanaryRevision runs; a
+	// change of spec.steps mid-rollout restarts it from the first step.
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	StepsHash string `json:"stepsHash,omitempty"`
+
+	// Promoting is set once every step of CanaryRevision is done and primary
+	// may take its template: primary never runs a revision that status does
+	// not call stable or promoting.
+	// +optional
+	Promoting bool `json:"promoting,omitempty"`
+
+	// BackgroundAttempt counts the background analyses of this rollout that
+	// ended inconclusive and that a person chose to go on from; each starts a
+	// new background AnalysisRun.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	BackgroundAttempt int32 `json:"backgroundAttempt,omitempty"`
+
 	// StartedAt is when the rollout of CanaryRevision started (or was last
 	// retried); the progress deadline counts from it.
 	// +optional

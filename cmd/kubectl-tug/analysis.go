@@ -18,7 +18,6 @@ import (
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/analysis/prometheus"
-	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
 
@@ -155,7 +154,7 @@ func (f prometheusFlags) provider(o *options, secrets bool) (*prometheus.Provide
 	if err != nil {
 		return nil, "", err
 	}
-	p.Credentials = analysisreconciler.SecretsFrom(c)
+	p.Credentials = prometheus.CredentialsFrom(c)
 	return p, namespace, nil
 }
 

@@ -46,11 +46,8 @@ type waitResult struct {
 }
 
 func newWaitCmd(o *options) *cobra.Command {
-	var (
-		timeout  time.Duration
-		revision string
-		output   string
-	)
+	w := waitOptions{every: 2 * time.Second}
+	var output string
 	cmd := &cobra.Command{
 		Use:   "wait NAME",
 		Short: "Wait until a rollout is healthy at a revision (for CI)",
@@ -59,17 +56,25 @@ target Deployment's current pod template, or --for-revision.
 
 Exit codes: 0 healthy at the revision; 1 aborted or degraded (the reason is
 printed); 2 paused, waiting for a person to promote; 3 timed out; 4 could
-not wait (bad flags, no cluster, no such Rollout).`,
+not wait (bad flags, no cluster, no such Rollout). A cluster that refuses the
+login, or that has not answered once within --connect-timeout, is a 4; once it
+has answered, its errors are retried until --timeout.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "" && output != "json" {
 				return fmt.Errorf("-o: want json, got %q", output)
 			}
+			if w.firstAnswer <= 0 {
+				return fmt.Errorf("--connect-timeout: want a positive duration, got %s", w.firstAnswer)
+			}
 			c, key, err := o.key(args[0])
 			if err != nil {
 				return err
 			}
-			res, err := waitFor(cmd.Context(), c, key, revision, timeout, 2*time.Second)
+			res, err := waitFor(cmd.Context(), c, key, w)
+			if cfg, cerr := o.flags.ToRESTConfig(); errors.Is(err, errNoAnswer) && cerr == nil {
+				return fmt.Errorf("%s: %w", cfg.Host, err) // which cluster, when the error cannot say
+			}
 			if err != nil {
 				return err
 			}
@@ -82,46 +87,131 @@ not wait (bad flags, no cluster, no such Rollout).`,
 			return nil
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait")
-	cmd.Flags().StringVar(&revision, "for-revision", "", "the revision to wait for (default: the target's current one)")
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 30*time.Minute, "how long to wait")
+	cmd.Flags().DurationVar(&w.firstAnswer, "connect-timeout", 30*time.Second,
+		"how long the cluster may take to first serve the Rollout (exit 4 if it does not), and each request after")
+	cmd.Flags().StringVar(&w.want, "for-revision", "", "the revision to wait for (default: the target's current one)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "json for a machine-readable result")
 	return cmd
 }
 
+// waitOptions say what `wait` waits for and how patiently.
+type waitOptions struct {
+	// want is the revision to wait for; empty means the target's current one.
+	want string
+	// timeout bounds the whole wait.
+	timeout time.Duration
+	// firstAnswer bounds how long the cluster may take to serve the Rollout
+	// once. Until it has, an error more likely means a wrong kubeconfig or an
+	// unreachable cluster than a passing fault, and waiting out the timeout
+	// would only make CI slow to say so. It also bounds each request after.
+	firstAnswer time.Duration
+	// every is the time between polls.
+	every time.Duration
+}
+
+// errNoAnswer is why wait gives up on a cluster that never served the
+// Rollout: it could not wait, which is not the rollout's timeout.
+var errNoAnswer = errors.New("no answer from the cluster")
+
 // waitFor polls the rollout until it settles on the wanted revision, fails,
-// needs a person, or the timeout runs out.
-func waitFor(ctx context.Context, c client.Client, key types.NamespacedName, want string, timeout, every time.Duration) (waitResult, error) {
-	res := waitResult{Name: key.Name, Namespace: key.Namespace}
-	err := wait.PollUntilContextTimeout(ctx, every, timeout, true, func(ctx context.Context) (bool, error) {
-		var ro v1alpha1.Rollout
-		if err := c.Get(ctx, key, &ro); err != nil {
-			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
-				return false, fmt.Errorf("rollout %s: %w", key, err)
-			}
-			return false, nil // a passing fault: ask again
-		}
-		res.WantRevision = want
-		if want == "" {
-			var target appsv1.Deployment
-			if err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: ro.Spec.TargetRef.Name}, &target); err != nil {
-				if apierrors.IsNotFound(err) {
-					return false, fmt.Errorf("target of rollout %s: %w", key, err)
-				}
-				return false, nil
-			}
-			res.WantRevision = rollout.Revision(target.Spec.Template)
-		}
-		judge(&ro, &res)
-		return res.Result != "", nil
-	})
-	if err != nil && res.Result == "" {
-		if ctx.Err() != nil || !wait.Interrupted(err) {
-			return res, err
-		}
-		res.Result, res.ExitCode = "Timeout", exitTimeout
-		res.Message = fmt.Sprintf("not healthy at revision %s after %s", res.WantRevision, timeout)
+// needs a person, or the timeout runs out. A refused login, a missing object,
+// or a cluster that does not answer within o.firstAnswer is an error; other
+// errors after the first answer are passing faults, asked again.
+func waitFor(ctx context.Context, c client.Client, key types.NamespacedName, o waitOptions) (waitResult, error) {
+	res := waitResult{Name: key.Name, Namespace: key.Namespace, WantRevision: o.want}
+	answerBy := time.Now().Add(o.firstAnswer)
+	answered := false
+	var last, failed error // the latest passing fault; why wait cannot go on
+	stop := func(err error) (bool, error) {
+		failed = err
+		return false, err
 	}
+	noAnswer := func(within time.Duration) error {
+		return fmt.Errorf("%w within %s: %w", errNoAnswer, within, last)
+	}
+	err := wait.PollUntilContextTimeout(ctx, o.every, o.timeout, true, func(ctx context.Context) (bool, error) {
+		if !answered && last != nil && !time.Now().Before(answerBy) {
+			return stop(noAnswer(o.firstAnswer))
+		}
+		deadline := answerBy
+		if answered {
+			deadline = time.Now().Add(o.firstAnswer)
+		}
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		got, err := pollBy(ctx, c, key, o.want, &res)
+		answered = answered || got
+		switch {
+		case err == nil:
+			return res.Result != "", nil
+		case apierrors.IsNotFound(err) || apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err):
+			return stop(err)
+		}
+		last = err
+		if !answered && !time.Now().Before(answerBy) {
+			return stop(noAnswer(o.firstAnswer))
+		}
+		return false, nil // a passing fault: ask again
+	})
+	switch {
+	case failed != nil:
+		return res, failed
+	case err == nil || res.Result != "":
+		return res, nil
+	case ctx.Err() != nil || !wait.Interrupted(err):
+		return res, err
+	case !answered:
+		return res, noAnswer(o.timeout)
+	}
+	res.Result, res.ExitCode = "Timeout", exitTimeout
+	res.Message = fmt.Sprintf("not healthy at revision %s after %s", res.WantRevision, o.timeout)
 	return res, nil
+}
+
+// poll reads the rollout and its target once and judges them. answered
+// reports whether the cluster served the Rollout, even if reading the
+// target then failed.
+func poll(ctx context.Context, c client.Client, key types.NamespacedName, want string, res *waitResult) (answered bool, err error) {
+	var ro v1alpha1.Rollout
+	if err := c.Get(ctx, key, &ro); err != nil {
+		return false, fmt.Errorf("rollout %s: %w", key, err)
+	}
+	res.WantRevision = want
+	if want == "" {
+		var target appsv1.Deployment
+		if err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: ro.Spec.TargetRef.Name}, &target); err != nil {
+			return true, fmt.Errorf("target of rollout %s: %w", key, err)
+		}
+		res.WantRevision = rollout.Revision(target.Spec.Template)
+	}
+	judge(&ro, res)
+	return true, nil
+}
+
+// pollBy is poll, waited on only until ctx ends. The REST mapper's discovery,
+// which the first Get runs, takes no context (controller-runtime's apiutil),
+// so a cluster that takes connections and never answers would hold poll past
+// the first-answer limit. A poll given up on ends with its request timeout.
+func pollBy(ctx context.Context, c client.Client, key types.NamespacedName, want string, res *waitResult) (answered bool, err error) {
+	type polled struct {
+		res      waitResult
+		answered bool
+		err      error
+	}
+	p := polled{res: *res} // the goroutine's own copy: it may outlive this call
+	done := make(chan polled, 1)
+	go func() {
+		p.answered, p.err = poll(ctx, c, key, want, &p.res)
+		done <- p
+	}()
+	select {
+	case got := <-done:
+		*res = got.res
+		return got.answered, got.err
+	case <-ctx.Done():
+		return false, fmt.Errorf("rollout %s: %w", key, ctx.Err())
+	}
 }
 
 // judge fills in the result when the rollout has settled; a rollout still

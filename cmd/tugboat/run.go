@@ -79,7 +79,7 @@ func run(ctx context.Context, o Options) error {
 	}
 	// Secrets are read one at a time, uncached: a cache would watch every
 	// Secret in the cluster. RBAC grants get per namespace (config/rbac).
-	secrets := analysisreconciler.SecretsFrom(mgr.GetAPIReader())
+	secrets := prometheus.CredentialsFrom(mgr.GetAPIReader())
 	ar := &analysisreconciler.Reconciler{
 		Client: mgr.GetClient(),
 		Measurer: &prometheus.Provider{

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -26,67 +27,101 @@ import (
 const labelAnalysis = "tugboat.dev/analysis" // the step index, or "background"
 
 // observeAnalysis fills in the verdicts of the current step's analysis and of
-// the background analysis, creating their AnalysisRuns when they are due. A
-// non-empty message is a spec problem (a missing template, an argument
-// without a value).
-func (r *Reconciler) observeAnalysis(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress, w *world) (string, error) {
+// the background analysis. A run that is due and missing is built from its
+// templates, for act to create. A missing template or an argument without a
+// value is a *rollout.SpecError; both analyses are looked at whatever the
+// other's problem, so that a failing background analysis still aborts.
+func (r *Reconciler) observeAnalysis(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress, w *world) error {
 	if !p.InRollout() || p.Abort != nil || p.Step == nil {
-		return "", nil
+		return nil
 	}
 	o := &w.observed
 	step := int(*p.Step)
+	var problems []error
 	if step < len(ro.Spec.Steps) && ro.Spec.Steps[step].Analysis != nil {
-		run, msg, err := r.ensureRun(ctx, ro, p, fmt.Sprint(step), ro.Spec.Steps[step].Analysis)
-		if err != nil || msg != "" {
-			return msg, err
+		run, err := r.observeRun(ctx, ro, p, fmt.Sprint(step), ro.Spec.Steps[step].Analysis)
+		switch {
+		case isSpecError(err):
+			problems = append(problems, err)
+		case err != nil:
+			return err
+		default:
+			run.step = ptr.To(int32(step))
+			o.Analysis, o.AnalysisMessage = run.run.Status.Phase, run.run.Status.Message
+			w.runs = append(w.runs, run)
 		}
-		o.Analysis, o.AnalysisMessage = run.Status.Phase, run.Status.Message
-		w.runs = append(w.runs, observedRun{run: run, step: ptr.To(int32(step))})
 	}
 	if bg := ro.Spec.Analysis; bg != nil && step >= int(ptr.Deref(bg.StartingStep, 0)) {
-		run, msg, err := r.ensureRun(ctx, ro, p, "background", &bg.Analysis)
-		if err != nil || msg != "" {
-			return msg, err
+		run, err := r.observeRun(ctx, ro, p, backgroundRun(p), &bg.Analysis)
+		switch {
+		case isSpecError(err):
+			problems = append(problems, err)
+		case err != nil:
+			return err
+		default:
+			o.Background, o.BackgroundMessage = run.run.Status.Phase, run.run.Status.Message
+			w.runs = append(w.runs, run)
 		}
-		o.Background, o.BackgroundMessage = run.Status.Phase, run.Status.Message
-		w.runs = append(w.runs, observedRun{run: run})
 	}
-	return "", nil
+	if len(problems) > 0 {
+		return problems[0]
+	}
+	return nil
+}
+
+func isSpecError(err error) bool {
+	var se *rollout.SpecError
+	return errors.As(err, &se)
+}
+
+// backgroundRun names the background analysis of an attempt: each one a
+// person goes on from (inconclusive) starts the next.
+func backgroundRun(p rollout.Progress) string {
+	if p.BackgroundAttempt > 0 {
+		return fmt.Sprintf("background%d", p.BackgroundAttempt)
+	}
+	return "background"
 }
 
 // observedRun is an AnalysisRun of the attempt in progress: a step's
-// analysis, or the background analysis when step is nil.
+// analysis, or the background analysis when step is nil. create says it is
+// not there yet.
 type observedRun struct {
-	run  *v1alpha1.AnalysisRun
-	step *int32
+	run    *v1alpha1.AnalysisRun
+	step   *int32
+	create bool
 }
 
-// ensureRun returns the AnalysisRun of one analysis of this attempt at the
-// canary revision, creating it from its templates on first sight. The name
-// is derived from the attempt, so a controller restart finds the same run
-// and a retry starts a new one.
-func (r *Reconciler) ensureRun(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress, which string, a *v1alpha1.Analysis) (*v1alpha1.AnalysisRun, string, error) {
-	name := runName(ro.Name, p.CanaryRevision, p.StartedAt.Unix(), which)
+// observeRun returns the AnalysisRun of one analysis of this attempt at the
+// canary revision, built from its templates when there is none yet. The
+// name is derived from the attempt, so a controller restart finds the same
+// run and a retry starts a new one.
+func (r *Reconciler) observeRun(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress, which string, a *v1alpha1.Analysis) (observedRun, error) {
+	name := runName(ro.Name, p, which)
 	var run v1alpha1.AnalysisRun
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &run)
-	if err == nil || !apierrors.IsNotFound(err) {
-		return &run, "", err
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &run); {
+	case err == nil && !metav1.IsControlledBy(&run, ro):
+		return observedRun{}, rollout.Invalid("analysisrun %s/%s exists and is not this Rollout's", ro.Namespace, name)
+	case err == nil:
+		return observedRun{run: &run}, nil
+	case !apierrors.IsNotFound(err):
+		return observedRun{}, fmt.Errorf("get analysisrun %s/%s: %w", ro.Namespace, name, err)
 	}
 	var templates []v1alpha1.AnalysisTemplateSpec
 	for _, ref := range a.Templates {
-		spec, msg, err := r.template(ctx, ro.Namespace, ref)
-		if err != nil || msg != "" {
-			return nil, msg, err
+		spec, err := r.template(ctx, ro.Namespace, ref)
+		if err != nil {
+			return observedRun{}, err
 		}
 		templates = append(templates, spec)
 	}
 	args, err := rolloutArgs(ro, p, a.Args)
 	if err != nil {
-		return nil, fmt.Sprintf("analysis %s: %v", which, err), nil
+		return observedRun{}, rollout.Invalid("analysis %s: %v", which, err)
 	}
 	spec, err := analysis.RunSpec(templates, args)
 	if err != nil {
-		return nil, fmt.Sprintf("analysis %s: %v", which, err), nil
+		return observedRun{}, rollout.Invalid("analysis %s: %v", which, err)
 	}
 	spec.DryRun = append(spec.DryRun, a.DryRun...)
 	spec.MeasurementRetention = append(spec.MeasurementRetention, a.MeasurementRetention...)
@@ -102,43 +137,64 @@ func (r *Reconciler) ensureRun(ctx context.Context, ro *v1alpha1.Rollout, p roll
 		run.Annotations = md.Annotations
 	}
 	if err := controllerutil.SetControllerReference(ro, &run, r.Client.Scheme()); err != nil {
-		return nil, "", err
+		return observedRun{}, err
 	}
-	if err := r.Client.Create(ctx, &run); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, "", fmt.Errorf("create analysisrun %s/%s: %w", ro.Namespace, name, err)
-	}
-	return &run, "", nil
+	return observedRun{run: &run, create: true}, nil
 }
 
-func runName(rollout, revision string, started int64, which string) string {
+// createRuns creates the runs observed missing that still belong to the
+// attempt the plan records.
+func (r *Reconciler) createRuns(ctx context.Context, ro *v1alpha1.Rollout, runs []observedRun, next rollout.Progress) error {
+	for _, o := range runs {
+		if !o.create || !next.InRollout() || next.Abort != nil || !isCurrent(o.run.Name, ro.Name, next) {
+			continue
+		}
+		if err := r.Client.Create(ctx, o.run); err != nil && !apierrors.IsAlreadyExists(err) {
+			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+				// Retrying cannot fix it (a label value over 63 characters, say).
+				return rollout.Invalid("create analysisrun %s/%s: %v", o.run.Namespace, o.run.Name, err)
+			}
+			return fmt.Errorf("create analysisrun %s/%s: %w", o.run.Namespace, o.run.Name, err)
+		}
+	}
+	return nil
+}
+
+// runName names one analysis of an attempt: the revision, when the attempt
+// started and the steps it runs, so that a restart finds the same run and a
+// retry or a change of steps (even within the second) starts a new one.
+func runName(ro string, p rollout.Progress, which string) string {
 	h := fnv.New32a()
-	fmt.Fprintf(h, "%s/%d/%s", revision, started, which)
+	fmt.Fprintf(h, "%s/%d/%s", p.CanaryRevision, p.StartedAt.Unix(), which)
+	if p.StepsHash != "" {
+		fmt.Fprintf(h, "/%s", p.StepsHash)
+	}
 	suffix := which
-	if which != "background" {
+	if !strings.HasPrefix(which, "background") {
 		suffix = "step" + which
 	}
-	return fmt.Sprintf("%s-%s-%s", rollout, suffix, rand.SafeEncodeString(fmt.Sprint(h.Sum32())))
+	return fmt.Sprintf("%s-%s-%s", ro, suffix, rand.SafeEncodeString(fmt.Sprint(h.Sum32())))
 }
 
-func (r *Reconciler) template(ctx context.Context, ns string, ref v1alpha1.AnalysisTemplateRef) (v1alpha1.AnalysisTemplateSpec, string, error) {
+func (r *Reconciler) template(ctx context.Context, ns string, ref v1alpha1.AnalysisTemplateRef) (v1alpha1.AnalysisTemplateSpec, error) {
 	if ptr.Deref(ref.ClusterScope, false) {
 		var t v1alpha1.ClusterAnalysisTemplate
 		if err := r.Client.Get(ctx, client.ObjectKey{Name: ref.TemplateName}, &t); err != nil {
 			if apierrors.IsNotFound(err) {
-				return t.Spec, fmt.Sprintf("clusteranalysistemplate %s not found", ref.TemplateName), nil
+				return t.Spec, rollout.Invalid("clusteranalysistemplate %s not found", ref.TemplateName)
 			}
-			return t.Spec, "", err
+			return t.Spec, fmt.Errorf("get clusteranalysistemplate %s: %w", ref.TemplateName, err)
 		}
-		return t.Spec, "", nil
+		return t.Spec, nil
 	}
 	var t v1alpha1.AnalysisTemplate
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.TemplateName}, &t); err != nil {
 		if apierrors.IsNotFound(err) {
-			return t.Spec, fmt.Sprintf("analysistemplate %s/%s not found", ns, ref.TemplateName), nil
+			return t.Spec, rollout.Invalid("analysistemplate %s/%s not found", ns, ref.TemplateName)
 		}
-		return t.Spec, "", err
+		return t.Spec, fmt.Errorf("get analysistemplate %s/%s: %w", ns, ref.TemplateName, err)
 	}
-	return t.Spec, "", nil
+	return t.Spec, nil
 }
 
 // rolloutArgs resolves a step's arguments: values, fields of the Rollout, or
@@ -212,10 +268,10 @@ func (r *Reconciler) terminateRuns(ctx context.Context, ro *v1alpha1.Rollout, ke
 
 // isCurrent reports whether a run belongs to the attempt in progress.
 func isCurrent(name, rolloutName string, p rollout.Progress) bool {
-	if name == runName(rolloutName, p.CanaryRevision, p.StartedAt.Unix(), "background") {
+	if name == runName(rolloutName, p, backgroundRun(p)) {
 		return true
 	}
-	return p.Step != nil && name == runName(rolloutName, p.CanaryRevision, p.StartedAt.Unix(), fmt.Sprint(*p.Step))
+	return p.Step != nil && name == runName(rolloutName, p, fmt.Sprint(*p.Step))
 }
 
 // explain is the explanation of the attempt's analyses after plan: the
@@ -223,7 +279,7 @@ func isCurrent(name, rolloutName string, p rollout.Progress) bool {
 // starts afresh starts with none.
 func explain(recorded []v1alpha1.RolloutAnalysis, runs []observedRun, plan rollout.Plan, now time.Time) []v1alpha1.RolloutAnalysis {
 	switch plan.Event() {
-	case rollout.Started, rollout.Restarted, rollout.Retried:
+	case rollout.Started, rollout.Restarted, rollout.Retried, rollout.StepsChanged:
 		return nil
 	}
 	out := slices.Clone(recorded)

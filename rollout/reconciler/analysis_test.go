@@ -160,10 +160,11 @@ func TestMissingTemplateShowsInStatus(t *testing.T) {
 	if !strings.Contains(ro.Status.Message, "analysistemplate "+f.ns+"/success-rate not found") {
 		t.Errorf("status message %q does not name the template", ro.Status.Message)
 	}
-	// Creating it lets the rollout go on.
+	// Creating it lets the rollout go on, at once: templates are watched.
 	successRate.WithLabelValues("mt").Set(1)
 	f.scraped("mt")
 	f.successTemplate()
+	f.eventually("mt", "going on", 10*time.Second, func(ro *v1alpha1.Rollout) bool { return reason(ro) != "InvalidSpec" })
 	f.eventually("mt", "promoted", 2*time.Minute, func(ro *v1alpha1.Rollout) bool { return ro.Status.CanaryRevision == "" && reason(ro) == "Healthy" })
 }
 

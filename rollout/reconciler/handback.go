@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -40,206 +39,183 @@ func (r *Reconciler) ensureFinalizer(ctx context.Context, ro *v1alpha1.Rollout) 
 	return nil
 }
 
-// handBack gives a deleted Rollout's application back to its target
-// Deployment, then lets the Rollout go:
-//
-//  1. all traffic to stable (primary); once, the target gets primary's
-//     template back if it holds a revision whose rollout never completed,
-//     and at least primary's size;
-//  2. once the target is Ready, the stable Service (and subset) select the
-//     target's pods instead of primary's;
-//  3. primary is deleted; the Services stay, so that the VirtualService that
-//     names them keeps working;
-//  4. the finalizer goes.
-//
-// Primary and the Services carry no owner reference (see isManaged), so no
-// deletion policy, foreground included, removes them before step 3. After
-// step 1 the target is its owner's again: a GitOps tool or an autoscaler
-// may change it, and the hand-back waits for what they set. A target that
-// never gets Ready holds the Rollout, reported in status: letting go would
-// leave no pods behind the traffic.
-func (r *Reconciler) handBack(ctx context.Context, ro *v1alpha1.Rollout) (reconcile.Result, error) {
-	if !controllerutil.ContainsFinalizer(ro, finalizer) {
-		return reconcile.Result{}, nil
-	}
-	var target, primary appsv1.Deployment
+// observeDeletion reads what the hand-back of a deleted Rollout needs
+// (rollout.Deletion); like observe, it writes nothing.
+func (r *Reconciler) observeDeletion(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, error) {
+	w := &world{services: map[string]*corev1.Service{}, stableRevision: p.StableRevision}
+	o := &w.observed
+	o.Now, o.Deleting = r.Now(), true
+	d := &o.Deletion
+	d.TargetName, d.StableService, d.CanaryService = ro.Spec.TargetRef.Name, stableServiceName(ro), canaryServiceName(ro)
+	var target appsv1.Deployment
 	gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}, &target)
 	if err != nil {
-		return reconcile.Result{}, err
+		return nil, err
 	}
+	if gone || !target.DeletionTimestamp.IsZero() || !matchLabelsOnly(target.Spec.Selector) {
+		d.TargetGone = true
+	} else {
+		w.target = &target
+		o.TargetRevision = rollout.Revision(target.Spec.Template)
+		d.TargetReplicas = ptr.Deref(target.Spec.Replicas, 1)
+		d.TargetServing = serving(&target)
+		d.GivenBack = target.Annotations[annotationHandedBack] == string(ro.UID)
+	}
+	var primary appsv1.Deployment
 	primaryGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Name + primarySuffix}, &primary)
 	if err != nil {
-		return reconcile.Result{}, err
+		return nil, err
 	}
-	hasPrimary := !primaryGone && isManaged(&primary, ro)
-	// An earlier version's owner references would let garbage collection
-	// take primary and the Services first.
-	if hasPrimary {
-		if err := r.disown(ctx, &primary, ro); err != nil {
-			return reconcile.Result{}, err
-		}
+	if !primaryGone && isManaged(&primary, ro) {
+		w.primary = &primary
+		d.Primary, d.PrimaryDeleting = true, !primary.DeletionTimestamp.IsZero()
+		d.PrimaryReplicas = ptr.Deref(primary.Spec.Replicas, 1)
+		o.PrimaryRevision = primary.Annotations[annotationRevision]
 	}
 	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
 		var svc corev1.Service
-		if gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &svc); err != nil || gone {
-			if err != nil {
-				return reconcile.Result{}, err
-			}
-			continue
+		gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &svc)
+		if err != nil {
+			return nil, err
 		}
-		if err := r.disown(ctx, &svc, ro); err != nil {
+		if !gone && name == stableServiceName(ro) {
+			d.StableOnTarget = w.target != nil && maps.Equal(svc.Spec.Selector, w.target.Spec.Selector.MatchLabels)
+		}
+		if !gone && (isManaged(&svc, ro) || named(ro, name)) {
+			w.services[name] = &svc
+		}
+	}
+	for _, obj := range []client.Object{w.primary, w.services[stableServiceName(ro)], w.services[canaryServiceName(ro)]} {
+		if !isNil(obj) && slices.ContainsFunc(obj.GetOwnerReferences(), func(ref metav1.OwnerReference) bool { return ref.UID == ro.UID }) {
+			w.disown = append(w.disown, obj)
+		}
+	}
+	var vs istiov1.VirtualService
+	vsGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TrafficRouting.Istio.VirtualService.Name}, &vs)
+	if err != nil {
+		return nil, err
+	}
+	d.MeshGone = vsGone || !vs.DeletionTimestamp.IsZero()
+	return w, nil
+}
+
+// serving is how many Ready pods of its current template d runs, when it
+// runs no others; 0 otherwise.
+func serving(d *appsv1.Deployment) int32 {
+	s := d.Status
+	if d.Generation != s.ObservedGeneration || s.Replicas != s.UpdatedReplicas {
+		return 0
+	}
+	return min(s.UpdatedReplicas, s.ReadyReplicas)
+}
+
+// actHandBack carries out a hand-back plan in act's order: routes, the
+// target's one-time changes and the Services (which re-running the plan
+// repeats harmlessly), the status, then what cannot be undone: primary and
+// the Services deleted, the Rollout let go.
+func (r *Reconciler) actHandBack(ctx context.Context, ro *v1alpha1.Rollout, w *world, plan rollout.Plan) (reconcile.Result, error) {
+	hb := plan.HandBack
+	if !controllerutil.ContainsFinalizer(ro, finalizer) || hb == nil {
+		return reconcile.Result{}, nil
+	}
+	for _, o := range w.disown {
+		if err := r.disown(ctx, o, ro); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
 	if err := r.terminateRuns(ctx, ro, rollout.Progress{}); err != nil {
 		return reconcile.Result{}, err
 	}
-	if gone || !target.DeletionTimestamp.IsZero() || target.Spec.Selector == nil {
-		return reconcile.Result{}, r.withoutTarget(ctx, ro, &primary, hasPrimary)
-	}
-	targetLabels := target.Spec.Selector.MatchLabels
-	replicas := max(ptr.Deref(target.Spec.Replicas, 0), 1) // primary gone: whatever the target can do
-	if hasPrimary {
-		replicas = ptr.Deref(primary.Spec.Replicas, 1)
-	}
-	// Until the target serves, stable is primary, unless the Services were
-	// handed over already (a step after that failed): never back to primary.
-	var stable corev1.Service
-	stableGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: stableServiceName(ro)}, &stable)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if hasPrimary && primary.DeletionTimestamp.IsZero() && (stableGone || !maps.Equal(stable.Spec.Selector, targetLabels)) {
-		if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, targetLabels)); err != nil {
+	if hb.RouteTo != 0 && plan.Traffic != nil {
+		if err := r.routeAllStable(ctx, r.handBackMesh(ro, w, hb.RouteTo)); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
-	if err := r.restoreStable(ctx, ro, &target, &primary, hasPrimary, replicas); err != nil {
-		return reconcile.Result{}, err
-	}
-	want := max(1, min(replicas, ptr.Deref(target.Spec.Replicas, 1)))
-	if !servesAt(&target, want) {
-		msg := fmt.Sprintf("the Rollout is being deleted; deployment %s takes the traffic back once %d of its pods are Ready", target.Name, want)
-		plan := rollout.Plan{Outcome: rollout.HandingBack, Message: msg, Next: rollout.ProgressFrom(ro.Status), Traffic: ptr.To(traffic.AtRest()), RequeueAfter: 30 * time.Second}
-		return r.finish(ctx, ro, plan, nil)
-	}
-	if err := r.route(ctx, meshOf(ro, targetLabels, targetLabels)); err != nil {
-		return reconcile.Result{}, err
-	}
-	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
-		if err := r.handBackService(ctx, ro, name, targetLabels); err != nil {
+	if hb.GiveBack && w.target != nil {
+		if err := r.giveBack(ctx, ro, w, hb); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
-	if hasPrimary {
-		if err := r.deletePrimary(ctx, &primary); err != nil {
-			return reconcile.Result{}, err
+	if hb.ServicesToTarget && w.target != nil {
+		for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
+			if err := r.handBackService(ctx, ro, w.services[name], w.target.Spec.Selector.MatchLabels); err != nil {
+				return reconcile.Result{}, err
+			}
 		}
 	}
-	r.Recorder.Eventf(ro, nil, corev1.EventTypeNormal, string(rollout.HandingBack), "Delete",
-		"deployment %s serves all traffic again through Services %s and %s", target.Name, stableServiceName(ro), canaryServiceName(ro))
+	if !hb.Release {
+		return r.finish(ctx, ro, plan)
+	}
+	if hb.DeletePrimary && w.primary != nil {
+		if err := r.Client.Delete(ctx, w.primary, client.Preconditions{UID: &w.primary.UID}); client.IgnoreNotFound(err) != nil {
+			return reconcile.Result{}, fmt.Errorf("delete primary %s/%s: %w", w.primary.Namespace, w.primary.Name, err)
+		}
+	}
+	if hb.DeleteServices {
+		for name, svc := range w.services {
+			if !isManaged(svc, ro) || named(ro, name) {
+				continue // the user's own Services stay
+			}
+			if err := r.Client.Delete(ctx, svc, client.Preconditions{UID: &svc.UID}); client.IgnoreNotFound(err) != nil {
+				return reconcile.Result{}, fmt.Errorf("delete service %s/%s: %w", svc.Namespace, svc.Name, err)
+			}
+		}
+	}
+	eventType := corev1.EventTypeNormal
+	if hb.RouteTo == rollout.PrimaryPods {
+		eventType = corev1.EventTypeWarning // primary left serving, for the user to remove
+	}
+	r.Recorder.Eventf(ro, nil, eventType, string(plan.Event()), "Delete", "%s", plan.Message)
 	return reconcile.Result{}, r.letGo(ctx, ro)
+}
+
+// handBackMesh is the mesh with stable selecting the given pods.
+func (r *Reconciler) handBackMesh(ro *v1alpha1.Rollout, w *world, to rollout.Pods) traffic.Mesh {
+	var primary, target map[string]string
+	if w.primary != nil && w.primary.Spec.Selector != nil {
+		primary = w.primary.Spec.Selector.MatchLabels
+	}
+	if w.target != nil {
+		target = w.target.Spec.Selector.MatchLabels
+	}
+	switch {
+	case to == rollout.TargetPods:
+		return meshOf(ro, target, target)
+	case target == nil:
+		return meshOf(ro, primary, primary)
+	}
+	return meshOf(ro, primary, target)
 }
 
 // annotationHandedBack on the target names the Rollout (by UID) that handed
 // it back, so that the one-time changes are made once.
 const annotationHandedBack = "tugboat.dev/handed-back-by"
 
-// restoreStable makes the one-time changes of a hand-back: the target gets
-// primary's template when it holds a revision whose rollout never completed
-// (the application keeps running what was serving), and at least primary's
-// size. Later changes by the target's owners are theirs.
-func (r *Reconciler) restoreStable(ctx context.Context, ro *v1alpha1.Rollout, target, primary *appsv1.Deployment, hasPrimary bool, replicas int32) error {
-	if target.Annotations[annotationHandedBack] == string(ro.UID) {
-		return nil
-	}
+// giveBack makes the one-time changes of a hand-back to the target: at
+// least primary's size and, when the plan says so, primary's template back
+// (the application keeps running what was serving). Later changes by the
+// target's owners are theirs.
+func (r *Reconciler) giveBack(ctx context.Context, ro *v1alpha1.Rollout, w *world, hb *rollout.HandBack) error {
+	target := w.target
 	base := target.DeepCopy()
-	stable, rev := ro.Status.StableRevision, rollout.Revision(target.Spec.Template)
-	restore := hasPrimary && stable != "" && primary.Annotations[annotationRevision] == stable && rev != stable
-	if restore {
-		target.Spec.Template = targetTemplate(primary, target)
+	if hb.RestoreTemplate && w.primary != nil {
+		target.Spec.Template = recordedForm(w.primary)
 	}
-	target.Spec.Replicas = ptr.To(max(ptr.Deref(target.Spec.Replicas, 1), replicas))
+	target.Spec.Replicas = ptr.To(max(ptr.Deref(target.Spec.Replicas, 1), hb.Replicas))
 	if target.Annotations == nil {
 		target.Annotations = map[string]string{}
 	}
 	target.Annotations[annotationHandedBack] = string(ro.UID)
 	if err := r.Client.Patch(ctx, target, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("hand deployment %s/%s back at %d replicas: %w", target.Namespace, target.Name, replicas, err)
-	}
-	if restore {
-		r.Recorder.Eventf(ro, target, corev1.EventTypeWarning, string(rollout.HandingBack), "Delete",
-			"deployment %s got back stable revision %s: the rollout of revision %s never completed", target.Name, stable, rev)
+		return fmt.Errorf("hand deployment %s/%s back at %d replicas: %w", target.Namespace, target.Name, hb.Replicas, err)
 	}
 	return nil
 }
 
-// withoutTarget lets a Rollout whose target is gone go. When its
-// VirtualService is gone too, the whole application is being deleted, and
-// primary and the Services Tugboat created go with it. Otherwise primary may
-// be all that serves (the target was deleted first): the routes Tugboat added
-// are removed, and primary and the Services are left serving, with a Warning.
-func (r *Reconciler) withoutTarget(ctx context.Context, ro *v1alpha1.Rollout, primary *appsv1.Deployment, hasPrimary bool) error {
-	var vs istiov1.VirtualService
-	vsGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TrafficRouting.Istio.VirtualService.Name}, &vs)
-	if err != nil {
-		return err
-	}
-	if !vsGone && vs.DeletionTimestamp.IsZero() && hasPrimary {
-		if err := r.route(ctx, meshOf(ro, primary.Spec.Selector.MatchLabels, primary.Spec.Selector.MatchLabels)); err != nil {
-			return err
-		}
-		r.Recorder.Eventf(ro, nil, corev1.EventTypeWarning, string(rollout.HandingBack), "Delete",
-			"deployment %s is gone, so %s keeps serving through Services %s and %s; they are yours to remove",
-			ro.Spec.TargetRef.Name, primary.Name, stableServiceName(ro), canaryServiceName(ro))
-		return r.letGo(ctx, ro)
-	}
-	return r.removeAll(ctx, ro, primary, hasPrimary)
-}
-
-// removeAll deletes primary and the Services Tugboat created, when the
-// application is being deleted along with the Rollout, and lets it go.
-func (r *Reconciler) removeAll(ctx context.Context, ro *v1alpha1.Rollout, primary *appsv1.Deployment, hasPrimary bool) error {
-	if hasPrimary {
-		if err := r.deletePrimary(ctx, primary); err != nil {
-			return err
-		}
-	}
-	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
-		var svc corev1.Service
-		gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &svc)
-		if err != nil {
-			return err
-		}
-		if gone || !isManaged(&svc, ro) || name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService {
-			continue // the user's own Services stay
-		}
-		if err := r.Client.Delete(ctx, &svc, client.Preconditions{UID: &svc.UID}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete service %s/%s: %w", svc.Namespace, svc.Name, err)
-		}
-	}
-	return r.letGo(ctx, ro)
-}
-
-func (r *Reconciler) deletePrimary(ctx context.Context, primary *appsv1.Deployment) error {
-	if err := r.Client.Delete(ctx, primary, client.Preconditions{UID: &primary.UID}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete primary %s/%s: %w", primary.Namespace, primary.Name, err)
-	}
-	return nil
-}
-
-// servesAt reports whether d runs at least want Ready pods of its current
-// template, and no others.
-func servesAt(d *appsv1.Deployment, want int32) bool {
-	s := d.Status
-	return d.Generation == s.ObservedGeneration && s.UpdatedReplicas >= want && s.ReadyReplicas >= want &&
-		s.Replicas == s.UpdatedReplicas
-}
-
-// route sends all traffic to stable. A VirtualService or DestinationRule that
+// routeAllStable sends all traffic to stable. A VirtualService or DestinationRule that
 // is gone or no longer fits (deleted along with the Rollout, say) has no
 // traffic left to move, and must not hold the Rollout.
-func (r *Reconciler) route(ctx context.Context, m traffic.Mesh) error {
+func (r *Reconciler) routeAllStable(ctx context.Context, m traffic.Mesh) error {
 	if err := r.Router.Apply(ctx, m, traffic.AtRest()); err != nil && !errors.Is(err, traffic.ErrMisconfigured) {
 		return err
 	}
@@ -248,15 +224,9 @@ func (r *Reconciler) route(ctx context.Context, m traffic.Mesh) error {
 
 // handBackService points a Service at the target's pods, and drops any owner
 // reference to the Rollout, so that it outlives it.
-func (r *Reconciler) handBackService(ctx context.Context, ro *v1alpha1.Rollout, name string, selector map[string]string) error {
-	var svc corev1.Service
-	gone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &svc)
-	if err != nil || gone {
-		return err
-	}
-	named := name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService
-	if !isManaged(&svc, ro) && !named {
-		return nil // not ours to change
+func (r *Reconciler) handBackService(ctx context.Context, ro *v1alpha1.Rollout, svc *corev1.Service, selector map[string]string) error {
+	if svc == nil {
+		return nil
 	}
 	base := svc.DeepCopy()
 	svc.Spec.Selector = maps.Clone(selector)
@@ -264,8 +234,8 @@ func (r *Reconciler) handBackService(ctx context.Context, ro *v1alpha1.Rollout, 
 	if maps.Equal(base.Spec.Selector, svc.Spec.Selector) && len(base.OwnerReferences) == len(svc.OwnerReferences) {
 		return nil
 	}
-	if err := r.Client.Patch(ctx, &svc, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("hand service %s/%s back to the target: %w", ro.Namespace, name, err)
+	if err := r.Client.Patch(ctx, svc, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("hand service %s/%s back to the target: %w", svc.Namespace, svc.Name, err)
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func TestDeletingARolloutHandsBack(t *testing.T) {
 	}
 	f.wantWeights("hb", 100, 0)
 	f.gone(&appsv1.Deployment{}, "hb-primary", "primary")
-	f.wantEvent("hb", "HandingBack")
+	f.wantEvent("hb", "HandedBack")
 }
 
 // Deleted mid-rollout, with foreground propagation (Argo CD's prune), a
@@ -183,7 +183,7 @@ func TestDeletingARolloutWhoseTargetIsGone(t *testing.T) {
 	f.get(&appsv1.Deployment{}, "hk-primary")
 	f.get(&corev1.Service{}, "hk-stable")
 	f.wantWeights("hk", 100, 0)
-	f.wantEvent("hk", "HandingBack")
+	f.wantEvent("hk", "HandedBack")
 }
 
 // Primary and Services that an earlier version created with an owner

@@ -10,6 +10,7 @@ func meshOf(ro *v1alpha1.Rollout, stableLabels, canaryLabels map[string]string) 
 	is := ro.Spec.TrafficRouting.Istio
 	m := traffic.Mesh{
 		Namespace:      ro.Namespace,
+		Owner:          ro.Name,
 		VirtualService: is.VirtualService.Name,
 		Routes:         is.VirtualService.Routes,
 		StableService:  stableServiceName(ro),

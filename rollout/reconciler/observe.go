@@ -2,9 +2,9 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -20,70 +20,126 @@ import (
 	"github.com/tugboatdev/tugboat/traffic"
 )
 
-// errCacheBehind means an object this controller created is not in the cache
-// yet; the reconcile is tried again shortly, without an error.
+// errCacheBehind means an object this controller wrote is not in the cache
+// as written yet; the reconcile is tried again shortly, without an error.
 var errCacheBehind = errors.New("cache behind our own write")
 
-// world is what one reconcile sees, and the objects it may act on.
+// world is what one reconcile sees, and the objects it may act on. Any of
+// the objects may be missing (nil); act creates what the plan needs.
 type world struct {
 	target, primary *appsv1.Deployment
-	mesh            traffic.Mesh
-	observed        rollout.Observed
-	runs            []observedRun
+	// services are the stable and canary Services by name, nil where missing.
+	services map[string]*corev1.Service
+	// stableTemplate is the stable revision's recorded template (target
+	// form), nil when none is recorded.
+	stableTemplate *corev1.PodTemplateSpec
+	// mesh names the mesh objects and backends; meshKnown is false when the
+	// pods behind stable and canary cannot be told (target and Services gone).
+	mesh      traffic.Mesh
+	meshKnown bool
+	observed  rollout.Observed
+	runs      []observedRun
+	// primaryTaken and servicesTaken: a Deployment or Service of the name
+	// Tugboat would create exists and is not this Rollout's (a problem).
+	primaryTaken  bool
+	servicesTaken map[string]bool
+	// stableRevision is the stable revision status recorded when observed.
+	stableRevision string
+	// disown are objects that carry an owner reference to the Rollout from an
+	// earlier version of Tugboat, which garbage collection must not follow.
+	disown []client.Object
 }
 
-// observe reads the world from the cache and creates what a Rollout needs
-// and lacks (primary, Services). A non-nil plan means the rollout cannot be
-// decided on: its outcome says why.
-func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, *rollout.Plan, error) {
-	var target appsv1.Deployment
-	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}
-	if err := r.Client.Get(ctx, key, &target); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, stopWith(p, rollout.TargetNotFound, fmt.Sprintf("deployment %s not found", key)), nil
-		}
-		return nil, nil, fmt.Errorf("get target deployment %s: %w", key, err)
-	}
-	if sel := target.Spec.Selector; sel == nil || len(sel.MatchLabels) == 0 || len(sel.MatchExpressions) > 0 {
-		return nil, stopWith(p, rollout.InvalidSpec, fmt.Sprintf("deployment %s: Tugboat needs a selector of matchLabels only", key)), nil
-	}
-	primary, msg, err := r.ensurePrimary(ctx, ro, &target)
-	if err != nil || msg != "" {
-		return nil, stopWithMsg(p, msg), err
-	}
-	if !r.caughtUp(ro, primary) {
-		return nil, nil, errCacheBehind
-	}
-	stableLabels := primary.Spec.Selector.MatchLabels
-	canaryLabels := target.Spec.Selector.MatchLabels
-	replicas := ptr.Deref(primary.Spec.Replicas, 1)
-	primaryReady := ready(primary, replicas)
-	for _, svc := range []struct {
-		name     string
-		selector map[string]string
-		repoint  bool
-	}{
-		// An existing stable Service keeps selecting the target until
-		// primary can serve.
-		{stableServiceName(ro), stableLabels, primaryReady || p.StableRevision != ""},
-		{canaryServiceName(ro), canaryLabels, true},
-	} {
-		if msg, err := r.ensureService(ctx, ro, svc.name, svc.selector, svc.repoint); err != nil || msg != "" {
-			return nil, stopWithMsg(p, msg), err
+// observe reads the world from the cache. It writes nothing: a problem only
+// a person can fix goes into observed.Problem, and what is missing is left
+// for act to create.
+func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, error) {
+	w := &world{services: map[string]*corev1.Service{}, servicesTaken: map[string]bool{}, stableRevision: p.StableRevision}
+	o := &w.observed
+	o.Now = r.Now()
+	o.Requests = ro.PendingRequests()
+	o.Paused = ro.PausedByUser()
+	problem := func(e *rollout.SpecError) {
+		if o.Problem == nil {
+			o.Problem = e
 		}
 	}
 
-	step := int(ptr.Deref(p.Step, 0))
-	o := rollout.Observed{
-		Now:             r.Now(),
-		TargetRevision:  rollout.Revision(target.Spec.Template),
-		PrimaryRevision: primary.Annotations[annotationRevision],
-		PrimaryReady:    primaryReady,
-		CanaryReady:     ready(&target, rollout.CanaryReplicasFor(ro.Spec.Steps, step, replicas)),
-		Replicas:        replicas,
-		Requests:        ro.PendingRequests(),
-		Paused:          ro.PausedByUser(),
+	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TargetRef.Name}
+	var target appsv1.Deployment
+	switch err := r.Client.Get(ctx, key, &target); {
+	case apierrors.IsNotFound(err):
+		problem(rollout.TargetMissing("deployment %s not found", key))
+	case err != nil:
+		return nil, fmt.Errorf("get target deployment %s: %w", key, err)
+	case !matchLabelsOnly(target.Spec.Selector):
+		problem(rollout.Invalid("deployment %s: Tugboat needs a selector of matchLabels only", key))
+	default:
+		w.target = &target
+		o.TargetRevision = rollout.Revision(target.Spec.Template)
 	}
+
+	primary, err := r.observePrimary(ctx, ro)
+	var se *rollout.SpecError
+	switch {
+	case errors.As(err, &se):
+		problem(se)
+		w.primaryTaken = true
+	case err != nil:
+		return nil, err
+	case primary != nil:
+		if !r.caughtUp(ro, primary) {
+			return nil, errCacheBehind
+		}
+		w.primary = primary
+		o.PrimaryRevision = primary.Annotations[annotationRevision]
+	}
+	replicas := int32(1)
+	switch {
+	case w.primary != nil:
+		replicas = ptr.Deref(w.primary.Spec.Replicas, 1)
+		o.PrimaryReady = ready(w.primary, replicas)
+	case w.target != nil:
+		replicas = max(1, ptr.Deref(w.target.Spec.Replicas, 1))
+	}
+	o.Replicas = replicas
+	if w.target != nil {
+		step := int(ptr.Deref(p.Step, 0))
+		o.CanaryReady = ready(w.target, rollout.CanaryReplicasFor(ro.Spec.Steps, step, replicas))
+	}
+
+	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
+		svc, err := r.observeService(ctx, ro, name)
+		if errors.As(err, &se) {
+			problem(se)
+			w.servicesTaken[name] = true
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		w.services[name] = svc
+	}
+	for _, obj := range append([]client.Object{w.primary}, w.services[stableServiceName(ro)], w.services[canaryServiceName(ro)]) {
+		if !isNil(obj) && slices.ContainsFunc(obj.GetOwnerReferences(), func(ref metav1.OwnerReference) bool { return ref.UID == ro.UID }) {
+			w.disown = append(w.disown, obj)
+		}
+	}
+	w.mesh, w.meshKnown = r.meshFrom(ro, w)
+
+	if p.StableRevision != "" {
+		t, err := r.recordedTemplate(ctx, ro, p.StableRevision)
+		if err != nil {
+			return nil, err
+		}
+		w.stableTemplate, o.StableRecorded = t, t != nil
+	}
+
+	if w.primary == nil && w.target != nil && p.StableRevision != "" && o.TargetRevision != p.StableRevision && w.stableTemplate == nil {
+		problem(rollout.Invalid("deployment %s/%s%s is gone, and no record of stable revision %s is left to create it from",
+			ro.Namespace, ro.Name, primarySuffix, p.StableRevision))
+	}
+
 	// Windows that do not parse hold the rollout as closed ones would, while
 	// failures and aborts still act.
 	if schedule, err := windows.Parse(ro.Spec.Windows); err != nil {
@@ -92,98 +148,99 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		window := schedule.At(o.Now)
 		o.WindowClosed, o.WindowOpens = window.Closed, window.Opens
 	}
-	w := &world{target: &target, primary: primary, mesh: meshOf(ro, stableLabels, canaryLabels), observed: o}
-	if msg, err := r.observeAnalysis(ctx, ro, p, w); err != nil || msg != "" {
-		return nil, stopWithMsg(p, msg), err
+	if err := r.observeAnalysis(ctx, ro, p, w); errors.As(err, &se) {
+		problem(se)
+	} else if err != nil {
+		return nil, err
 	}
-	return w, nil, nil
+	return w, nil
 }
 
-func stopWithMsg(p rollout.Progress, msg string) *rollout.Plan {
-	if msg == "" {
-		return nil
-	}
-	return stopWith(p, rollout.InvalidSpec, msg)
+func matchLabelsOnly(sel *metav1.LabelSelector) bool {
+	return sel != nil && len(sel.MatchLabels) > 0 && len(sel.MatchExpressions) == 0
 }
 
-// ensurePrimary returns <name>-primary, creating it from the target on first
-// sight. A Deployment of that name that this Rollout does not own is a
-// conflict, reported rather than taken over.
-func (r *Reconciler) ensurePrimary(ctx context.Context, ro *v1alpha1.Rollout, target *appsv1.Deployment) (*appsv1.Deployment, string, error) {
+func isNil(o client.Object) bool {
+	switch v := o.(type) {
+	case *appsv1.Deployment:
+		return v == nil
+	case *corev1.Service:
+		return v == nil
+	}
+	return o == nil
+}
+
+// observePrimary returns <name>-primary, nil when there is none. A
+// Deployment of that name that this Rollout does not own is a conflict,
+// reported rather than taken over.
+func (r *Reconciler) observePrimary(ctx context.Context, ro *v1alpha1.Rollout) (*appsv1.Deployment, error) {
 	var primary appsv1.Deployment
 	key := client.ObjectKey{Namespace: ro.Namespace, Name: ro.Name + primarySuffix}
-	err := r.Client.Get(ctx, key, &primary)
-	switch {
-	case err == nil:
-		if !isManaged(&primary, ro) {
-			return nil, fmt.Sprintf("deployment %s exists and is not managed by this Rollout", key), nil
-		}
-		return &primary, "", r.disown(ctx, &primary, ro)
-	case !apierrors.IsNotFound(err):
-		return nil, "", fmt.Errorf("get primary deployment %s: %w", key, err)
+	switch err := r.Client.Get(ctx, key, &primary); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get primary deployment %s: %w", key, err)
+	case !isManaged(&primary, ro):
+		return nil, rollout.Invalid("deployment %s exists and is not managed by this Rollout", key)
 	}
-	// The target serves until primary is Ready; primary starts at its size.
-	replicas := ptr.Deref(target.Spec.Replicas, 1)
-	if replicas == 0 {
-		replicas = 1
-	}
-	p := primaryFor(ro, target, replicas)
-	if err := r.Client.Create(ctx, p); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return nil, "", errCacheBehind // created by an earlier reconcile; not in the cache yet
-		}
-		return nil, "", fmt.Errorf("create primary deployment %s: %w", key, err)
-	}
-	return p, "", nil
+	return &primary, nil
 }
 
-// disown removes an owner reference to ro that an earlier version of Tugboat
-// put on primary or a Service: garbage collection must not remove them
-// before the application is handed back (see handBack).
-func (r *Reconciler) disown(ctx context.Context, o client.Object, ro *v1alpha1.Rollout) error {
-	refs := o.GetOwnerReferences()
-	kept := slices.DeleteFunc(slices.Clone(refs), func(ref metav1.OwnerReference) bool { return ref.UID == ro.UID })
-	if len(kept) == len(refs) {
-		return nil
-	}
-	patch := client.MergeFromWithOptions(o.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
-	o.SetOwnerReferences(kept)
-	if err := r.Client.Patch(ctx, o, patch); err != nil {
-		return fmt.Errorf("remove the owner reference to rollout %s from %s: %w", ro.Name, client.ObjectKeyFromObject(o), err)
-	}
-	return nil
-}
-
-// ensureService creates a missing Service, or points an existing one that
-// this Rollout owns or names at the right pods.
-func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, name string, selector map[string]string, repoint bool) (string, error) {
+// observeService returns a stable or canary Service, nil when there is none.
+// One that this Rollout neither keeps nor names is a conflict.
+func (r *Reconciler) observeService(ctx context.Context, ro *v1alpha1.Rollout, name string) (*corev1.Service, error) {
 	var svc corev1.Service
 	key := client.ObjectKey{Namespace: ro.Namespace, Name: name}
-	err := r.Client.Get(ctx, key, &svc)
-	if apierrors.IsNotFound(err) {
-		want := serviceFor(ro, name, selector)
-		// AlreadyExists: created by an earlier reconcile, not in the cache yet.
-		if err := r.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
-			return "", fmt.Errorf("create service %s: %w", key, err)
+	switch err := r.Client.Get(ctx, key, &svc); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get service %s: %w", key, err)
+	case !isManaged(&svc, ro) && !named(ro, name):
+		return nil, rollout.Invalid("service %s exists and is not managed by this Rollout; name it in spec.service to use it", key)
+	}
+	return &svc, nil
+}
+
+func named(ro *v1alpha1.Rollout, name string) bool {
+	return name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService
+}
+
+// meshFrom names the mesh objects and the pods behind stable and canary: from
+// primary and the target, or, with the target gone, from the Services
+// Tugboat keeps (which still say which pods are which).
+func (r *Reconciler) meshFrom(ro *v1alpha1.Rollout, w *world) (traffic.Mesh, bool) {
+	if w.target != nil {
+		stable := primaryLabels(w.target.Spec.Selector.MatchLabels, w.target.Spec.Selector.MatchLabels)
+		if w.primary != nil && w.primary.Spec.Selector != nil {
+			stable = w.primary.Spec.Selector.MatchLabels
 		}
-		return "", nil
+		return meshOf(ro, stable, w.target.Spec.Selector.MatchLabels), true
 	}
-	if err != nil {
-		return "", fmt.Errorf("get service %s: %w", key, err)
+	stable, canary := w.services[stableServiceName(ro)], w.services[canaryServiceName(ro)]
+	if stable == nil || canary == nil {
+		return traffic.Mesh{}, false
 	}
-	named := name == ro.Spec.Service.StableService || name == ro.Spec.Service.CanaryService
-	if !isManaged(&svc, ro) && !named {
-		return fmt.Sprintf("service %s exists and is not managed by this Rollout; name it in spec.service to use it", key), nil
+	return meshOf(ro, stable.Spec.Selector, canary.Spec.Selector), true
+}
+
+// recordedTemplate reads a revision's template from its ControllerRevision,
+// nil when none of this Rollout's is recorded.
+func (r *Reconciler) recordedTemplate(ctx context.Context, ro *v1alpha1.Rollout, rev string) (*corev1.PodTemplateSpec, error) {
+	var cr appsv1.ControllerRevision
+	key := client.ObjectKey{Namespace: ro.Namespace, Name: revisionName(ro, rev)}
+	switch err := r.Client.Get(ctx, key, &cr); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get controllerrevision %s: %w", key, err)
+	case !metav1.IsControlledBy(&cr, ro) || cr.Annotations[annotationRevision] != rev:
+		return nil, nil
 	}
-	if err := r.disown(ctx, &svc, ro); err != nil {
-		return "", err
+	var t corev1.PodTemplateSpec
+	if err := json.Unmarshal(cr.Data.Raw, &t); err != nil || rollout.Revision(t) != rev {
+		return nil, nil // not a record to trust
 	}
-	if maps.Equal(svc.Spec.Selector, selector) || !repoint {
-		return "", nil
-	}
-	svc.Spec.Selector = maps.Clone(selector)
-	if err := r.Client.Update(ctx, &svc); err != nil {
-		return "", fmt.Errorf("point service %s at %v: %w", key, selector, err)
-	}
-	return "", nil
+	return &t, nil
 }

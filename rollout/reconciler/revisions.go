@@ -27,7 +27,7 @@ func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, t
 	}
 	revs := slices.DeleteFunc(list.Items, func(cr appsv1.ControllerRevision) bool { return !metav1.IsControlledBy(&cr, ro) })
 	slices.SortFunc(revs, func(a, b appsv1.ControllerRevision) int { return cmp.Compare(a.Revision, b.Revision) })
-	name := ro.Name + "-" + rev
+	name := revisionName(ro, rev)
 	if !slices.ContainsFunc(revs, func(cr appsv1.ControllerRevision) bool { return cr.Name == name }) {
 		data, err := json.Marshal(template)
 		if err != nil {
@@ -66,3 +66,6 @@ func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, t
 	}
 	return nil
 }
+
+// revisionName names the ControllerRevision of one of ro's revisions.
+func revisionName(ro *v1alpha1.Rollout, rev string) string { return ro.Name + "-" + rev }

@@ -21,12 +21,42 @@ const (
 	indexTarget          = "tugboat.dev/target"
 	indexVirtualService  = "tugboat.dev/virtualservice"
 	indexDestinationRule = "tugboat.dev/destinationrule"
+	indexTemplate        = "tugboat.dev/analysistemplate"
 )
 
+// clusterTemplateKey is the template index's value for a
+// ClusterAnalysisTemplate, which no namespaced template's name can take.
+func clusterTemplateKey(name string) string { return "cluster/" + name }
+
+// templatesOf are the analysis templates a Rollout names, for the template
+// index.
+func templatesOf(ro *v1alpha1.Rollout) []string {
+	var out []string
+	add := func(a *v1alpha1.Analysis) {
+		for _, t := range a.Templates {
+			if t.ClusterScope != nil && *t.ClusterScope {
+				out = append(out, clusterTemplateKey(t.TemplateName))
+			} else {
+				out = append(out, t.TemplateName)
+			}
+		}
+	}
+	for _, st := range ro.Spec.Steps {
+		if st.Analysis != nil {
+			add(st.Analysis)
+		}
+	}
+	if bg := ro.Spec.Analysis; bg != nil {
+		add(&bg.Analysis)
+	}
+	return out
+}
+
 // SetupWithManager registers the controller: it reconciles a Rollout when the
-// Rollout, its target, its primary or Services, or the VirtualService or
-// DestinationRule it names change. A GitOps tool resetting a VirtualService's
-// weights is corrected at once.
+// Rollout, its target, its primary or Services, the VirtualService or
+// DestinationRule or an analysis template it names change. A GitOps tool
+// resetting a VirtualService's weights is corrected at once, and a rollout
+// held for a missing template goes on as soon as the template is there.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, workers int) error {
 	idx := mgr.GetFieldIndexer()
 	for name, value := range map[string]func(*v1alpha1.Rollout) string{
@@ -48,6 +78,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, wor
 			return err
 		}
 	}
+	if err := idx.IndexField(ctx, &v1alpha1.Rollout{}, indexTemplate, func(o client.Object) []string {
+		return templatesOf(o.(*v1alpha1.Rollout))
+	}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Rollout{}).
 		Owns(&v1alpha1.AnalysisRun{}).
@@ -56,6 +91,8 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, wor
 		Watches(&appsv1.Deployment{}, r.rolloutsNaming(indexTarget)).
 		Watches(&istiov1.VirtualService{}, r.rolloutsNaming(indexVirtualService)).
 		Watches(&istiov1.DestinationRule{}, r.rolloutsNaming(indexDestinationRule)).
+		Watches(&v1alpha1.AnalysisTemplate{}, r.rolloutsNaming(indexTemplate)).
+		Watches(&v1alpha1.ClusterAnalysisTemplate{}, r.rolloutsNamingClusterTemplate()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
@@ -77,6 +114,22 @@ func (r *Reconciler) rolloutsNaming(index string) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list v1alpha1.RolloutList
 		if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, len(list.Items))
+		for i, ro := range list.Items {
+			reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}}
+		}
+		return reqs
+	})
+}
+
+// rolloutsNamingClusterTemplate maps a ClusterAnalysisTemplate to the
+// Rollouts, in any namespace, that name it.
+func (r *Reconciler) rolloutsNamingClusterTemplate() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.RolloutList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{indexTemplate: clusterTemplateKey(o.GetName())}); err != nil {
 			return nil
 		}
 		reqs := make([]reconcile.Request, len(list.Items))

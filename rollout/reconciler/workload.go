@@ -72,17 +72,6 @@ func setPrimaryTemplate(primary, target *appsv1.Deployment) {
 	primary.Annotations[annotationRevision] = rollout.Revision(target.Spec.Template)
 }
 
-// targetTemplate is primary's template as the target carries it: the
-// selector's labels without the -primary suffix.
-func targetTemplate(primary, target *appsv1.Deployment) corev1.PodTemplateSpec {
-	t := *primary.Spec.Template.DeepCopy()
-	t.Labels = maps.Clone(t.Labels)
-	for k, v := range target.Spec.Selector.MatchLabels {
-		t.Labels[k] = v
-	}
-	return t
-}
-
 func serviceFor(ro *v1alpha1.Rollout, name string, selector map[string]string) *corev1.Service {
 	target := intstr.FromInt32(ro.Spec.Service.Port)
 	if ro.Spec.Service.TargetPort != nil {

@@ -76,6 +76,18 @@ func (p *Process) Stop(grace time.Duration) error {
 	return fmt.Errorf("%s did not stop within %s; killed", p.Name, grace)
 }
 
+// Kill ends the process with SIGKILL, at once, and waits until it is gone.
+func (p *Process) Kill() error {
+	if exited, _ := p.Exited(); exited {
+		return fmt.Errorf("%s had exited already (%v); log:\n%s", p.Name, p.err, p.Tail(20))
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("kill %s: %w", p.Name, err)
+	}
+	<-p.done
+	return nil
+}
+
 // Tail returns the last n lines of the process's log, for error messages.
 func (p *Process) Tail(n int) string {
 	b, err := os.ReadFile(p.Log)

@@ -3,8 +3,12 @@
 // Tugboat says what it wants as a traffic.Desired.
 //
 // The VirtualService belongs to the user. Tugboat changes only the weights of
-// the routes it is told by name and the header routes it owns (by name, from
-// the Rollout's steps); every other route and field is left as it was.
+// the routes it is told by name and the header and mirror routes it added
+// (recorded per Rollout); every other route and field is left as it was. The
+// compiled Istio types drop fields they do not know, so the object is never
+// written whole: Rewrite computes the wanted state on the typed object and
+// routesPatch the JSON patch of the difference, both without I/O; the Router
+// reads through the cache and writes the patch.
 package istio
 
 import (
@@ -27,13 +31,40 @@ var (
 	ErrSubsetNotFound        = fmt.Errorf("%w: no subset with that name", traffic.ErrMisconfigured)
 	ErrRouteTaken            = fmt.Errorf("%w: a route of that name exists and is not Tugboat's", traffic.ErrMisconfigured)
 	ErrMirrorMatchConflict   = fmt.Errorf("%w: a mirror route's match contradicts its managed route's", traffic.ErrMisconfigured)
+	ErrRecordUnreadable      = fmt.Errorf("%w: the annotation recording the routes Tugboat added is not readable", traffic.ErrMisconfigured)
 )
+
+// misfits are the things that could not be done because the mesh objects do
+// not fit the Rollout. Each wraps traffic.ErrMisconfigured, and so does the
+// whole.
+type misfits []error
+
+func (ms misfits) Error() string {
+	parts := make([]string, len(ms))
+	for i, err := range ms {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (ms misfits) Unwrap() []error { return ms }
+
+// err is nil when nothing misfits.
+func (ms misfits) err() error {
+	if len(ms) == 0 {
+		return nil
+	}
+	return ms
+}
 
 // Destinations says how the stable and canary versions are addressed: by host
 // (two Services, subsets empty) or by subset of one host.
 type Destinations struct {
 	// Namespace of the Rollout, for matching qualified host names.
-	Namespace                  string
+	Namespace string
+	// StableHost and CanaryHost empty match any host: when the
+	// DestinationRule that names the host is gone, traffic is sent back to
+	// stable by subset name alone.
 	StableHost, CanaryHost     string
 	StableSubset, CanarySubset string
 }
@@ -42,32 +73,45 @@ type Destinations struct {
 type Routes struct {
 	// Managed are the HTTP routes whose weights are set.
 	Managed []string
-	// Owned are the names of the header routes Tugboat added earlier (as
-	// recorded on the VirtualService); those not in force are removed. A
-	// route of any other name is the user's and is never touched.
+	// Owned are the names of the header and mirror routes the Rollout added
+	// earlier (as recorded on the VirtualService); those not in force are
+	// removed. A route of any other name is the user's, or another Rollout's,
+	// and is never touched.
 	Owned []string
 }
 
 // Rewrite changes vs in place so that it carries want, and reports whether
-// anything changed. It performs no I/O. On error vs may be partly changed
-// and must not be written.
+// anything changed. It performs no I/O.
+//
+// When want.AllStable() (an abort, or the end of a rollout), a managed route
+// that is missing or does not fit is left as it is and the rest is done:
+// every other managed route is sent to stable and every owned route is
+// removed. The error then names each route left, and vs may be written. For
+// any other want, an error means vs may be partly changed and must not be
+// written.
 func Rewrite(vs *istiov1.VirtualService, r Routes, d Destinations, want traffic.Desired) (bool, error) {
 	before := proto.Clone(&vs.Spec)
 	spec := &vs.Spec
+	var left misfits
 	var first *networkingv1.HTTPRoute
 	var canaryDest *networkingv1.Destination
 	for _, name := range r.Managed {
 		route := findRoute(spec.GetHttp(), name)
 		if route == nil {
-			return false, fmt.Errorf("virtualservice %s/%s route %q: %w", vs.Namespace, vs.Name, name, ErrRouteNotFound)
+			left = append(left, fmt.Errorf("virtualservice %s/%s route %q: %w", vs.Namespace, vs.Name, name, ErrRouteNotFound))
+			continue
 		}
 		c, err := setWeights(route, d, want.Split)
 		if err != nil {
-			return false, fmt.Errorf("virtualservice %s/%s route %q: %w", vs.Namespace, vs.Name, name, err)
+			left = append(left, fmt.Errorf("virtualservice %s/%s route %q: %w", vs.Namespace, vs.Name, name, err))
+			continue
 		}
 		if canaryDest == nil {
 			first, canaryDest = route, c
 		}
+	}
+	if len(left) > 0 && !want.AllStable() {
+		return false, left[0]
 	}
 	for _, name := range addedNames(want) {
 		if findRoute(spec.GetHttp(), name) != nil && !slices.Contains(r.Owned, name) {
@@ -79,7 +123,7 @@ func Rewrite(vs *istiov1.VirtualService, r Routes, d Destinations, want traffic.
 		return false, fmt.Errorf("virtualservice %s/%s: %w", vs.Namespace, vs.Name, err)
 	}
 	spec.Http = http
-	return !proto.Equal(before, spec), nil
+	return !proto.Equal(before, spec), left.err()
 }
 
 // addedNames are the names of the routes Tugboat adds for want: header
@@ -251,7 +295,7 @@ func stringMatch(m traffic.HeaderMatch) *networkingv1.StringMatch {
 // Rollout's namespace) and subset.
 func (d Destinations) matches(dst *networkingv1.Destination, host, subset string) bool {
 	h := dst.GetHost()
-	sameHost := h == host || h == host+"."+d.Namespace || strings.HasPrefix(h, host+"."+d.Namespace+".svc")
+	sameHost := host == "" || h == host || h == host+"."+d.Namespace || strings.HasPrefix(h, host+"."+d.Namespace+".svc")
 	return sameHost && dst.GetSubset() == subset
 }
 
@@ -260,6 +304,9 @@ func (d Destinations) describe(host, subset string) string {
 }
 
 func describe(dst *networkingv1.Destination) string {
+	if dst.GetHost() == "" {
+		return fmt.Sprintf("subset %s of any host", dst.GetSubset())
+	}
 	if dst.GetSubset() != "" {
 		return fmt.Sprintf("%s (subset %s)", dst.GetHost(), dst.GetSubset())
 	}

@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 	networkingv1 "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -214,24 +215,64 @@ func TestRewrite(t *testing.T) {
 		wantErr: ErrRouteTaken,
 	}, {
 		name:    "a missing managed route is an error",
-		in:      vs(userRoute()),
+		in:      vs(userRoute(), primary(90, 10)),
 		d:       hosts,
-		want:    traffic.AtRest(),
+		routes:  &Routes{Managed: []string{"gone", "primary"}},
+		want:    traffic.Desired{Split: traffic.CanaryAt(20)},
 		wantErr: ErrRouteNotFound,
 	}, {
 		name: "a foreign destination in a managed route is an error",
 		in: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
 			dest("podinfo-stable", "", 90), dest("podinfo-canary", "", 5), dest("legacy", "", 5)}}),
 		d:       hosts,
-		want:    traffic.AtRest(),
+		want:    traffic.Desired{Split: traffic.CanaryAt(20)},
 		wantErr: ErrUnexpectedDestination,
 	}, {
 		name: "a managed route without a canary destination is an error",
 		in: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
 			dest("podinfo-stable", "", 100)}}),
 		d:       hosts,
-		want:    traffic.AtRest(),
+		want:    traffic.Desired{Split: traffic.CanaryAt(20)},
 		wantErr: ErrUnexpectedDestination,
+	}, {
+		name:        "at rest, a missing managed route does not stop the others going to stable nor owned routes going",
+		in:          vs(userRoute(), betaRoute(), primary(40, 60)),
+		d:           hosts,
+		routes:      &Routes{Managed: []string{"gone", "primary"}, Owned: []string{"beta"}},
+		want:        traffic.AtRest(),
+		wantSpec:    vs(userRoute(), primary(100, 0)),
+		wantChanged: true,
+		wantErr:     ErrRouteNotFound,
+	}, {
+		name: "at rest, a managed route with a foreign destination is left as it is and the others go to stable",
+		in: vs(&networkingv1.HTTPRoute{Name: "secondary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo-stable", "", 40), dest("podinfo-canary", "", 30), dest("legacy", "", 30)}},
+			shadowGetsRoute(40, 60), primary(40, 60)),
+		d:      hosts,
+		routes: &Routes{Managed: []string{"secondary", "primary"}, Owned: []string{"shadow-gets"}},
+		want:   traffic.AtRest(),
+		wantSpec: vs(&networkingv1.HTTPRoute{Name: "secondary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo-stable", "", 40), dest("podinfo-canary", "", 30), dest("legacy", "", 30)}},
+			primary(100, 0)),
+		wantChanged: true,
+		wantErr:     ErrUnexpectedDestination,
+	}, {
+		name:     "at rest with no managed route left, nothing changes and each is named",
+		in:       vs(userRoute()),
+		d:        hosts,
+		routes:   &Routes{Managed: []string{"gone", "primary"}},
+		want:     traffic.AtRest(),
+		wantSpec: vs(userRoute()),
+		wantErr:  ErrRouteNotFound,
+	}, {
+		name: "without the DestinationRule's host, destinations match by subset alone",
+		in: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo.prod.svc.cluster.local", "stable", 70), dest("podinfo", "canary", 30)}}),
+		d:    Destinations{Namespace: "prod", StableSubset: "stable", CanarySubset: "canary"},
+		want: traffic.AtRest(),
+		wantSpec: vs(&networkingv1.HTTPRoute{Name: "primary", Route: []*networkingv1.HTTPRouteDestination{
+			dest("podinfo.prod.svc.cluster.local", "stable", 100), dest("podinfo", "canary", 0)}}),
+		wantChanged: true,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,14 +284,14 @@ func TestRewrite(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Rewrite() error = %v, want %v", err, tt.wantErr)
 			}
-			if err != nil {
+			if tt.wantSpec == nil { // an error that leaves vs not to be written
 				return
 			}
 			if changed != tt.wantChanged {
 				t.Errorf("Rewrite() changed = %v, want %v", changed, tt.wantChanged)
 			}
-			if !proto.Equal(&tt.wantSpec.Spec, &tt.in.Spec) {
-				t.Errorf("spec mismatch:\nwant %v\ngot  %v", &tt.wantSpec.Spec, &tt.in.Spec)
+			if diff := cmp.Diff(&tt.wantSpec.Spec, &tt.in.Spec, protocmp.Transform()); diff != "" {
+				t.Errorf("spec (-want +got):\n%s", diff)
 			}
 		})
 	}
