@@ -58,6 +58,18 @@ vet: ## No big or binary files in git, go vet, gofmt and the pure-package import
 test: tools vet ## Run every test tier against real servers.
 	$(GO) test -count=1 -timeout 20m ./...
 
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); make test runs their seed corpora.
+	@git grep -E '^func Fuzz[A-Za-z0-9_]+' -- '*_test.go' ':!hack/tools' | sed -E 's|^(.*)/[^/]+:func (Fuzz[A-Za-z0-9_]+).*|\1 \2|' | \
+	while read -r dir fz; do \
+		echo "==> ./$$dir $$fz"; \
+		$(GO) test -run "^$$fz$$" -fuzz "^$$fz$$" -fuzztime $(or $(FUZZTIME),30s) ./$$dir || exit 1; \
+	done
+
+.PHONY: crash
+crash: tools ## Kill the controller at random instants many times over (KILLS=1000, about 30 minutes) and check nothing was lost.
+	TUGBOAT_CRASH_KILLS=$(or $(KILLS),1000) $(GO) test -count=1 -v -timeout 90m -run TestKilledAtRandomInstants ./test/crash/
+
 .PHONY: demo
 demo: tools ## Bring up the sandbox and show a canary promoted and another rolled back (KEEP=1 leaves it running).
 	$(GO) run ./cmd/tugboat-sandbox demo $(if $(KEEP),--keep)

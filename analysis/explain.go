@@ -130,9 +130,4 @@ func explained(a *v1alpha1.RolloutAnalysis, metric string) *v1alpha1.MetricExpla
 	return nil
 }
 
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-len("…")] + "…"
-}
+func shorten(s string, n int) string { return Shorten(s, n) }

@@ -80,7 +80,12 @@ func substitute(query string, args map[string]string) (string, error) {
 			continue
 		}
 		b.WriteString(query[last:loc[0]])
-		if quote := promqlSyntax.openQuote(query[:loc[0]]); quote != 0 {
+		if quote, at := promqlSyntax.openQuoteAt(query[:loc[0]]); quote != 0 {
+			if regexMatcher(query[:at]) {
+				// A value in a =~ or !~ matcher is matched as it is: ".*"
+				// selects a series named .*, not every series.
+				v = regexp.QuoteMeta(v)
+			}
 			b.WriteString(escape(v, quote))
 		} else if !token.MatchString(v) {
 			errs = append(errs, fmt.Errorf("%w: argument %q outside quotes must be a single name, number or duration, got %q", ErrUnsafeArgument, name, v))
@@ -107,11 +112,25 @@ var (
 	exprSyntax   = syntax{line: "//", block: true}
 )
 
+// regexMatcher reports whether a string literal that starts right after
+// prefix is the value of a regular-expression label matcher.
+func regexMatcher(prefix string) bool {
+	p := strings.TrimRight(prefix, " \t\r\n")
+	return strings.HasSuffix(p, "=~") || strings.HasSuffix(p, "!~")
+}
+
 // openQuote returns the quote character of the string literal that prefix
 // ends inside, or 0 when it ends outside one (or inside a comment, which a
 // value cannot leave either).
 func (s syntax) openQuote(prefix string) byte {
+	q, _ := s.openQuoteAt(prefix)
+	return q
+}
+
+// openQuoteAt is openQuote with the index at which the literal opened.
+func (s syntax) openQuoteAt(prefix string) (byte, int) {
 	var q byte
+	at := -1
 	for i := 0; i < len(prefix); i++ {
 		c := prefix[i]
 		switch {
@@ -122,18 +141,18 @@ func (s syntax) openQuote(prefix string) byte {
 		case q == 0 && s.block && strings.HasPrefix(prefix[i:], "/*"):
 			end := strings.Index(prefix[i+2:], "*/")
 			if end < 0 {
-				return 0
+				return 0, -1
 			}
 			i += end + 3
 		case q == 0 && (c == '"' || c == '\'' || c == '`'):
-			q = c
+			q, at = c, i
 		case q != 0 && c == '\\' && q != '`':
 			i++
 		case q != 0 && c == q:
-			q = 0
+			q, at = 0, -1
 		}
 	}
-	return q
+	return q, at
 }
 
 // escape makes v safe inside a PromQL string literal opened by quote.

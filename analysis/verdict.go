@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -24,7 +26,17 @@ type Sample struct {
 // Judge is the phase of one measurement and why: Error when the sample
 // could not be taken, the metric's no-data policy when it holds no data,
 // else what the success and failure conditions say of it.
-func Judge(m v1alpha1.Metric, s Sample, args map[string]string) (argo.AnalysisPhase, string, string) {
+//
+// What it returns is bounded, whatever the query returned, so that the
+// verdict always fits in status: the value is a summary (the first values,
+// how many, the least and the greatest), the message at most MaxMessage
+// bytes.
+func Judge(m v1alpha1.Metric, s Sample, args map[string]string) (phase argo.AnalysisPhase, value, message string) {
+	phase, value, message = judge(m, s, args)
+	return phase, value, Shorten(message, MaxMessage)
+}
+
+func judge(m v1alpha1.Metric, s Sample, args map[string]string) (argo.AnalysisPhase, string, string) {
 	if s.Err != nil {
 		return argo.AnalysisPhaseError, "", s.Err.Error()
 	}
@@ -35,16 +47,43 @@ func Judge(m v1alpha1.Metric, s Sample, args map[string]string) (argo.AnalysisPh
 		}
 		return phase, "", why + "; onNoData is " + string(phase)
 	}
-	var result any = s.Values
-	value := formatValues(s.Values)
+	// A series whose value is NaN has no data: it is left out of what the
+	// conditions see, and said so.
+	values := slices.DeleteFunc(slices.Clone(s.Values), math.IsNaN)
+	dropped := ""
+	if n := len(s.Values) - len(values); n > 0 {
+		dropped = fmt.Sprintf(" (%d of %d series were NaN, left out as no data)", n, len(s.Values))
+	}
+	var result any = values
+	value := formatValues(values)
 	if s.Scalar {
-		result = s.Values[0]
+		result = values[0]
 	}
 	phase, err := conditionsPhase(m, result, args)
 	if err != nil {
-		return argo.AnalysisPhaseError, value, err.Error()
+		return argo.AnalysisPhaseError, value, err.Error() + dropped
 	}
-	return phase, value, describe(m, phase)
+	return phase, value, describe(m, phase) + dropped
+}
+
+// MaxMessage bounds a measurement's message.
+const MaxMessage = 1024
+
+// maxShownValues is how many values a measurement shows before it
+// summarises the rest.
+const maxShownValues = 10
+
+// Shorten cuts s to at most n bytes, on a rune boundary, marking the cut.
+func Shorten(s string, n int) string {
+	const mark = "…"
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // noData says why a sample holds no data, or "" when it does.
@@ -113,12 +152,20 @@ func describe(m v1alpha1.Metric, phase argo.AnalysisPhase) string {
 	return ""
 }
 
+// formatValues shows the values a query returned: all of them when there
+// are few, else the first ones with how many there were and their range.
 func formatValues(vs []float64) string {
-	parts := make([]string, len(vs))
-	for i, v := range vs {
+	shown := vs[:min(len(vs), maxShownValues)]
+	parts := make([]string, len(shown))
+	for i, v := range shown {
 		parts[i] = strconv.FormatFloat(v, 'g', 6, 64)
 	}
-	return "[" + strings.Join(parts, ",") + "]"
+	if len(vs) <= maxShownValues {
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	lo, hi := slices.Min(vs), slices.Max(vs)
+	return fmt.Sprintf("[%s,…] (%d values, min %s, max %s)", strings.Join(parts, ","), len(vs),
+		strconv.FormatFloat(lo, 'g', 6, 64), strconv.FormatFloat(hi, 'g', 6, 64))
 }
 
 // Record adds a measurement's phase to a metric's counters.
@@ -194,6 +241,28 @@ func LimitsOf(m v1alpha1.Metric, args map[string]string) (Limits, error) {
 	if l.Count == 0 && m.Interval == "" {
 		l.Count = 1 // neither count nor interval: measure once
 	}
+	// As Argo has it: no negative limit, but failureLimit -1 (never fail on
+	// failures) alongside consecutiveSuccessLimit. The schema says so of
+	// numbers; this says it of values that come from arguments.
+	for _, c := range []struct {
+		field string
+		v     int32
+		ok    bool
+	}{
+		{"failureLimit", l.Failure, l.Failure >= 0 || (l.Failure == -1 && l.ConsecutiveSuccess > 0)},
+		{"inconclusiveLimit", l.Inconclusive, l.Inconclusive >= 0},
+		{"consecutiveErrorLimit", l.ConsecutiveError, l.ConsecutiveError >= 0},
+		{"consecutiveSuccessLimit", l.ConsecutiveSuccess, l.ConsecutiveSuccess >= 0},
+		{"count", l.Count, l.Count >= 0},
+	} {
+		if !c.ok {
+			msg := fmt.Errorf("%s: %d must not be negative", c.field, c.v)
+			if c.field == "failureLimit" && c.v == -1 {
+				msg = errors.New("failureLimit: -1 needs consecutiveSuccessLimit")
+			}
+			errs = append(errs, msg)
+		}
+	}
 	return l, errors.Join(errs...)
 }
 
@@ -215,6 +284,11 @@ func Assess(r argo.MetricResult, l Limits) argo.AnalysisPhase {
 	case l.Count > 0 && r.Count >= l.Count:
 		if l.ConsecutiveSuccess > 0 {
 			return argo.AnalysisPhaseFailed // every measurement taken without the run of successes asked for
+		}
+		if r.Successful == 0 {
+			// Failures and inconclusives within their limits, but not one
+			// success: no evidence is no pass (Argo would call it Successful).
+			return argo.AnalysisPhaseInconclusive
 		}
 		return argo.AnalysisPhaseSuccessful // failures and inconclusives, if any, were within their limits
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -37,6 +38,9 @@ func TestJudge(t *testing.T) {
 		{"fewer than minSamples is no data", v1alpha1.Metric{MinSamples: ptr.To[int32](3), OnNoData: argo.AnalysisPhaseError}, Sample{Values: []float64{1, 2}}, argo.AnalysisPhaseError, "fewer than minSamples 3"},
 		{"provider error", success, Sample{Err: errors.New("connection refused")}, argo.AnalysisPhaseError, "connection refused"},
 		{"a condition that does not compile is an error", v1alpha1.Metric{SuccessCondition: "result[0] >>> 1"}, Sample{Values: []float64{1}}, argo.AnalysisPhaseError, "condition"},
+		{"a NaN series among others is no data for that series", v1alpha1.Metric{SuccessCondition: "all(result, {# >= 0.99})"},
+			Sample{Values: []float64{0.995, math.NaN(), 0.999}}, argo.AnalysisPhaseSuccessful, "1 of 3 series were NaN, left out as no data"},
+		{"a NaN first series does not fail result[0]", success, Sample{Values: []float64{math.NaN(), 0.995}}, argo.AnalysisPhaseSuccessful, "NaN"},
 		{"helpers", v1alpha1.Metric{SuccessCondition: `!isNaN(result[0]) && !isInf(result[0]) && result[0] <= asFloat(args["max"]) && asInt("3") == 3 && default(nil, 1) == 1 && !isNil(result)`},
 			Sample{Values: []float64{400}}, argo.AnalysisPhaseSuccessful, ""},
 	} {
@@ -74,7 +78,9 @@ func TestAssess(t *testing.T) {
 		{"count reached", res(S, S, S), Limits{Count: 3, ConsecutiveError: 4}, S},
 		{"a failure over failureLimit 0", res(S, F), Limits{Count: 3, ConsecutiveError: 4}, F},
 		{"a failure within failureLimit 1", res(S, F, S), Limits{Count: 3, Failure: 1, ConsecutiveError: 4}, S},
-		{"failureLimit -1 disables failure", res(F, F, F), Limits{Count: 3, Failure: -1, ConsecutiveError: 4}, S},
+		{"failureLimit -1 disables failure", res(F, S, F), Limits{Count: 3, Failure: -1, ConsecutiveError: 4}, S},
+		{"failures within their limit and not one success: no evidence", res(F, F, F), Limits{Count: 3, Failure: -1, ConsecutiveError: 4}, I},
+		{"inconclusives within their limit and not one success: no evidence", res(I, I, I), Limits{Count: 3, Inconclusive: 5, ConsecutiveError: 4}, I},
 		{"inconclusive over its limit", res(I), Limits{Count: 3, ConsecutiveError: 4}, I},
 		{"errors up to the limit keep measuring", res(E, E, E, E), Limits{Count: 3, ConsecutiveError: 4}, argo.AnalysisPhaseRunning},
 		{"errors past consecutiveErrorLimit", res(E, E, E, E, E), Limits{Count: 3, ConsecutiveError: 4}, E},
@@ -124,6 +130,64 @@ func TestRunPhase(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := RunPhase(tt.phases, tt.dry); got != tt.want {
 				t.Errorf("RunPhase = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// Whatever a query returns, what a measurement stores is bounded: a summary
+// of the values and a short message, so the verdict always fits in status.
+func TestJudgeIsBounded(t *testing.T) {
+	many := make([]float64, 5000)
+	for i := range many {
+		many[i] = 0.5 + float64(i)/10000
+	}
+	for _, tt := range []struct {
+		name      string
+		s         Sample
+		wantValue string
+	}{
+		{"5000 series", Sample{Values: many}, "[0.5,0.5001,0.5002,0.5003,0.5004,0.5005,0.5006,0.5007,0.5008,0.5009,…] (5000 values, min 0.5, max 0.9999)"},
+		{"an error as long as a page", Sample{Err: errors.New(strings.Repeat("é", 100000))}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, value, msg := Judge(v1alpha1.Metric{SuccessCondition: "all(result, {# >= 0.99})"}, tt.s, nil)
+			if value != tt.wantValue {
+				t.Errorf("value %q, want %q", value, tt.wantValue)
+			}
+			if len(msg) > MaxMessage || !utf8.ValidString(msg) {
+				t.Errorf("message of %d bytes (valid UTF-8: %v), want at most %d", len(msg), utf8.ValidString(msg), MaxMessage)
+			}
+		})
+	}
+}
+
+// Negative limits are refused, also when they come from arguments, as Argo
+// refuses them: failureLimit -1 only with consecutiveSuccessLimit.
+func TestLimitsRefuseNegatives(t *testing.T) {
+	arg := func(name string) *intstr.IntOrString { v := intstr.FromString("{{args." + name + "}}"); return &v }
+	for _, tt := range []struct {
+		name string
+		m    v1alpha1.Metric
+		args map[string]string
+		want string // "" for accepted
+	}{
+		{"failureLimit -1", v1alpha1.Metric{Interval: "1s", FailureLimit: ptr.To(intstr.FromInt32(-1))}, nil, "failureLimit: -1 needs consecutiveSuccessLimit"},
+		{"failureLimit -1 with consecutiveSuccessLimit", v1alpha1.Metric{Interval: "1s", FailureLimit: ptr.To(intstr.FromInt32(-1)), ConsecutiveSuccessLimit: ptr.To(intstr.FromInt32(3))}, nil, ""},
+		{"failureLimit -2", v1alpha1.Metric{Interval: "1s", FailureLimit: ptr.To(intstr.FromInt32(-2))}, nil, "failureLimit: -2 must not be negative"},
+		{"inconclusiveLimit -1", v1alpha1.Metric{Interval: "1s", InconclusiveLimit: ptr.To(intstr.FromInt32(-1))}, nil, "inconclusiveLimit: -1 must not be negative"},
+		{"consecutiveErrorLimit -1", v1alpha1.Metric{Interval: "1s", ConsecutiveErrorLimit: ptr.To(intstr.FromInt32(-1))}, nil, "consecutiveErrorLimit: -1 must not be negative"},
+		{"count -3", v1alpha1.Metric{Interval: "1s", Count: ptr.To(intstr.FromInt32(-3))}, nil, "count: -3 must not be negative"},
+		{"a negative limit from an argument", v1alpha1.Metric{Interval: "1s", InconclusiveLimit: arg("i")}, map[string]string{"i": "-1"}, "inconclusiveLimit"},
+		{"a limit from an argument", v1alpha1.Metric{Interval: "1s", InconclusiveLimit: arg("i")}, map[string]string{"i": "2"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LimitsOf(tt.m, tt.args)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("LimitsOf() = %v, want no error", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("LimitsOf() = %v, want %q", err, tt.want)
 			}
 		})
 	}

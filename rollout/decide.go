@@ -128,6 +128,11 @@ func Decide(s Spec, p Progress, o Observed) Plan {
 	if o.Deleting {
 		return handBack(p, o)
 	}
+	if p.Step != nil && (*p.Step < 0 || int(*p.Step) > len(s.Steps)) {
+		// A hand-edited index: a negative one starts the steps again, one
+		// past the end is the promotion it would be at the end.
+		p.Step = ptr.To(min(max(*p.Step, 0), int32(len(s.Steps))))
+	}
 	plan := decide(s, p, o)
 	n := &plan.Next
 	switch {

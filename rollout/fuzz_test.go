@@ -72,10 +72,6 @@ func FuzzDecide(f *testing.F) {
 		}
 		s := spec
 		s.StepsHash = "steps"
-		if p.Step != nil && (*p.Step < 0 || int(*p.Step) > len(s.Steps)) {
-			// What ProgressFrom does with a hand-edited index out of range.
-			p.Step = ptr.To(min(max(*p.Step, 0), int32(len(s.Steps))))
-		}
 		plan := Decide(s, p, o)
 		if tr := plan.Traffic; tr != nil {
 			if tr.Split.Stable+tr.Split.Canary != 100 || tr.Split.Canary < 0 || tr.Split.Canary > 100 {

@@ -310,3 +310,24 @@ func TestBackgroundInconclusive(t *testing.T) {
 		})
 	}
 }
+
+// A step index edited by hand into status never panics: a negative one
+// starts the steps again, one past the end is the promotion.
+func TestHandEditedStep(t *testing.T) {
+	later := t0.Add(90 * time.Second)
+	for _, tt := range []struct {
+		name string
+		step int32
+		want Outcome
+	}{
+		{"negative", -3, Holding},
+		{"far past the end", 1 << 30, Promoting},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := Decide(spec, at(tt.step, t0), ready(later))
+			if plan.Outcome != tt.want || plan.Next.Step == nil || *plan.Next.Step < 0 || int(*plan.Next.Step) > len(spec.Steps) {
+				t.Errorf("Decide() = %s at step %v, want %s within the steps", plan.Outcome, plan.Next.Step, tt.want)
+			}
+		})
+	}
+}

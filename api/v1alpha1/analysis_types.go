@@ -73,6 +73,7 @@ type AnalysisTemplateSpec struct {
 	DryRun []argo.DryRun `json:"dryRun,omitempty"`
 	// MeasurementRetention bounds how many measurements of a metric are kept.
 	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(r, r.limit >= 0 && r.limit <= 2147483647)",message="measurementRetention limit must be between 0 and 2147483647"
 	// +optional
 	MeasurementRetention []argo.MeasurementRetention `json:"measurementRetention,omitempty"`
 }
@@ -82,15 +83,18 @@ type AnalysisTemplateSpec struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.provider.prometheus)",message="provider.prometheus is required: Tugboat measures metrics with Prometheus",fieldPath=".provider"
 // +kubebuilder:validation:XValidation:rule="!has(self.count) || type(self.count) != int || self.count <= 1 || has(self.interval)",message="interval is required when count is more than 1",fieldPath=".interval"
+// +kubebuilder:validation:XValidation:rule="!has(self.failureLimit) || type(self.failureLimit) != int || self.failureLimit != -1 || (has(self.consecutiveSuccessLimit) && (type(self.consecutiveSuccessLimit) != int || self.consecutiveSuccessLimit > 0))",message="failureLimit -1 (failures never fail the metric) needs consecutiveSuccessLimit above 0, as in Argo Rollouts",fieldPath=".failureLimit"
 type Metric struct {
 	// Name of the metric, unique in its template.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
-	// Interval between measurements, such as 30s. Without it the metric is
-	// measured once.
+	// Interval between measurements, such as 30s; at least 1s. Without it
+	// the metric is measured once.
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) >= duration('1s')",message="interval must be at least 1s"
 	// +optional
 	Interval argo.DurationString `json:"interval,omitempty"`
 	// InitialDelay before the first measurement, such as 1m.
@@ -98,8 +102,13 @@ type Metric struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +optional
 	InitialDelay argo.DurationString `json:"initialDelay,omitempty"`
-	// Count of measurements to take; with only an interval the metric is
+	// Count of measurements to take, from 0 to 2147483647 or an argument
+	// ({{args.NAME}}); with only an interval (or count 0) the metric is
 	// measured until the analysis ends.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : true",message="count must be between 0 and 2147483647, or an argument"
 	// +optional
 	Count *intstr.IntOrString `json:"count,omitempty"`
 	// SuccessCondition is an expression over result, such as result[0] >= 0.99.
@@ -111,19 +120,38 @@ type Metric struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	FailureCondition string `json:"failureCondition,omitempty"`
-	// FailureLimit is how many failed measurements are tolerated (default 0).
+	// FailureLimit is how many failed measurements are tolerated (default 0),
+	// from 0 to 2147483647 or an argument; -1, only with a
+	// consecutiveSuccessLimit, means failures never fail the metric.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= -1 && self <= 2147483647 : true",message="failureLimit must be between 0 and 2147483647 (or -1 with consecutiveSuccessLimit), or an argument"
 	// +optional
 	FailureLimit *intstr.IntOrString `json:"failureLimit,omitempty"`
 	// InconclusiveLimit is how many inconclusive measurements are tolerated
-	// (default 0).
+	// (default 0), from 0 to 2147483647 or an argument.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : true",message="inconclusiveLimit must be between 0 and 2147483647, or an argument"
 	// +optional
 	InconclusiveLimit *intstr.IntOrString `json:"inconclusiveLimit,omitempty"`
 	// ConsecutiveErrorLimit is how many errors in a row are tolerated before
-	// the metric is in Error (default 4).
+	// the metric is in Error (default 4), from 0 to 2147483647 or an argument.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : true",message="consecutiveErrorLimit must be between 0 and 2147483647, or an argument"
 	// +optional
 	ConsecutiveErrorLimit *intstr.IntOrString `json:"consecutiveErrorLimit,omitempty"`
 	// ConsecutiveSuccessLimit is how many successes in a row make the metric
-	// Successful early (default 0: disabled).
+	// Successful early (default 0: disabled), from 0 to 2147483647 or an
+	// argument.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : true",message="consecutiveSuccessLimit must be between 0 and 2147483647, or an argument"
 	// +optional
 	ConsecutiveSuccessLimit *intstr.IntOrString `json:"consecutiveSuccessLimit,omitempty"`
 	// Provider is where the metric is measured.
@@ -137,6 +165,7 @@ type Metric struct {
 	// MinSamples is how many data points a range query must return for its
 	// result to count; fewer is treated as no data.
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	MinSamples *int32 `json:"minSamples,omitempty"`
 }
@@ -308,13 +337,19 @@ type AnalysisRunSpec struct {
 	DryRun []argo.DryRun `json:"dryRun,omitempty"`
 	// MeasurementRetention bounds how many measurements of a metric are kept.
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(r, r.limit >= 0 && r.limit <= 2147483647)",message="measurementRetention limit must be between 0 and 2147483647"
 	// +optional
 	MeasurementRetention []argo.MeasurementRetention `json:"measurementRetention,omitempty"`
 }
 
 // AnalysisRunStatus holds the measurements and the verdict of a run.
+//
+// Its numbers are bounded, counters from 0 to 2147483647, so that no status,
+// even one written by hand, fails to decode: an AnalysisRun that did would
+// break the controller's list of them all.
 type AnalysisRunStatus struct {
 	// ObservedGeneration is the spec generation this status describes.
+	// +kubebuilder:validation:Minimum=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Phase is the verdict: Pending, Running, Successful, Failed, Error or
@@ -324,7 +359,10 @@ type AnalysisRunStatus struct {
 	// Message explains the phase.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// MetricResults holds each metric's counters and recent measurements.
+	// MetricResults holds each metric's counters and recent measurements, one
+	// per metric.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(r, [has(r.count) ? r.count : 0, has(r.successful) ? r.successful : 0, has(r.failed) ? r.failed : 0, has(r.inconclusive) ? r.inconclusive : 0, has(r.error) ? r.error : 0, has(r.consecutiveError) ? r.consecutiveError : 0, has(r.consecutiveSuccess) ? r.consecutiveSuccess : 0].all(n, n >= 0 && n <= 2147483647))",message="metricResults counters (count, successful, failed, inconclusive, error, consecutiveError, consecutiveSuccess) must be between 0 and 2147483647"
 	// +optional
 	MetricResults []argo.MetricResult `json:"metricResults,omitempty"`
 	// StartedAt is when the run started.
@@ -334,9 +372,11 @@ type AnalysisRunStatus struct {
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
 	// RunSummary counts the metrics by phase.
+	// +kubebuilder:validation:XValidation:rule="[has(self.count) ? self.count : 0, has(self.successful) ? self.successful : 0, has(self.failed) ? self.failed : 0, has(self.inconclusive) ? self.inconclusive : 0, has(self.error) ? self.error : 0].all(n, n >= 0 && n <= 2147483647)",message="runSummary counts (count, successful, failed, inconclusive, error) must be between 0 and 2147483647"
 	// +optional
 	RunSummary argo.RunSummary `json:"runSummary,omitempty"`
 	// DryRunSummary counts the dry-run metrics by phase.
+	// +kubebuilder:validation:XValidation:rule="[has(self.count) ? self.count : 0, has(self.successful) ? self.successful : 0, has(self.failed) ? self.failed : 0, has(self.inconclusive) ? self.inconclusive : 0, has(self.error) ? self.error : 0].all(n, n >= 0 && n <= 2147483647)",message="dryRunSummary counts (count, successful, failed, inconclusive, error) must be between 0 and 2147483647"
 	// +optional
 	DryRunSummary *argo.RunSummary `json:"dryRunSummary,omitempty"`
 	// Conditions of the run.

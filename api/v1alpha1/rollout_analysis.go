@@ -18,6 +18,8 @@ type RolloutAnalysis struct {
 	// Run is the AnalysisRun's name.
 	Run string `json:"run"`
 	// Step is the index of the analysis step; absent for background analysis.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=99
 	// +optional
 	Step *int32 `json:"step,omitempty"`
 	// Background is true for the analysis that runs alongside the steps.
@@ -29,7 +31,9 @@ type RolloutAnalysis struct {
 	// Message explains the verdict.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// Metrics explain each metric's part in the verdict.
+	// Metrics explain each metric's part in the verdict, one per metric of
+	// the AnalysisRun (which has at most 64).
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Metrics []MetricExplanation `json:"metrics,omitempty"`
 }
@@ -72,16 +76,27 @@ type MetricExplanation struct {
 	Limits *MetricLimits `json:"limits,omitempty"`
 }
 
-// MetricCounters count a metric's measurements by outcome.
+// MetricCounters count a metric's measurements by outcome. Each is between 0
+// and 2147483647.
 type MetricCounters struct {
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	Successful int32 `json:"successful,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	Failed int32 `json:"failed,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	Inconclusive int32 `json:"inconclusive,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	Error int32 `json:"error,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	ConsecutiveError int32 `json:"consecutiveError,omitempty"`
 }
@@ -90,10 +105,20 @@ type MetricCounters struct {
 // failures fail it, more than InconclusiveLimit inconclusives make it
 // inconclusive, more than ConsecutiveErrorLimit errors in a row make it an
 // error. Count is the number of measurements to take (0: until the run ends).
+// FailureLimit is -1 when failures are not limited (the metric then passes
+// on consecutive successes); the others are between 0 and 2147483647.
 type MetricLimits struct {
-	FailureLimit          int32 `json:"failureLimit"`
-	InconclusiveLimit     int32 `json:"inconclusiveLimit"`
+	// +kubebuilder:validation:Minimum=-1
+	// +kubebuilder:validation:Maximum=2147483647
+	FailureLimit int32 `json:"failureLimit"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
+	InconclusiveLimit int32 `json:"inconclusiveLimit"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	ConsecutiveErrorLimit int32 `json:"consecutiveErrorLimit"`
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	Count int32 `json:"count,omitempty"`
 }

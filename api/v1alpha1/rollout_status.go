@@ -7,6 +7,7 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 // and Phase is derived from them for display, never read back as input.
 type RolloutStatus struct {
 	// ObservedGeneration is the spec generation this status describes.
+	// +kubebuilder:validation:Minimum=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -20,6 +21,9 @@ type RolloutStatus struct {
 	Message string `json:"message,omitempty"`
 
 	// CurrentStepIndex is the index of the step being run; absent at rest.
+	// At most 100, the most steps a Rollout has.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
 	// +optional
 	CurrentStepIndex *int32 `json:"currentStepIndex,omitempty"`
 
@@ -30,6 +34,8 @@ type RolloutStatus struct {
 
 	// CanaryWeight is the share of the managed routes' traffic, in percent,
 	// that goes to the canary.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
 	// +optional
 	CanaryWeight int32 `json:"canaryWeight,omitempty"`
 
@@ -57,6 +63,7 @@ type RolloutStatus struct {
 	// ended inconclusive and that a person chose to go on from; each starts a
 	// new background AnalysisRun.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	BackgroundAttempt int32 `json:"backgroundAttempt,omitempty"`
 

@@ -77,6 +77,7 @@ type RolloutSpec struct {
 	// and primary after promotion, before the rollout is aborted.
 	// +kubebuilder:default=600
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 }
@@ -101,7 +102,12 @@ type ServiceSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port"`
-	// TargetPort on the pods; defaults to Port.
+	// TargetPort on the pods: a port number (1 to 65535) or the name of a
+	// container port (an IANA service name, such as http); defaults to Port.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 && self <= 65535 : self.matches('^[a-z0-9]([a-z0-9-]*[a-z0-9])?$') && self.matches('[a-z]') && !self.contains('--')",message="must be a port number from 1 to 65535 or a port name: at most 15 lowercase letters, digits and hyphens, with at least one letter and no leading, trailing or double hyphen"
 	// +optional
 	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
 	// StableService names an existing Service for the stable pods; when empty
@@ -164,7 +170,7 @@ type IstioVirtualService struct {
 // +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.analysis), has(self.setHeaderRoute), has(self.setCanaryScale), has(self.setMirrorRoute)].filter(x, x).size() == 1",message="a step must set exactly one of setWeight, pause, analysis, setHeaderRoute, setCanaryScale or setMirrorRoute"
 // +kubebuilder:validation:XValidation:rule="!has(self.setCanaryScale) || [has(self.setCanaryScale.weight), has(self.setCanaryScale.replicas), has(self.setCanaryScale.matchTrafficWeight) && self.setCanaryScale.matchTrafficWeight].filter(x, x).size() == 1",message="setCanaryScale must set exactly one of weight, replicas or matchTrafficWeight",fieldPath=".setCanaryScale"
 // +kubebuilder:validation:XValidation:rule="!has(self.setCanaryScale) || !has(self.setCanaryScale.weight) || (self.setCanaryScale.weight >= 0 && self.setCanaryScale.weight <= 100)",message="setCanaryScale.weight must be between 0 and 100",fieldPath=".setCanaryScale.weight"
-// +kubebuilder:validation:XValidation:rule="!has(self.setCanaryScale) || !has(self.setCanaryScale.replicas) || self.setCanaryScale.replicas >= 0",message="setCanaryScale.replicas must not be negative",fieldPath=".setCanaryScale.replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.setCanaryScale) || !has(self.setCanaryScale.replicas) || (self.setCanaryScale.replicas >= 0 && self.setCanaryScale.replicas <= 2147483647)",message="setCanaryScale.replicas must be between 0 and 2147483647",fieldPath=".setCanaryScale.replicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.setMirrorRoute) || size(self.setMirrorRoute.name) > 0",message="setMirrorRoute.name is required",fieldPath=".setMirrorRoute.name"
 // +kubebuilder:validation:XValidation:rule="!has(self.setMirrorRoute) || !has(self.setMirrorRoute.percentage) || (self.setMirrorRoute.percentage >= 0 && self.setMirrorRoute.percentage <= 100)",message="setMirrorRoute.percentage must be between 0 and 100",fieldPath=".setMirrorRoute.percentage"
 type Step struct {
@@ -236,6 +242,7 @@ type RollbackPolicy struct {
 	// FastTrackRevisions is how many of the most recent revisions a rollback
 	// may return to without running the steps again.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	FastTrackRevisions *int32 `json:"fastTrackRevisions,omitempty"`
 }

@@ -11,12 +11,13 @@ import (
 
 // Pause holds a rollout for a duration, or until a person promotes it.
 type Pause struct {
-	// Duration is a number of seconds or a duration such as 30s, 5m or 1h.
+	// Duration is a number of seconds or a duration such as 30s, 5m or 1h,
+	// from 0 to 2147483647 seconds (about 68 years, the most an int32 holds).
 	// Without it the rollout waits for `kubectl tug promote`.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+$|^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a number of seconds or a duration such as 30s, 5m or 1h"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^[0-9]+$') ? size(self) <= 10 && int(self) <= 2147483647 : self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) <= duration('2147483647s')",message="must be a number of seconds or a duration such as 30s, 5m or 1h, from 0 to 2147483647 seconds"
 	// +optional
 	Duration *intstr.IntOrString `json:"duration,omitempty"`
 }
@@ -39,6 +40,7 @@ type Analysis struct {
 	DryRun []argo.DryRun `json:"dryRun,omitempty"`
 	// MeasurementRetention bounds how many measurements of a metric are kept.
 	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(r, r.limit >= 0 && r.limit <= 2147483647)",message="measurementRetention limit must be between 0 and 2147483647"
 	// +optional
 	MeasurementRetention []argo.MeasurementRetention `json:"measurementRetention,omitempty"`
 	// AnalysisRunMetadata are labels and annotations added to the AnalysisRuns.
@@ -52,6 +54,7 @@ type BackgroundAnalysis struct {
 	Analysis `json:",inline"`
 	// StartingStep is the index of the step the analysis starts at (default 0).
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=99
 	// +optional
 	StartingStep *int32 `json:"startingStep,omitempty"`
 }

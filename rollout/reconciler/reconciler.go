@@ -145,7 +145,7 @@ func (r *Reconciler) record(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 	plan.Next.WriteTo(&ro.Status, weight)
 	status.Set(&ro.Status.Conditions, plan.Outcome, plan.Message, ro.Generation)
 	ro.Status.Phase = status.Phase(ro.Status.Conditions)
-	ro.Status.Message = plan.Message
+	ro.Status.Message = status.Shorten(plan.Message)
 	ro.Status.ObservedGeneration = ro.Generation
 	r.Metrics.observe(ro)
 	explained := explain(ro.Status.Analysis, runs, plan, r.Now())

@@ -10,14 +10,20 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout"
 )
+
+// MaxMessage bounds a condition's message, well inside the API's 32768, so
+// that a verdict explained at length is still recorded.
+const MaxMessage = 4096
 
 // Set records outcome and message in conds for the given spec generation.
 // Only conditions whose status, reason or message change get a new
 // transition time, so a reconcile that changes nothing writes nothing.
 func Set(conds *[]metav1.Condition, outcome rollout.Outcome, message string, generation int64) {
+	message = Shorten(message)
 	atRest := outcome.IsAtRest()
 	failed := outcome.IsFailure()
 	working := !atRest && !failed
@@ -41,6 +47,9 @@ func Set(conds *[]metav1.Condition, outcome rollout.Outcome, message string, gen
 		})
 	}
 }
+
+// Shorten cuts a message to MaxMessage bytes.
+func Shorten(message string) string { return analysis.Shorten(message, MaxMessage) }
 
 // Phase is the one-word summary of the conditions shown by kubectl get.
 func Phase(conds []metav1.Condition) v1alpha1.RolloutPhase {

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -63,5 +64,16 @@ func TestSetKeepsTransitionTimeWhenUnchanged(t *testing.T) {
 	Set(&conds, rollout.Holding, "pausing", 1)
 	if got := meta.FindStatusCondition(conds, "Reconciling").LastTransitionTime; !got.Equal(&first) {
 		t.Errorf("transition time moved from %v to %v without a change", first, got)
+	}
+}
+
+// A message of any length is recorded, cut to a size the API server takes.
+func TestSetBoundsTheMessage(t *testing.T) {
+	var conds []metav1.Condition
+	Set(&conds, rollout.AnalysisFailed, strings.Repeat("x", 200000), 1)
+	for _, c := range conds {
+		if len(c.Message) > MaxMessage || !strings.HasSuffix(c.Message, "…") {
+			t.Errorf("condition %s: message of %d bytes", c.Type, len(c.Message))
+		}
 	}
 }

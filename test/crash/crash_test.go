@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
 	"github.com/tugboatdev/tugboat/sandbox/process"
 	"github.com/tugboatdev/tugboat/sandbox/toolchain"
@@ -39,6 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
+	log.SetLogger(logr.Discard())
 	dir, err := os.MkdirTemp("", "tugboat-crash-")
 	if err != nil {
 		return 0, err

@@ -198,7 +198,7 @@ func (w *world) drive(rng *rand.Rand) *driver {
 					d.stable[ro.Name][ro.Status.StableRevision] = true
 				}
 				d.mu.Unlock()
-				attempt := ro.Status.CanaryRevision + "/" + ro.Status.StartedAt.String()
+				attempt := attemptOf(ro.Status)
 				switch {
 				case atRest(ro):
 					versions[ro.Name]++
