@@ -151,4 +151,3 @@ func FuzzAssess(f *testing.F) {
 		}
 	})
 }
-

@@ -209,14 +209,9 @@ func (v *shapeVisitor) Visit(n *ast.Node) {
 // renderStep substitutes arguments in a step; what results must be a
 // duration, which RangeAt checks.
 func renderStep(step string, args map[string]string) (string, error) {
-	var errs []error
-	out := placeholder.ReplaceAllStringFunc(step, func(p string) string {
-		name := placeholder.FindStringSubmatch(p)[1]
-		v, ok := args[name]
-		if !ok {
-			errs = append(errs, fmt.Errorf("rangeQuery.step: argument %q has no value", name))
-		}
-		return v
-	})
-	return out, errors.Join(errs...)
+	out, err := substitutePlain(step, args)
+	if err != nil {
+		return out, fmt.Errorf("rangeQuery.step: %w", err)
+	}
+	return out, nil
 }

@@ -3,42 +3,74 @@ package prometheus
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // Guard decides which addresses a template may make the controller dial.
-// Addresses come from users' templates, so the check is made on the IP
-// actually dialled (after DNS, so rebinding does not slip past it): link-local
-// addresses (cloud metadata services among them) and unspecified or multicast
-// ones are always refused, loopback unless allowed. Redirects are not followed.
+//
+// Two checks apply. The address a template names must be on the allow-list
+// (AllowedHosts; the controller's own --prometheus-address needs no entry),
+// which is empty by default: a template may not name an address of its own
+// at all unless the controller's operator allowed it. That keeps queries, a
+// template's headers and insecure away from whatever else the cluster
+// serves (the API server's ClusterIP among them), and keeps connection
+// errors, which would map the cluster, out of status. Then the IP actually
+// dialled, for every address, is checked after DNS (so rebinding does not
+// slip past): link-local addresses (cloud metadata services among them) and
+// unspecified or multicast ones are always refused, loopback unless
+// allowed. Redirects are not followed.
 type Guard struct {
 	// AllowLoopback lets templates reach servers on the controller's own
-	// host, as in the sandbox; never in a cluster.
+	// host, as in the sandbox: loopback IPs may be dialled, and addresses
+	// that name them (127.0.0.1, [::1], localhost) are allowed as if listed.
+	// Never in a cluster.
 	AllowLoopback bool
+	// AllowedHosts are the addresses templates may name, as patterns: a
+	// host (any port), host:port, *.domain (any name ending in .domain, on
+	// any port) or *.domain:port, a CIDR (addresses written as an IP inside
+	// it; names are matched by name only) and * (any address). Empty allows
+	// none. See CheckAllowedHosts.
+	AllowedHosts []string
 }
+
+// Refused is a query the controller's policy does not let go out. Its
+// message names neither the address nor what it resolves to, so that status
+// does not map what a template may not reach.
+type Refused struct{ Reason string }
+
+func (e *Refused) Error() string { return "refused by policy: " + e.Reason }
+
+// RefusedByPolicy marks the error for callers that keep other errors' text
+// out of status: this one quotes nothing of the query or the address.
+func (e *Refused) RefusedByPolicy() {}
+
+var (
+	errNotAllowed = &Refused{Reason: "templates may name only the Prometheus addresses the controller allows (--prometheus-allowed-hosts), and this metric's address is not one of them"}
+	errNotDialled = &Refused{Reason: "the address resolves to one the controller never dials (link-local, cloud metadata, unspecified, multicast, and loopback unless --prometheus-allow-loopback)"}
+)
 
 func (g Guard) check(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
-		return err
+		return errNotDialled
 	}
 	ip := net.ParseIP(host)
 	switch {
-	case ip == nil:
-		return fmt.Errorf("refusing to dial %s: not an IP address", address)
-	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast():
-		return fmt.Errorf("refusing to dial link-local address %s", address)
-	case ip.IsUnspecified() || ip.IsMulticast():
-		return fmt.Errorf("refusing to dial %s", address)
-	case ip.IsLoopback() && !g.AllowLoopback:
-		return fmt.Errorf("refusing to dial loopback address %s", address)
-	case metadata[ip.String()]:
-		return fmt.Errorf("refusing to dial cloud metadata address %s", address)
+	case ip == nil,
+		ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast(),
+		ip.IsUnspecified() || ip.IsMulticast(),
+		ip.IsLoopback() && !g.AllowLoopback,
+		metadata[ip.String()]:
+		return errNotDialled
 	}
 	return nil
 }
@@ -47,6 +79,106 @@ func (g Guard) check(_, address string, _ syscall.RawConn) error {
 var metadata = map[string]bool{
 	"fd00:ec2::254":   true, // AWS, IPv6
 	"100.100.100.200": true, // Alibaba Cloud
+}
+
+// allows reports whether a template may name u (an http or https URL).
+func (g Guard) allows(u *url.URL) bool {
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	ip := net.ParseIP(host)
+	if g.AllowLoopback && (host == "localhost" || ip != nil && ip.IsLoopback()) {
+		return true
+	}
+	for _, s := range g.AllowedHosts {
+		p, err := parseHostPattern(s)
+		if err == nil && p.matches(host, ip, port) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostPattern is one entry of the allow-list.
+type hostPattern struct {
+	any    bool
+	cidr   *net.IPNet
+	host   string // lower case, without a trailing dot; the domain of a *. pattern
+	suffix bool   // *.host
+	port   string // empty: any
+}
+
+// CheckAllowedHosts reports the entries of an allow-list that are not
+// patterns Guard.AllowedHosts understands.
+func CheckAllowedHosts(patterns []string) error {
+	var errs []error
+	for _, s := range patterns {
+		if _, err := parseHostPattern(s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func parseHostPattern(s string) (hostPattern, error) {
+	bad := func(why string) (hostPattern, error) {
+		return hostPattern{}, fmt.Errorf("prometheus-allowed-hosts entry %q: %s", s, why)
+	}
+	switch {
+	case s == "*":
+		return hostPattern{any: true}, nil
+	case strings.Contains(s, "://"):
+		return bad("want a host, host:port, *.domain or a CIDR, not a URL")
+	case strings.Contains(s, "/"):
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return bad("not a CIDR")
+		}
+		return hostPattern{cidr: n}, nil
+	}
+	host, port := s, ""
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("the port must be a number from 1 to 65535")
+		}
+		host, port = h, p
+	} else if strings.HasPrefix(s, "[") {
+		return bad("an IPv6 address in brackets needs a port; without one, leave out the brackets")
+	}
+	p := hostPattern{port: port}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if rest, ok := strings.CutPrefix(host, "*."); ok {
+		p.suffix, host = true, rest
+	}
+	if ip := net.ParseIP(host); ip != nil && !p.suffix {
+		p.host = ip.String()
+		return p, nil
+	}
+	if host == "" || strings.ContainsAny(host, "*[]:/@?# ") {
+		return bad("want a host, host:port, *.domain or a CIDR")
+	}
+	p.host = host
+	return p, nil
+}
+
+// matches reports whether host (lower case, ip when it is one) and port fit.
+func (p hostPattern) matches(host string, ip net.IP, port string) bool {
+	switch {
+	case p.any:
+		return true
+	case p.cidr != nil:
+		return ip != nil && p.cidr.Contains(ip)
+	case p.port != "" && p.port != port:
+		return false
+	case p.suffix:
+		return ip == nil && strings.HasSuffix(host, "."+p.host)
+	case ip != nil:
+		want := net.ParseIP(p.host)
+		return want != nil && want.Equal(ip)
+	}
+	return host == p.host
 }
 
 // maxResponse bounds what a server chosen by a template can make the

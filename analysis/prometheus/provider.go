@@ -3,8 +3,10 @@
 //
 // Instant and range queries are supported. Identical queries due at the
 // same moment are sent once, the number of queries in flight per server is
-// bounded, addresses taken from templates are dialled only through a guard
-// (see Guard), and transports, one per TLS setting, are shared and bounded.
+// bounded, addresses taken from templates must be allowed and are dialled
+// only through a guard (see Guard), a template's headers never go to the
+// controller's own Prometheus, queries holding values from Secrets are never
+// sent by GET, and transports, one per TLS setting, are shared and bounded.
 package prometheus
 
 import (
@@ -12,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -44,7 +47,9 @@ type Provider struct {
 	// DefaultTLS is the TLS of DefaultAddress: a CA, a client certificate and
 	// a server name, usually as files, which are re-read when they change.
 	DefaultTLS promconfig.TLSConfig
-	// Guard decides which addresses may be dialled.
+	// Guard decides which addresses templates may name and which may be
+	// dialled. DefaultAddress and CredentialAddresses need no entry in its
+	// allow-list.
 	Guard Guard
 	// Credentials reads authentication Secrets. Credentials (client
 	// certificates among them) are sent only to DefaultAddress and
@@ -73,6 +78,10 @@ type request struct {
 	query   string
 	ts      time.Time
 	rng     *analysis.Range // nil for an instant query
+	timeout time.Duration
+	// postOnly refuses the client library's fallback to GET, which would
+	// put the query in the URL.
+	postOnly bool
 }
 
 // key is the same for requests that are the same query: server, credentials,
@@ -83,7 +92,7 @@ func (r request) key() string {
 	if r.rng != nil {
 		rng = fmt.Sprintf("%d:%d:%s", r.rng.Start.Unix(), r.rng.End.Unix(), r.rng.Step)
 	}
-	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00%v", r.address, r.auth, r.tlsKey, r.query, r.ts.Unix(), rng, r.headers)
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00%v\x00%v", r.address, r.auth, r.tlsKey, r.query, r.ts.Unix(), rng, r.headers, r.postOnly)
 }
 
 // Measure runs the rendered query of m at ts for an object in namespace. A
@@ -93,10 +102,25 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 	if err != nil {
 		return analysis.Sample{Err: err}
 	}
-	timeout := 30 * time.Second
-	if m.Timeout != nil {
-		timeout = time.Duration(*m.Timeout) * time.Second
+	return p.send(ctx, req)
+}
+
+// MeasureSecret is Measure for a query that holds values from Secrets. It is
+// sent by POST only: the client library falls back to GET when a server
+// answers POST with 403, 405 or 501, and a GET carries the query in its URL,
+// which proxies and access logs keep. Such a server gets no query at all,
+// and the measurement errs saying why.
+func (p *Provider) MeasureSecret(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample {
+	req, err := p.resolve(ctx, namespace, m, query, ts)
+	if err != nil {
+		return analysis.Sample{Err: err}
 	}
+	req.postOnly = true
+	return p.send(ctx, req)
+}
+
+// send sends a resolved query, or joins an identical one.
+func (p *Provider) send(ctx context.Context, req request) analysis.Sample {
 	key := req.key()
 	if s, ok := p.remembered(key); ok {
 		p.Metrics.save()
@@ -110,7 +134,7 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 			return nil, err
 		}
 		defer sem.Release(1)
-		qctx, cancel := context.WithTimeout(ctx, timeout)
+		qctx, cancel := context.WithTimeout(ctx, req.timeout)
 		defer cancel()
 		start := time.Now()
 		s, err := p.query(qctx, req)
@@ -137,12 +161,18 @@ func (p *Provider) Measure(ctx context.Context, namespace string, m *v1alpha1.Pr
 
 // resolve works out where a metric's query goes and with which credentials.
 func (p *Provider) resolve(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) (request, error) {
-	req := request{address: m.Address, headers: m.Headers, query: query, ts: ts}
+	req := request{address: m.Address, headers: m.Headers, query: query, ts: ts, timeout: 30 * time.Second}
+	if m.Timeout != nil {
+		req.timeout = time.Duration(*m.Timeout) * time.Second
+	}
 	if req.address == "" {
 		req.address = p.DefaultAddress
 	}
 	if req.address == "" {
 		return request{}, ErrNoAddress
+	}
+	if err := p.admit(req.address, m); err != nil {
+		return request{}, err
 	}
 	if m.RangeQuery != nil {
 		rng, err := analysis.RangeAt(*m.RangeQuery, ts)
@@ -169,6 +199,35 @@ func (p *Provider) resolve(ctx context.Context, namespace string, m *v1alpha1.Pr
 		return request{}, err
 	}
 	return req, nil
+}
+
+// errHeadersToDefault refuses a template's headers for the controller's
+// Prometheus: it is reached with the controller's client certificate and
+// serves every namespace, and a header such as X-Scope-OrgID would let one
+// namespace read another tenant's metrics.
+var errHeadersToDefault = &Refused{Reason: "a template's headers go only to an address the metric names and the controller allows, never to the controller's Prometheus (--prometheus-address); name the address, or remove the headers"}
+
+// admit checks where a metric's query may go, before anything is read or
+// sent: the controller's own addresses always, an address of the
+// template's own only when the guard's allow-list has it. Its errors name
+// no address.
+func (p *Provider) admit(address string, m *v1alpha1.PrometheusMetric) error {
+	if address == p.DefaultAddress {
+		if len(m.Headers) > 0 {
+			return errHeadersToDefault
+		}
+		return nil // insecure and tls: see tlsFor
+	}
+	u, err := url.Parse(address)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("the metric's address is not an http:// or https:// URL with a host (an {{args.NAME}} in it must be given a value)")
+	case u.User != nil:
+		return errors.New("the metric's address holds a user name or password; use authentication.basicAuth")
+	case slices.Contains(p.CredentialAddresses, address), p.Guard.allows(u):
+		return nil
+	}
+	return errNotAllowed
 }
 
 // credentialsGoTo reports whether address may receive credentials.
@@ -227,6 +286,9 @@ func (p *Provider) query(ctx context.Context, req request) (analysis.Sample, err
 	if err != nil {
 		return analysis.Sample{}, fmt.Errorf("prometheus client for %s: %w", req.address, err)
 	}
+	if req.postOnly {
+		c = postOnly{c}
+	}
 	var val model.Value
 	if req.rng != nil {
 		val, _, _, err = promv1.NewAPI(c).QueryRange(ctx, req.query, promv1.Range{Start: req.rng.Start, End: req.rng.End, Step: req.rng.Step})
@@ -234,6 +296,11 @@ func (p *Provider) query(ctx context.Context, req request) (analysis.Sample, err
 		val, _, _, err = promv1.NewAPI(c).Query(ctx, req.query, req.ts)
 	}
 	if err != nil {
+		var refused *Refused
+		if errors.As(err, &refused) {
+			// Not what wraps it: the URL, and the IP the address resolved to.
+			return analysis.Sample{}, refused
+		}
 		var pe *promv1.Error
 		if errors.As(err, &pe) && (pe.Type == promv1.ErrBadData || pe.Type == promv1.ErrExec) {
 			// The server's answer about the query, which it may quote.
@@ -329,6 +396,20 @@ func (p *Provider) authorization(ctx context.Context, namespace string, a *v1alp
 		return req.Header.Get("Authorization"), nil
 	}
 	return "", nil
+}
+
+// errNoGET is the answer to the client library's fallback to GET for a
+// query that must not stand in a URL.
+var errNoGET = &Refused{Reason: "the server did not take the query by POST (it answered 403, 405 or 501), and a query holding values from Secrets is never sent by GET, which would put them in the URL; let the server (or the proxy before it) accept POST"}
+
+// postOnly lets only POST requests through: the query travels in the body.
+type postOnly struct{ api.Client }
+
+func (c postOnly) Do(ctx context.Context, r *http.Request) (*http.Response, []byte, error) {
+	if r.Method != http.MethodPost {
+		return nil, nil, errNoGET
+	}
+	return c.Client.Do(ctx, r)
 }
 
 type headerTransport struct {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,16 +154,23 @@ func TestUnreachableAndSlowEndInError(t *testing.T) {
 }
 
 func TestGuard(t *testing.T) {
-	p := &Provider{}
-	for _, address := range []string{"http://127.0.0.1:9090", "http://169.254.169.254", "http://[::1]:9090", "http://0.0.0.0:9090"} {
-		s := p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{Address: address, Timeout: ptr.To[int64](2)}, "up", time.Now())
-		if s.Err == nil || !strings.Contains(s.Err.Error(), "refusing to dial") {
-			t.Errorf("%s: want a refusal, got %v", address, s.Err)
+	for _, address := range []string{"http://127.0.0.1:9090", "http://169.254.169.254", "http://[::1]:9090", "http://0.0.0.0:9090", "http://100.100.100.200"} {
+		for _, p := range []*Provider{
+			{},                        // named by a template
+			{DefaultAddress: address}, // the controller's own: dialled, and refused on the IP
+			{Guard: Guard{AllowedHosts: []string{"*"}}}, // allowed, and refused on the IP
+		} {
+			s := p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{Address: address, Timeout: ptr.To[int64](2)}, "up", time.Now())
+			var refused *Refused
+			u, _ := url.Parse(address)
+			if !errors.As(s.Err, &refused) || s.Err.Error() != refused.Error() || strings.Contains(s.Err.Error(), u.Hostname()) {
+				t.Errorf("%s (default %q): want a refusal by policy that names no address, got %v", address, p.DefaultAddress, s.Err)
+			}
 		}
 	}
 	redirect := httptest.NewServer(http.RedirectHandler("http://169.254.169.254/", http.StatusFound))
 	defer redirect.Close()
-	p = &Provider{Guard: Guard{AllowLoopback: true}}
+	p := &Provider{Guard: Guard{AllowLoopback: true}}
 	if s := p.Measure(t.Context(), "prod", &v1alpha1.PrometheusMetric{Address: redirect.URL}, "up", time.Now()); s.Err == nil || !strings.Contains(s.Err.Error(), "redirect") {
 		t.Errorf("redirect followed: %v", s.Err)
 	}
@@ -235,7 +243,6 @@ func TestRequestDetails(t *testing.T) {
 		return map[string][]byte{"token": []byte("s3cret")}, nil
 	}, Metrics: NewMetrics(prometheus.NewRegistry())}
 	m := &v1alpha1.PrometheusMetric{
-		Headers:        []argo.WebMetricHeader{{Key: "X-Scope-OrgID", Value: "tenant-a"}},
 		Authentication: &v1alpha1.PrometheusAuthentication{BearerToken: &argo.SecretKeyRef{Name: "prom-token", Key: "token"}},
 	}
 	ts := time.Now()
@@ -256,7 +263,7 @@ func TestRequestDetails(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if got.Get("Authorization") != "Bearer s3cret" || got.Get("X-Scope-OrgID") != "tenant-a" {
+	if got.Get("Authorization") != "Bearer s3cret" {
 		t.Errorf("headers sent: %v", got)
 	}
 	elsewhere := *m

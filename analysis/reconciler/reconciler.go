@@ -250,6 +250,9 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	if err == nil {
 		query, shown, err = render(prom.Query, a)
 	}
+	if err == nil {
+		err = analysis.RenderTarget(&prom, a.values, a.secret)
+	}
 	if err == nil && len(a.secret) > 0 && prom.Address != "" && usesAny(prom.Query, a.secret) {
 		// A Secret's value goes only to the controller's own Prometheus, not
 		// to an address whoever wrote the template chose.
@@ -264,13 +267,29 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
 		return time.Time{}
 	}
-	sample := r.Measurer.Measure(ctx, run.Namespace, &prom, query, now)
+	sample := r.measure(ctx, run.Namespace, &prom, query, now, usesAny(prom.Query, a.secret))
 	if sample.Err != nil && usesAny(prom.Query, a.secret) {
 		// Prometheus's errors may quote the query, Secret values and all.
 		sample.Err = scrub(sample.Err, a)
 	}
 	r.record(run, m, res, sample, plain, shown, limits, now)
 	return r.next(m, res, run)
+}
+
+// secretMeasurer is a measurer that can keep a query out of URLs: the
+// Prometheus adapter never sends such a query by GET.
+type secretMeasurer interface {
+	MeasureSecret(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample
+}
+
+// measure sends a query through the measurer; one holding values from
+// Secrets goes by MeasureSecret when the measurer has it (the adapter does;
+// stand-ins in tests need not).
+func (r *Reconciler) measure(ctx context.Context, namespace string, prom *v1alpha1.PrometheusMetric, query string, ts time.Time, holdsSecrets bool) analysis.Sample {
+	if sm, ok := r.Measurer.(secretMeasurer); ok && holdsSecrets {
+		return sm.MeasureSecret(ctx, namespace, prom, query, ts)
+	}
+	return r.Measurer.Measure(ctx, namespace, prom, query, ts)
 }
 
 // record judges a sample and adds the measurement to the metric's result.
@@ -313,7 +332,10 @@ func (r *Reconciler) next(m *v1alpha1.Metric, res *argo.MetricResult, run *v1alp
 func scrub(err error, a measureArgs) error {
 	var refused *analysis.QueryRefused
 	var netErr net.Error
+	var policy interface{ RefusedByPolicy() }
 	switch {
+	case errors.As(err, &policy):
+		return err // the measurer's refusal to send it, which quotes nothing
 	case errors.As(err, &refused):
 		return fmt.Errorf("the server refused the query (%s); its message is not shown, as the query holds values from Secrets", refused.Reason)
 	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tugboatdev/tugboat/analysis"
+	"github.com/tugboatdev/tugboat/analysis/prometheus"
 )
 
 func TestScrub(t *testing.T) {
@@ -24,6 +25,7 @@ func TestScrub(t *testing.T) {
 			"dial tcp: connection refused"},
 		{"a timeout keeps its message", fmt.Errorf("query: %w", context.DeadlineExceeded), "context deadline exceeded"},
 		{"anything else may quote the query", errors.New(`bad response for up{token="s3c\"r(et"}`), "the error is not shown"},
+		{"a refusal by policy keeps its message, which quotes nothing", fmt.Errorf("query: %w", &prometheus.Refused{Reason: "never sent by GET"}), "refused by policy: never sent by GET"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := scrub(tt.err, a).Error()

@@ -182,12 +182,14 @@ type MetricProvider struct {
 // tls.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.insecure) && self.insecure && has(self.tls))",message="set insecure or tls, not both: insecure turns off the verification that tls configures",fieldPath=".tls"
-// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.address) || self.address.startsWith('https://')",message="tls applies to https:// addresses only",fieldPath=".tls"
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !has(self.address) || self.address.startsWith('https://') || self.address.contains('{{')",message="tls applies to https:// addresses only",fieldPath=".tls"
 type PrometheusMetric struct {
-	// Address of the Prometheus server, such as http://prometheus.monitoring:9090.
-	// Empty means the controller's default.
+	// Address of the Prometheus server, such as http://prometheus.monitoring:9090,
+	// or one taken from arguments ({{args.NAME}}, as in Argo). Empty means the
+	// controller's default. Any other address must be allowed by the
+	// controller's --prometheus-allowed-hosts (empty by default).
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^https?://[^ ]+$`
+	// +kubebuilder:validation:Pattern=`^(https?://[^ ]+|[^ ]*\{\{ *args\.[A-Za-z0-9_.-]+ *\}\}[^ ]*)$`
 	// +optional
 	Address string `json:"address,omitempty"`
 	// Query is the PromQL query; {{args.NAME}} is replaced by the argument's

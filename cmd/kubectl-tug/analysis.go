@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -137,13 +138,13 @@ type prometheusFlags struct {
 }
 
 // provider measures as the controller does, run by a person on their own
-// machine (so local servers are fair game), and reads Secrets from namespace
-// when allowed to.
+// machine (so local servers, and any address a template names, are fair
+// game), and reads Secrets from namespace when allowed to.
 func (f prometheusFlags) provider(o *options, secrets bool) (*prometheus.Provider, string, error) {
 	if err := prometheus.CheckDefaultTLS(f.address, f.tls); err != nil {
 		return nil, "", err
 	}
-	p := &prometheus.Provider{DefaultAddress: f.address, DefaultTLS: f.tls, Guard: prometheus.Guard{AllowLoopback: true}}
+	p := &prometheus.Provider{DefaultAddress: f.address, DefaultTLS: f.tls, Guard: prometheus.Guard{AllowLoopback: true, AllowedHosts: []string{"*"}}}
 	if !secrets {
 		p.Credentials = func(_ context.Context, _, name string) (map[string][]byte, error) {
 			return nil, fmt.Errorf("reading Secret %s needs --secrets", name)
@@ -168,8 +169,8 @@ func load(raw []byte, given []argo.Argument) (template, error) {
 	if err != nil {
 		return template{}, err
 	}
-	t := template{spec: spec, values: map[string]string{}}
 	secret := map[string]bool{}
+	t := template{spec: spec, values: map[string]string{}, secret: secret}
 	for _, a := range at.Spec.Args {
 		secret[a.Name] = a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil
 	}
@@ -195,6 +196,19 @@ type template struct {
 	// shownValues are the values as printed: those of arguments the
 	// template reads from Secrets are masked, as the controller masks them.
 	shownValues map[string]string
+	// secret names the arguments the template reads from Secrets.
+	secret map[string]bool
+}
+
+// measure measures a rendered metric as the controller does: a query
+// holding Secret values is never sent as a GET, whose URL proxies log.
+func (t template) measure(ctx context.Context, p *prometheus.Provider, namespace string, m v1alpha1.Metric, prom *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample {
+	for name := range t.secret {
+		if t.secret[name] && slices.Contains(analysis.ArgNames(m.Provider.Prometheus.Query), name) {
+			return p.MeasureSecret(ctx, namespace, prom, query, ts)
+		}
+	}
+	return p.Measure(ctx, namespace, prom, query, ts)
 }
 
 // shown is a metric's query as printed.
@@ -203,8 +217,12 @@ func (t template) shown(m v1alpha1.Metric) string {
 }
 
 // rendered is a metric's Prometheus query with the arguments in place.
-func rendered(m v1alpha1.Metric, values map[string]string) (v1alpha1.PrometheusMetric, string, error) {
+func rendered(m v1alpha1.Metric, t template) (v1alpha1.PrometheusMetric, string, error) {
+	values := t.values
 	prom := *m.Provider.Prometheus
+	if err := analysis.RenderTarget(&prom, values, t.secret); err != nil {
+		return prom, "", err
+	}
 	query, err := analysis.Render(prom.Query, values)
 	if err == nil && prom.RangeQuery != nil {
 		var rq v1alpha1.PrometheusRangeQuery
@@ -220,7 +238,7 @@ func evaluate(ctx context.Context, t template, p *prometheus.Provider, namespace
 	var out []evaluation
 	for _, m := range t.spec.Metrics {
 		e := evaluation{Metric: m.Name}
-		prom, query, err := rendered(m, t.values)
+		prom, query, err := rendered(m, t)
 		if err == nil {
 			e.Query = t.shown(m)
 		}
@@ -229,7 +247,7 @@ func evaluate(ctx context.Context, t template, p *prometheus.Provider, namespace
 			out = append(out, e)
 			continue
 		}
-		s := p.Measure(ctx, namespace, &prom, query, ts)
+		s := t.measure(ctx, p, namespace, m, &prom, query, ts)
 		e.Phase, e.Value, e.Message = analysis.Judge(m, s, t.values)
 		out = append(out, e)
 	}

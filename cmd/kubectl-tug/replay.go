@@ -51,7 +51,7 @@ func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provid
 	queries, shown := map[string]string{}, map[string]string{}
 	proms := map[string]v1alpha1.PrometheusMetric{}
 	for _, m := range t.spec.Metrics {
-		prom, query, err := rendered(m, t.values)
+		prom, query, err := rendered(m, t)
 		if err != nil {
 			return fmt.Errorf("metric %s: %w", m.Name, err)
 		}
@@ -59,7 +59,7 @@ func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provid
 	}
 	phase, metrics, err := analysis.Replay(t.spec, t.values, start, end, func(m v1alpha1.Metric, at time.Time) analysis.Sample {
 		prom := proms[m.Name]
-		return p.Measure(ctx, namespace, &prom, queries[m.Name], at)
+		return t.measure(ctx, p, namespace, m, &prom, queries[m.Name], at)
 	})
 	if err != nil {
 		return err

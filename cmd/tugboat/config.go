@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 
 	promconfig "github.com/prometheus/common/config"
 	"github.com/spf13/pflag"
@@ -32,6 +33,7 @@ type Options struct {
 	SyncPeriod              time.Duration
 	PrometheusAddress       string
 	PrometheusAllowLoopback bool
+	PrometheusAllowedHosts  []string
 	PrometheusCAFile        string
 	PrometheusCertFile      string
 	PrometheusKeyFile       string
@@ -56,6 +58,7 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.String("prometheus-address", "", "Prometheus for metrics whose template names no address, such as http://prometheus.monitoring:9090")
 	fs.Duration("measurement-coalesce", time.Minute, "how long successful measurements that change no verdict may wait before they are written; 0 writes each one")
 	fs.Bool("prometheus-allow-loopback", false, "let templates reach Prometheus on the controller's own host (the sandbox); never in a cluster")
+	fs.StringSlice("prometheus-allowed-hosts", nil, "addresses templates may name as their Prometheus (--prometheus-address is always allowed): host, host:port, *.domain[:port], a CIDR (for addresses written as IPs) or *; empty allows none")
 	fs.String("prometheus-ca-file", "", "CA (PEM) that --prometheus-address's certificate must chain to, instead of the system's roots; re-read when it changes")
 	fs.String("prometheus-cert-file", "", "client certificate (PEM) presented to --prometheus-address; re-read when it changes")
 	fs.String("prometheus-key-file", "", "key (PEM) of --prometheus-cert-file")
@@ -95,6 +98,7 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		SyncPeriod:              v.GetDuration("sync-period"),
 		PrometheusAddress:       v.GetString("prometheus-address"),
 		PrometheusAllowLoopback: v.GetBool("prometheus-allow-loopback"),
+		PrometheusAllowedHosts:  splitList(v.GetStringSlice("prometheus-allowed-hosts")),
 		PrometheusCAFile:        v.GetString("prometheus-ca-file"),
 		PrometheusCertFile:      v.GetString("prometheus-cert-file"),
 		PrometheusKeyFile:       v.GetString("prometheus-key-file"),
@@ -102,6 +106,17 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		MeasurementCoalesce:     v.GetDuration("measurement-coalesce"),
 	}
 	return o, o.validate()
+}
+
+// splitList splits entries on commas as well: viper splits a list from the
+// environment (TUGBOAT_PROMETHEUS_ALLOWED_HOSTS) on spaces only, while
+// flags and files give one entry each.
+func splitList(entries []string) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, strings.FieldsFunc(e, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })...)
+	}
+	return out
 }
 
 func (o Options) validate() error {
@@ -119,6 +134,9 @@ func (o Options) validate() error {
 		errs = append(errs, fmt.Errorf("log-format must be json or text, got %q", o.LogFormat))
 	}
 	if err := prometheus.CheckDefaultTLS(o.PrometheusAddress, o.prometheusTLS()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := prometheus.CheckAllowedHosts(o.PrometheusAllowedHosts); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

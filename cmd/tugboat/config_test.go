@@ -17,6 +17,10 @@ func TestLoadOptions(t *testing.T) {
 	if err := os.WriteFile(file, []byte("workers: 8\nqps: 20\nlog-format: text\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	allowFile := filepath.Join(dir, "allow.yaml")
+	if err := os.WriteFile(allowFile, []byte("prometheus-allowed-hosts:\n- prometheus.monitoring:9090\n- '*.thanos.svc.cluster.local'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	defaults := Options{MetricsAddress: ":8080", HealthAddress: ":8081", LeaderElect: true, QPS: 50, Burst: 100,
 		Workers: 4, LogLevel: "info", LogFormat: "json", SyncPeriod: 10 * time.Hour, MeasurementCoalesce: time.Minute}
 	tests := []struct {
@@ -62,6 +66,31 @@ func TestLoadOptions(t *testing.T) {
 		name:    "TLS for a plain HTTP address",
 		args:    []string{"--prometheus-address", "http://prometheus.monitoring:9090", "--prometheus-ca-file", "ca.crt"},
 		wantErr: "the prometheus TLS flags need an https:// address",
+	}, {
+		name: "addresses templates may name, by flag",
+		args: []string{"--prometheus-allowed-hosts", "prometheus.monitoring:9090,10.8.0.0/16", "--prometheus-allowed-hosts", "*.thanos.svc"},
+		want: func(o Options) Options {
+			o.PrometheusAllowedHosts = []string{"prometheus.monitoring:9090", "10.8.0.0/16", "*.thanos.svc"}
+			return o
+		},
+	}, {
+		name: "addresses templates may name, from the environment",
+		env:  map[string]string{"TUGBOAT_PROMETHEUS_ALLOWED_HOSTS": "prometheus.monitoring:9090, 10.8.0.0/16"},
+		want: func(o Options) Options {
+			o.PrometheusAllowedHosts = []string{"prometheus.monitoring:9090", "10.8.0.0/16"}
+			return o
+		},
+	}, {
+		name: "addresses templates may name, from the file",
+		args: []string{"--config", allowFile},
+		want: func(o Options) Options {
+			o.PrometheusAllowedHosts = []string{"prometheus.monitoring:9090", "*.thanos.svc.cluster.local"}
+			return o
+		},
+	}, {
+		name:    "an allow-list entry that is not a pattern",
+		args:    []string{"--prometheus-allowed-hosts", "http://prometheus.monitoring:9090"},
+		wantErr: `prometheus-allowed-hosts entry "http://prometheus.monitoring:9090": want a host, host:port, *.domain or a CIDR, not a URL`,
 	}, {
 		name:    "missing config file",
 		args:    []string{"--config", filepath.Join(dir, "nope.yaml")},

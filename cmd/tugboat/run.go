@@ -85,7 +85,7 @@ func run(ctx context.Context, o Options) error {
 		Measurer: &prometheus.Provider{
 			DefaultAddress: o.PrometheusAddress,
 			DefaultTLS:     o.prometheusTLS(),
-			Guard:          prometheus.Guard{AllowLoopback: o.PrometheusAllowLoopback},
+			Guard:          prometheus.Guard{AllowLoopback: o.PrometheusAllowLoopback, AllowedHosts: o.PrometheusAllowedHosts},
 			Credentials:    secrets,
 			Metrics:        prometheus.NewMetrics(ctrlmetrics.Registry),
 		},
