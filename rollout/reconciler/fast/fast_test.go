@@ -213,7 +213,7 @@ func TestActOrder(t *testing.T) {
 		name:    "the status write that starts the promotion is lost: primary stays on stable",
 		funcs:   conflictOnPromoting(),
 		request: v1alpha1.AnnotationPromote,
-		then: onStable,
+		then:    onStable,
 	}, {
 		name:    "an abort with a managed route gone: the canary is scaled down, and status says what was not done",
 		fails:   misconfigured,
