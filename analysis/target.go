@@ -19,7 +19,8 @@ import (
 // in both: an address is shown in errors, and a template's headers go to
 // addresses of its own choosing, where Secret values never go. Errors quote
 // the template's text, never what it rendered to.
-func RenderTarget(prom *v1alpha1.PrometheusMetric, values map[string]string, secret map[string]bool) error {
+func (a Args) RenderTarget(prom *v1alpha1.PrometheusMetric) error {
+	values, secret := a.Values, a.Secret
 	if refersTo(prom.Address, secret) {
 		return errors.New("address: arguments from Secrets cannot be used in the address, which errors and status may show")
 	}

@@ -8,9 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -175,7 +172,7 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 		m := &run.Spec.Metrics[i]
 		res := result(s, m.Name, dry[m.Name])
 		if !res.Phase.Completed() && !run.Spec.Terminate {
-			if next := r.measureIfDue(ctx, run, m, res, measureArgs{args, secret, argErr}, now); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
+			if next := r.measureIfDue(ctx, run, m, res, measureArgs{analysis.Args{Values: args, Secret: secret}, argErr}, now); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
 				wake = next
 			}
 		}
@@ -207,9 +204,8 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 // measureArgs are a run's resolved arguments, which of them came from
 // Secrets, and why any could not be resolved.
 type measureArgs struct {
-	values map[string]string
-	secret map[string]bool
-	err    error
+	analysis.Args
+	err error
 }
 
 // measureIfDue takes a metric's measurement when it is due and returns when
@@ -226,40 +222,31 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 	// Secret values go into the query and nowhere else: limits and
 	// conditions see only the other arguments, so that no error message,
 	// value or verdict can tell a Secret's value.
-	plain := map[string]string{}
-	for k, v := range a.values {
-		if !a.secret[k] {
-			plain[k] = v
-		}
-	}
+	plain := a.Plain()
 	var limits analysis.Limits
-	if usesAny(limitTexts(m), a.secret) {
-		err = errors.New("arguments from Secrets can be used in the query only, not in limits or count")
-	} else {
+	if err = a.CheckLimits(*m); err == nil {
 		limits, err = analysis.LimitsOf(*m, plain)
 	}
 	prom := *m.Provider.Prometheus
 	var query, shown string
-	if err == nil && a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.values[n]; return !ok }) {
+	if err == nil && a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
 		// An argument that cannot be resolved now (a Secret not readable
 		// yet) may resolve next time: an error measurement, counted against
 		// consecutiveErrorLimit. Nothing is rendered or sent.
-		r.record(run, m, res, analysis.Sample{Err: a.err}, plain, analysis.Shown(prom.Query, analysis.Masked(a.values, a.secret, "REDACTED")), limits, now)
+		r.record(run, m, res, analysis.Sample{Err: a.err}, plain, a.Shown(prom.Query), limits, now)
 		return r.next(m, res, run)
 	}
 	if err == nil {
-		query, shown, err = render(prom.Query, a)
+		query, shown, err = a.Render(prom.Query)
 	}
 	if err == nil {
-		err = analysis.RenderTarget(&prom, a.values, a.secret)
+		err = a.RenderTarget(&prom)
 	}
-	if err == nil && len(a.secret) > 0 && prom.Address != "" && usesAny(prom.Query, a.secret) {
-		// A Secret's value goes only to the controller's own Prometheus, not
-		// to an address whoever wrote the template chose.
-		err = errors.New("arguments from Secrets are sent only to the controller's Prometheus (--prometheus-address); this metric names its own address")
+	if err == nil {
+		err = a.CheckAddress(prom)
 	}
 	if err == nil && prom.RangeQuery != nil {
-		prom.RangeQuery, err = renderRange(*prom.RangeQuery, a)
+		prom.RangeQuery, err = a.RenderRange(*prom.RangeQuery)
 	}
 	if err != nil {
 		// An argument that would change the query, or a limit that does not
@@ -267,10 +254,10 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
 		return time.Time{}
 	}
-	sample := r.measure(ctx, run.Namespace, &prom, query, now, usesAny(prom.Query, a.secret))
-	if sample.Err != nil && usesAny(prom.Query, a.secret) {
+	sample := r.measure(ctx, run.Namespace, &prom, query, now, a.In(prom.Query))
+	if sample.Err != nil && a.In(prom.Query) {
 		// Prometheus's errors may quote the query, Secret values and all.
-		sample.Err = scrub(sample.Err, a)
+		sample.Err = a.Scrub(sample.Err)
 	}
 	r.record(run, m, res, sample, plain, shown, limits, now)
 	return r.next(m, res, run)
@@ -322,85 +309,6 @@ func (r *Reconciler) next(m *v1alpha1.Metric, res *argo.MetricResult, run *v1alp
 	}
 	next, _ := nextDue(m, res, run.Status.StartedAt.Time)
 	return next
-}
-
-// scrub keeps the values of Secret arguments out of an error about a query
-// that holds them. Network failures and timeouts say nothing of the query and
-// keep their message (with any value that still appears replaced); any other
-// error, a server's refusal above all, may quote the query in some escaped
-// form, so its message is not shown.
-func scrub(err error, a measureArgs) error {
-	var refused *analysis.QueryRefused
-	var netErr net.Error
-	var policy interface{ RefusedByPolicy() }
-	switch {
-	case errors.As(err, &policy):
-		return err // the measurer's refusal to send it, which quotes nothing
-	case errors.As(err, &refused):
-		return fmt.Errorf("the server refused the query (%s); its message is not shown, as the query holds values from Secrets", refused.Reason)
-	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
-		msg := err.Error()
-		for k := range a.secret {
-			if v := a.values[k]; v != "" {
-				msg = strings.ReplaceAll(msg, v, "REDACTED")
-			}
-		}
-		return errors.New(msg)
-	}
-	return errors.New("the query failed; the error is not shown, as the query holds values from Secrets")
-}
-
-// render renders a query to send, and to show in status with the values of
-// Secret arguments masked. Render's errors quote what the query was rendered
-// to; when Secret values are in it, the query is rendered again with inert
-// stand-ins for them: if that fails, its error is shown, and otherwise it was
-// a Secret's value that did not fit, which the error says without the value.
-func render(q string, a measureArgs) (query, shown string, err error) {
-	query, err = analysis.Render(q, a.values)
-	if err != nil && usesAny(q, a.secret) {
-		if _, err := analysis.Render(q, analysis.Masked(a.values, a.secret, "1")); err != nil {
-			return "", "", err
-		}
-		return "", "", fmt.Errorf("%w: the value of an argument from a Secret does not fit the query (the value is not shown)", analysis.ErrUnsafeArgument)
-	}
-	if err != nil {
-		return "", "", err
-	}
-	return query, analysis.Shown(q, analysis.Masked(a.values, a.secret, "REDACTED")), nil
-}
-
-// renderRange renders a range query's start, end and step. Arguments from
-// Secrets have no place in a time range, and the errors of a range quote
-// what it was rendered to, so they are refused.
-func renderRange(q v1alpha1.PrometheusRangeQuery, a measureArgs) (*v1alpha1.PrometheusRangeQuery, error) {
-	if usesAny(q.Start+" "+q.End+" "+string(q.Step), a.secret) {
-		return nil, errors.New("rangeQuery: arguments from Secrets cannot be used in start, end or step")
-	}
-	out, err := analysis.RenderRange(q, a.values)
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// limitTexts are the templated limits and count of a metric.
-func limitTexts(m *v1alpha1.Metric) string {
-	var b strings.Builder
-	for _, v := range []*intstr.IntOrString{m.FailureLimit, m.InconclusiveLimit, m.ConsecutiveErrorLimit, m.ConsecutiveSuccessLimit, m.Count} {
-		if v != nil && v.Type == intstr.String {
-			b.WriteString(v.StrVal + " ")
-		}
-	}
-	return b.String()
-}
-
-func usesAny(query string, names map[string]bool) bool {
-	for n := range names {
-		if strings.Contains(query, "args."+n) {
-			return true
-		}
-	}
-	return false
 }
 
 // nextDue is when a metric's next measurement is due (analysis.NextDue).

@@ -220,7 +220,7 @@ func (t template) shown(m v1alpha1.Metric) string {
 func rendered(m v1alpha1.Metric, t template) (v1alpha1.PrometheusMetric, string, error) {
 	values := t.values
 	prom := *m.Provider.Prometheus
-	if err := analysis.RenderTarget(&prom, values, t.secret); err != nil {
+	if err := (analysis.Args{Values: values, Secret: t.secret}).RenderTarget(&prom); err != nil {
 		return prom, "", err
 	}
 	query, err := analysis.Render(prom.Query, values)

@@ -1,4 +1,4 @@
-package reconciler
+package analysis_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 func TestScrub(t *testing.T) {
-	a := measureArgs{values: map[string]string{"token": `s3c"r(et`, "w": "good"}, secret: map[string]bool{"token": true}}
+	a := analysis.Args{Values: map[string]string{"token": `s3c"r(et`, "w": "good"}, Secret: map[string]bool{"token": true}}
 	for _, tt := range []struct {
 		name string
 		err  error
@@ -28,7 +28,7 @@ func TestScrub(t *testing.T) {
 		{"a refusal by policy keeps its message, which quotes nothing", fmt.Errorf("query: %w", &prometheus.Refused{Reason: "never sent by GET"}), "refused by policy: never sent by GET"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := scrub(tt.err, a).Error()
+			got := a.Scrub(tt.err).Error()
 			if !strings.Contains(got, tt.want) || strings.Contains(got, "s3c") {
 				t.Errorf("scrub = %q, want %q and no trace of the Secret", got, tt.want)
 			}
