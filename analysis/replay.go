@@ -5,6 +5,7 @@ import (
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
@@ -32,94 +33,73 @@ type MetricReplay struct {
 	Measurements []Replayed         `json:"measurements"`
 }
 
-// replaying is a metric under replay: when it measures next, and its
-// counters so far.
-type replaying struct {
-	m        v1alpha1.Metric
-	limits   Limits
-	interval time.Duration
-	next     time.Time
-	counters argo.MetricResult
-	out      *MetricReplay
-}
-
-// Replay measures spec as an AnalysisRun started at start would have: each
-// metric after its initialDelay, then every interval, until its counters
-// decide or end comes, in time order. measure takes one measurement of a
-// metric as of a moment (against data from then). As in a live run, a
-// metric that fails or errs ends the run (metrics due at that same moment
-// are measured too), and a metric measured once is measured again while it
-// errs. The run's phase is Running when end came before a verdict.
+// Replay measures spec as an AnalysisRun started at start would have: it
+// runs the same Pass as the AnalysisRun reconciler, at each moment a
+// measurement is due, until the run reaches a verdict or end comes. measure
+// takes one measurement of a metric as of a moment (against data from
+// then). The run's phase is Running when end came before a verdict.
 func Replay(spec v1alpha1.AnalysisRunSpec, args map[string]string, start, end time.Time,
 	measure func(m v1alpha1.Metric, at time.Time) Sample) (argo.AnalysisPhase, []MetricReplay, error) {
 	dry := DryRunMetrics(spec)
 	out := make([]MetricReplay, len(spec.Metrics))
-	metrics := make([]*replaying, len(spec.Metrics))
+	index := map[string]int{}
 	for i, m := range spec.Metrics {
 		out[i] = MetricReplay{Metric: m.Name, DryRun: dry[m.Name], Phase: argo.AnalysisPhasePending, Measurements: []Replayed{}}
-		r, err := scheduled(m, args, start, end)
-		if err != nil {
+		index[m.Name] = i
+		if err := replayable(m, args, start, end); err != nil {
 			return "", nil, err
 		}
-		r.out = &out[i]
-		metrics[i] = r
 	}
-	for ended := false; !ended; {
-		// The next moment any metric is due; every metric due then measures.
-		var at time.Time
-		for _, r := range metrics {
-			if !r.out.Phase.Completed() && !r.next.After(end) && (at.IsZero() || r.next.Before(at)) {
-				at = r.next
+	var tooMany error
+	pass := Pass{
+		Spec: spec,
+		Args: Args{Values: args},
+		Keep: func(string) int { return MaxReplayed },
+		Measure: func(m *v1alpha1.Metric, at time.Time) Taken {
+			return Taken{Sample: measure(*m, at)}
+		},
+		Measured: func(m *v1alpha1.Metric, meas argo.Measurement, res *argo.MetricResult) {
+			r := &out[index[m.Name]]
+			r.Measurements = append(r.Measurements, Replayed{At: meas.StartedAt.Time, Value: meas.Value, Phase: meas.Phase, Message: meas.Message, Metric: res.Phase})
+			if len(r.Measurements) > MaxReplayed && tooMany == nil {
+				tooMany = fmt.Errorf("metric %s: more than %d measurements; replay a shorter stretch", m.Name, MaxReplayed)
 			}
+		},
+	}
+	status := v1alpha1.AnalysisRunStatus{StartedAt: &metav1.Time{Time: start}, Phase: argo.AnalysisPhaseRunning}
+	for at := start; ; {
+		wake := pass.Step(&status, at)
+		if tooMany != nil {
+			return "", nil, tooMany
 		}
-		if at.IsZero() {
+		if status.Phase.Completed() || wake.IsZero() || wake.After(end) {
 			break
 		}
-		for _, r := range metrics {
-			if r.out.Phase.Completed() || !r.next.Equal(at) {
-				continue
-			}
-			if len(r.out.Measurements) == MaxReplayed {
-				return "", nil, fmt.Errorf("metric %s: more than %d measurements; replay a shorter stretch", r.m.Name, MaxReplayed)
-			}
-			phase, value, msg := Judge(r.m, measure(r.m, at), args)
-			Record(&r.counters, phase)
-			r.out.Phase = Assess(r.counters, r.limits)
-			r.out.Measurements = append(r.out.Measurements, Replayed{At: at, Value: value, Phase: phase, Message: msg, Metric: r.out.Phase})
-			if r.interval > 0 || phase == argo.AnalysisPhaseError {
-				r.next, _ = NextDue(r.m, start, &at) // parsed by scheduled
-			} else {
-				r.next = end.Add(time.Nanosecond) // measured once: done
-			}
-			if !r.out.DryRun && (r.out.Phase == argo.AnalysisPhaseFailed || r.out.Phase == argo.AnalysisPhaseError) {
-				ended = true
-			}
-		}
+		at = wake
 	}
-	phases := map[string]argo.AnalysisPhase{}
-	for _, m := range out {
-		phases[m.Metric] = m.Phase
+	for _, res := range status.MetricResults {
+		out[index[res.Name]].Phase = res.Phase
 	}
-	return RunPhase(phases, dry), out, nil
+	return status.Phase, out, nil
 }
 
-// scheduled readies a metric for replay, refusing one that could take more
-// than MaxReplayed measurements over the stretch.
-func scheduled(m v1alpha1.Metric, args map[string]string, start, end time.Time) (*replaying, error) {
+// replayable refuses a metric that could take more than MaxReplayed
+// measurements over the stretch.
+func replayable(m v1alpha1.Metric, args map[string]string, start, end time.Time) error {
 	limits, err := LimitsOf(m, args)
 	if err != nil {
-		return nil, fmt.Errorf("metric %s: %w", m.Name, err)
+		return fmt.Errorf("metric %s: %w", m.Name, err)
 	}
 	first, err := NextDue(m, start, nil)
 	if err != nil {
-		return nil, fmt.Errorf("metric %s: initialDelay: %w", m.Name, err)
+		return fmt.Errorf("metric %s: initialDelay: %w", m.Name, err)
 	}
 	interval, err := durationOf(m.Interval)
 	if err != nil {
-		return nil, fmt.Errorf("metric %s: interval: %w", m.Name, err)
+		return fmt.Errorf("metric %s: interval: %w", m.Name, err)
 	}
 	if interval <= 0 && limits.Count > 1 {
-		return nil, fmt.Errorf("metric %s: measures %d times, so it needs an interval", m.Name, limits.Count)
+		return fmt.Errorf("metric %s: measures %d times, so it needs an interval", m.Name, limits.Count)
 	}
 	// A metric without a count measures every interval of the stretch; one
 	// with a count, about count times (errors come on top, and are bounded
@@ -129,9 +109,9 @@ func scheduled(m v1alpha1.Metric, args map[string]string, start, end time.Time) 
 		most = int64(end.Sub(first)/interval) + 1
 	}
 	if most > MaxReplayed {
-		return nil, fmt.Errorf("metric %s: replaying it would take %d measurements, more than %d; replay a shorter stretch", m.Name, most, MaxReplayed)
+		return fmt.Errorf("metric %s: replaying it would take %d measurements, more than %d; replay a shorter stretch", m.Name, most, MaxReplayed)
 	}
-	return &replaying{m: m, limits: limits, interval: interval, next: first}, nil
+	return nil
 }
 
 // NextDue is when a metric measures next in a run started at started: its

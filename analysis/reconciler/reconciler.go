@@ -79,9 +79,6 @@ func (m memo) validAt(rv string) bool {
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysistemplates;clusteranalysistemplates,verbs=get;list;watch
 
-// defaultRetention is how many measurements of a metric status keeps.
-const defaultRetention = 10
-
 // Reconcile takes the measurements that are due and records the verdict.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var run v1alpha1.AnalysisRun
@@ -156,49 +153,18 @@ func requeue(wake, now time.Time) reconcile.Result {
 	return reconcile.Result{RequeueAfter: max(wake.Sub(now), 100*time.Millisecond)}
 }
 
-// step measures every metric that is due and sets the run's phase; it
-// returns when the next measurement is due (zero when none is).
+// step is one look at the run: analysis.Pass, with measurements taken from
+// the Prometheus provider. It returns when the next measurement is due
+// (zero when none is).
 func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now time.Time) time.Time {
-	s := &run.Status
-	if s.StartedAt == nil {
-		s.StartedAt = &metav1.Time{Time: now}
-		s.Phase = argo.AnalysisPhaseRunning
+	values, secret, argErr := r.args(ctx, run)
+	a := measureArgs{analysis.Args{Values: values, Secret: secret}, argErr}
+	pass := analysis.Pass{
+		Spec:    run.Spec,
+		Args:    a.Args,
+		Measure: func(m *v1alpha1.Metric, at time.Time) analysis.Taken { return r.take(ctx, run.Namespace, m, a, at) },
 	}
-	args, secret, argErr := r.args(ctx, run)
-	dry := analysis.DryRunMetrics(run.Spec)
-	phases := map[string]argo.AnalysisPhase{}
-	var wake time.Time
-	for i := range run.Spec.Metrics {
-		m := &run.Spec.Metrics[i]
-		res := result(s, m.Name, dry[m.Name])
-		if !res.Phase.Completed() && !run.Spec.Terminate {
-			if next := r.measureIfDue(ctx, run, m, res, measureArgs{analysis.Args{Values: args, Secret: secret}, argErr}, now); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
-				wake = next
-			}
-		}
-		phases[m.Name] = res.Phase
-	}
-	phase := analysis.RunPhase(phases, dry)
-	if run.Spec.Terminate && !phase.Completed() {
-		// Stopped early: what was measured so far decides, as in Argo.
-		phase = argo.AnalysisPhaseSuccessful
-		for name, p := range phases {
-			if !dry[name] && p.Completed() && p != argo.AnalysisPhaseSuccessful {
-				phase = analysis.RunPhase(map[string]argo.AnalysisPhase{name: p}, nil)
-			}
-		}
-		s.Message = "terminated"
-	}
-	s.Phase = phase
-	s.RunSummary, s.DryRunSummary = summaries(s.MetricResults)
-	if phase.Completed() {
-		s.CompletedAt = &metav1.Time{Time: now}
-		if s.Message == "" {
-			s.Message = verdictMessage(s.MetricResults, phase)
-		}
-		return time.Time{}
-	}
-	return wake
+	return pass.Step(&run.Status, now)
 }
 
 // measureArgs are a run's resolved arguments, which of them came from
@@ -208,37 +174,16 @@ type measureArgs struct {
 	err error
 }
 
-// measureIfDue takes a metric's measurement when it is due and returns when
-// the next one is.
-func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun, m *v1alpha1.Metric, res *argo.MetricResult, a measureArgs, now time.Time) time.Time {
-	due, err := nextDue(m, res, run.Status.StartedAt.Time)
-	if err != nil {
-		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
-		return time.Time{}
-	}
-	if now.Before(due) {
-		return due
-	}
-	// Secret values go into the query and nowhere else: limits and
-	// conditions see only the other arguments, so that no error message,
-	// value or verdict can tell a Secret's value.
-	plain := a.Plain()
-	var limits analysis.Limits
-	if err = a.CheckLimits(*m); err == nil {
-		limits, err = analysis.LimitsOf(*m, plain)
-	}
+// take renders a metric's query, address and headers and measures it.
+func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Metric, a measureArgs, now time.Time) analysis.Taken {
 	prom := *m.Provider.Prometheus
-	var query, shown string
-	if err == nil && a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
+	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
 		// An argument that cannot be resolved now (a Secret not readable
 		// yet) may resolve next time: an error measurement, counted against
 		// consecutiveErrorLimit. Nothing is rendered or sent.
-		r.record(run, m, res, analysis.Sample{Err: a.err}, plain, a.Shown(prom.Query), limits, now)
-		return r.next(m, res, run)
+		return analysis.Taken{Sample: analysis.Sample{Err: a.err}, Query: a.Shown(prom.Query), FinishedAt: r.Now()}
 	}
-	if err == nil {
-		query, shown, err = a.Render(prom.Query)
-	}
+	query, shown, err := a.Render(prom.Query)
 	if err == nil {
 		err = a.RenderTarget(&prom)
 	}
@@ -249,18 +194,14 @@ func (r *Reconciler) measureIfDue(ctx context.Context, run *v1alpha1.AnalysisRun
 		prom.RangeQuery, err = a.RenderRange(*prom.RangeQuery)
 	}
 	if err != nil {
-		// An argument that would change the query, or a limit that does not
-		// resolve, is the template's fault: no query is sent, the metric errs.
-		res.Phase, res.Message = argo.AnalysisPhaseError, err.Error()
-		return time.Time{}
+		return analysis.Taken{Invalid: err}
 	}
-	sample := r.measure(ctx, run.Namespace, &prom, query, now, a.In(prom.Query))
+	sample := r.measure(ctx, namespace, &prom, query, now, a.In(prom.Query))
 	if sample.Err != nil && a.In(prom.Query) {
 		// Prometheus's errors may quote the query, Secret values and all.
 		sample.Err = a.Scrub(sample.Err)
 	}
-	r.record(run, m, res, sample, plain, shown, limits, now)
-	return r.next(m, res, run)
+	return analysis.Taken{Sample: sample, Query: shown, FinishedAt: r.Now()}
 }
 
 // secretMeasurer is a measurer that can keep a query out of URLs: the
@@ -277,46 +218,6 @@ func (r *Reconciler) measure(ctx context.Context, namespace string, prom *v1alph
 		return sm.MeasureSecret(ctx, namespace, prom, query, ts)
 	}
 	return r.Measurer.Measure(ctx, namespace, prom, query, ts)
-}
-
-// record judges a sample and adds the measurement to the metric's result.
-func (r *Reconciler) record(run *v1alpha1.AnalysisRun, m *v1alpha1.Metric, res *argo.MetricResult, sample analysis.Sample, plain map[string]string, shown string, limits analysis.Limits, now time.Time) {
-	phase, value, msg := analysis.Judge(*m, sample, plain)
-	meas := argo.Measurement{
-		Phase:      phase,
-		Value:      value,
-		Message:    msg,
-		StartedAt:  &metav1.Time{Time: now},
-		FinishedAt: &metav1.Time{Time: r.Now()},
-	}
-	res.Measurements = append(res.Measurements, meas)
-	if keep := retention(run.Spec, m.Name); len(res.Measurements) > keep {
-		res.Measurements = res.Measurements[len(res.Measurements)-keep:]
-	}
-	analysis.Record(res, phase)
-	res.Phase = analysis.Assess(*res, limits)
-	res.Message = msg
-	if res.Metadata == nil {
-		res.Metadata = map[string]string{}
-	}
-	res.Metadata["ResolvedPrometheusQuery"] = shown // Secret values masked
-}
-
-// next is when the metric's next measurement is due; zero once it is done.
-func (r *Reconciler) next(m *v1alpha1.Metric, res *argo.MetricResult, run *v1alpha1.AnalysisRun) time.Time {
-	if res.Phase.Completed() {
-		return time.Time{}
-	}
-	next, _ := nextDue(m, res, run.Status.StartedAt.Time)
-	return next
-}
-
-// nextDue is when a metric's next measurement is due (analysis.NextDue).
-func nextDue(m *v1alpha1.Metric, res *argo.MetricResult, started time.Time) (time.Time, error) {
-	if len(res.Measurements) == 0 {
-		return analysis.NextDue(*m, started, nil)
-	}
-	return analysis.NextDue(*m, started, &res.Measurements[len(res.Measurements)-1].StartedAt.Time)
 }
 
 // args resolves the run's arguments: values, and Secret references read now
@@ -352,65 +253,6 @@ func (r *Reconciler) args(ctx context.Context, run *v1alpha1.AnalysisRun) (map[s
 		}
 	}
 	return out, secret, errors.Join(errs...)
-}
-
-// result returns the metric's result in status, adding it when missing.
-func result(s *v1alpha1.AnalysisRunStatus, name string, dry bool) *argo.MetricResult {
-	for i := range s.MetricResults {
-		if s.MetricResults[i].Name == name {
-			return &s.MetricResults[i]
-		}
-	}
-	s.MetricResults = append(s.MetricResults, argo.MetricResult{Name: name, Phase: argo.AnalysisPhasePending, DryRun: dry})
-	return &s.MetricResults[len(s.MetricResults)-1]
-}
-
-func retention(spec v1alpha1.AnalysisRunSpec, metric string) int {
-	for _, r := range spec.MeasurementRetention {
-		if (r.MetricName == metric || r.MetricName == "*") && r.Limit > 0 {
-			return int(r.Limit)
-		}
-	}
-	return defaultRetention
-}
-
-func summaries(results []argo.MetricResult) (argo.RunSummary, *argo.RunSummary) {
-	var run, dry argo.RunSummary
-	for _, r := range results {
-		sum := &run
-		if r.DryRun {
-			sum = &dry
-		}
-		sum.Count++
-		switch r.Phase {
-		case argo.AnalysisPhaseSuccessful:
-			sum.Successful++
-		case argo.AnalysisPhaseFailed:
-			sum.Failed++
-		case argo.AnalysisPhaseInconclusive:
-			sum.Inconclusive++
-		case argo.AnalysisPhaseError:
-			sum.Error++
-		}
-	}
-	if dry.Count == 0 {
-		return run, nil
-	}
-	return run, &dry
-}
-
-// verdictMessage explains a finished run by its deciding metric.
-func verdictMessage(results []argo.MetricResult, phase argo.AnalysisPhase) string {
-	for _, r := range results {
-		if !r.DryRun && r.Phase == phase && phase != argo.AnalysisPhaseSuccessful {
-			last := ""
-			if n := len(r.Measurements); n > 0 {
-				last = " (last value " + r.Measurements[n-1].Value + ")"
-			}
-			return fmt.Sprintf("metric %s %s%s: %s", r.Name, phase, last, r.Message)
-		}
-	}
-	return "all metrics " + string(phase)
 }
 
 // announce records an event for each metric whose phase changed to a verdict.
