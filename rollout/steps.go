@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -156,12 +157,16 @@ func PauseDuration(p *v1alpha1.Pause) (d time.Duration, ok bool, err error) {
 	if p.Duration.Type == intstr.Int {
 		return time.Duration(p.Duration.IntVal) * time.Second, true, nil
 	}
-	if n, err := strconv.Atoi(p.Duration.StrVal); err == nil {
+	refused := fmt.Errorf("pause duration %q: want seconds or a duration such as 30s, at most %d seconds", p.Duration.StrVal, math.MaxInt32)
+	if n, err := strconv.ParseInt(p.Duration.StrVal, 10, 64); err == nil {
+		if n < 0 || n > math.MaxInt32 {
+			return 0, false, refused
+		}
 		return time.Duration(n) * time.Second, true, nil
 	}
 	d, err = time.ParseDuration(p.Duration.StrVal)
-	if err != nil || d < 0 {
-		return 0, false, fmt.Errorf("pause duration %q: want seconds or a duration such as 30s", p.Duration.StrVal)
+	if err != nil || d < 0 || d > math.MaxInt32*time.Second {
+		return 0, false, refused
 	}
 	return d, true, nil
 }

@@ -187,6 +187,10 @@ func (r *Reconciler) ensureService(ctx context.Context, ro *v1alpha1.Rollout, w 
 		want := serviceFor(ro, name, selector)
 		// AlreadyExists: created by an earlier reconcile, not in the cache yet.
 		if err := r.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
+			if apierrors.IsInvalid(err) {
+				// Retrying cannot fix it (a target port no Service takes).
+				return rollout.Invalid("create service %s/%s: %v", ro.Namespace, name, err)
+			}
 			return fmt.Errorf("create service %s/%s: %w", ro.Namespace, name, err)
 		}
 		w.services[name] = want
