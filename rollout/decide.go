@@ -177,80 +177,6 @@ func decide(s Spec, p Progress, o Observed) Plan {
 	return progress(s, p, o)
 }
 
-// promoting reports whether status calls the canary promoting: every step
-// done, and no abort.
-func promoting(s Spec, p Progress) bool {
-	return p.InRollout() && p.Abort == nil && (p.Promoting || int(ptr.Deref(p.Step, 0)) >= len(s.Steps))
-}
-
-func promotionCommitted(s Spec, p Progress, o Observed) bool {
-	return promoting(s, p) && o.PrimaryRevision == p.CanaryRevision
-}
-
-// keepPrimaryOnStatus puts primary back on the stable revision when it runs
-// one that the status plan records calls neither stable nor promoting (a
-// promotion whose status write was lost, a person editing primary).
-func keepPrimaryOnStatus(plan Plan, o Observed) Plan {
-	n := plan.Next
-	switch {
-	case o.PrimaryRevision == "" || n.StableRevision == "" || plan.PromotePrimary:
-		return plan
-	case o.PrimaryRevision == n.StableRevision, n.Promoting && o.PrimaryRevision == n.CanaryRevision:
-		return plan
-	}
-	msg := "; primary runs revision " + o.PrimaryRevision + ", which is neither stable nor being promoted"
-	if !o.StableRecorded {
-		plan.Message += msg + ", and no record of stable revision " + n.StableRevision + " is left to put it back on"
-		return plan
-	}
-	plan.RestorePrimary = true
-	plan.Message += msg + ": putting stable revision " + n.StableRevision + " back"
-	return plan
-}
-
-// held is the plan for a rollout with a problem only a person can fix. It
-// stays where it is, with what it did reported, except that aborts still
-// act: a person's, a failed background analysis, the progress deadline, and
-// a target gone mid-rollout (which takes the canary's pods with it).
-func held(s Spec, p Progress, o Observed) Plan {
-	why, msg := o.Problem.Outcome, o.Problem.Message
-	stop := Plan{Outcome: why, Message: msg, Next: p, RequeueAfter: 30 * time.Second}
-	if !p.InRollout() {
-		return stop
-	}
-	if p.Abort != nil {
-		if p.Abort.Reason == why {
-			stop.Message = p.Abort.Message // already said, with what was done
-		}
-		return stop
-	}
-	var plan Plan
-	since := p.NotReadySince
-	if since.IsZero() {
-		since = o.Now
-	}
-	switch {
-	case why == TargetNotFound:
-		plan = abort(p, o, TargetNotFound, msg+" mid-rollout, so the canary has no pods")
-	case o.Requests.Abort != "":
-		plan = abort(p, o, AbortedByUser, "aborted on request while "+msg)
-	case o.Background == argo.AnalysisPhaseFailed || o.Background == argo.AnalysisPhaseError:
-		plan = abort(p, o, AnalysisFailed, "background analysis "+string(o.Background)+": "+o.BackgroundMessage+" (while "+msg+")")
-	case !o.CanaryReady && o.Now.Sub(since) > s.ProgressDeadline:
-		plan = abort(p, o, ProgressDeadlineExceeded, fmt.Sprintf("the canary was not Ready within %s (while %s)", s.ProgressDeadline, msg))
-	default:
-		// The deadline keeps counting while held.
-		stop.Next.NotReadySince = time.Time{}
-		if !o.CanaryReady {
-			stop.Next.NotReadySince = since
-			stop.RequeueAfter = min(stop.RequeueAfter, max(time.Second, s.ProgressDeadline-o.Now.Sub(since)))
-		}
-		return stop
-	}
-	plan.RequeueAfter = stop.RequeueAfter
-	return plan
-}
-
 func initialize(p Progress, o Observed) Plan {
 	if !o.PrimaryReady {
 		return Plan{Outcome: Initializing, Message: "waiting for the primary Deployment to be Ready", Next: p, RequeueAfter: 10 * time.Second}
@@ -337,14 +263,21 @@ func start(s Spec, p Progress, o Observed) Plan {
 // changed under it: a shortened list must not promote at once, and a run
 // named by step index must not be reused for another analysis.
 func restartSteps(s Spec, p Progress, o Observed) Plan {
+	return startOver(s, p, o, StepsChanged, "the steps changed mid-rollout; traffic back on stable, rolling out revision "+p.CanaryRevision+" from the first step")
+}
+
+// startOver runs the same revision again from the first step, with the
+// steps in force now, as a new attempt (new analysis runs).
+func startOver(s Spec, p Progress, o Observed, why Outcome, msg string) Plan {
 	next := p
-	next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
+	next.Abort = nil
 	next.StepsHash, next.Promoting, next.BackgroundAttempt = "", false, 0
+	next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
 	next.Requests = acknowledge(p.Requests, o.Requests)
 	return Plan{
 		Outcome:        WaitingForCanary,
-		Transition:     StepsChanged,
-		Message:        "the steps changed mid-rollout; traffic back on stable, rolling out revision " + p.CanaryRevision + " from the first step; waiting for the canary to be Ready",
+		Transition:     why,
+		Message:        msg + "; waiting for the canary to be Ready",
 		Next:           next,
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, 0, o.Replicas)),
@@ -354,20 +287,7 @@ func restartSteps(s Spec, p Progress, o Observed) Plan {
 
 func aborted(s Spec, p Progress, o Observed) Plan {
 	if o.Requests.Retry != "" {
-		next := p
-		next.Abort = nil
-		next.StepsHash, next.Promoting, next.BackgroundAttempt = "", false, 0 // the steps in force now
-		next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
-		next.Requests = acknowledge(p.Requests, o.Requests)
-		return Plan{
-			Outcome:        WaitingForCanary,
-			Transition:     Retried,
-			Message:        "retrying revision " + p.CanaryRevision + " from the first step; waiting for the canary to be Ready",
-			Next:           next,
-			Traffic:        ptr.To(traffic.AtRest()),
-			CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, 0, o.Replicas)),
-			RequeueAfter:   s.ProgressDeadline,
-		}
+		return startOver(s, p, o, Retried, "retrying revision "+p.CanaryRevision+" from the first step")
 	}
 	next := p
 	// Promote and abort requests have nothing to act on while aborted.
