@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,14 @@ import (
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
+
+// ErrDeferred is a measurement that was not taken now (its server is busy
+// with as many of this controller's queries as it may have): it counts as
+// nothing, and is tried again shortly.
+var ErrDeferred = errors.New("not measured now: the server has as many of this controller's queries as it may; trying again shortly")
+
+// deferredFor is how long a deferred measurement waits before it is tried again.
+const deferredFor = time.Second
 
 // DefaultRetention is how many measurements of a metric a run's status
 // keeps unless measurementRetention says otherwise.
@@ -115,6 +124,9 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 	if err == nil {
 		taken = p.Measure(m, now)
 		err = taken.Invalid
+	}
+	if err == nil && errors.Is(taken.Sample.Err, ErrDeferred) {
+		return now.Add(deferredFor)
 	}
 	if err != nil {
 		// The template's fault: no query is sent, the metric errs.

@@ -56,8 +56,14 @@ type Provider struct {
 	// CredentialAddresses, never to an address a template alone chose.
 	Credentials         Credentials
 	CredentialAddresses []string
-	// MaxInFlight bounds concurrent queries per server (default 8).
-	MaxInFlight int64
+	// MaxInFlight bounds concurrent queries to DefaultAddress (default 8);
+	// MaxInFlightElsewhere to each address a template names (default 1). A
+	// query past the bound is not waited for: it is deferred
+	// (analysis.ErrDeferred) and tried again shortly, so a server that takes
+	// connections and never answers holds at most that many of the
+	// controller's workers, and every other run goes on.
+	MaxInFlight          int64
+	MaxInFlightElsewhere int64
 	// Metrics, when set, counts the queries sent and saved.
 	Metrics *Metrics
 
@@ -130,8 +136,8 @@ func (p *Provider) send(ctx context.Context, req request) analysis.Sample {
 	v, err, _ := p.flights.Do(key, func() (any, error) {
 		led = true
 		sem := p.semaphore(req.address)
-		if err := sem.Acquire(ctx, 1); err != nil {
-			return nil, err
+		if !sem.TryAcquire(1) {
+			return nil, analysis.ErrDeferred
 		}
 		defer sem.Release(1)
 		qctx, cancel := context.WithTimeout(ctx, req.timeout)
@@ -153,7 +159,7 @@ func (p *Provider) send(ctx context.Context, req request) analysis.Sample {
 	if err == nil {
 		s = v.(analysis.Sample)
 	}
-	if !errors.Is(err, context.Canceled) { // the query it joined was cut short: not an answer to keep
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, analysis.ErrDeferred) { // cut short or never sent: not an answer to keep
 		p.remember(key, s)
 	}
 	return s
@@ -360,6 +366,9 @@ func (p *Provider) semaphore(address string) *semaphore.Weighted {
 		n := p.MaxInFlight
 		if n <= 0 {
 			n = 8
+		}
+		if address != p.DefaultAddress {
+			n = max(p.MaxInFlightElsewhere, 1)
 		}
 		s = semaphore.NewWeighted(n)
 		p.sems[address] = s
