@@ -76,8 +76,6 @@ type Plan struct {
 	// template: it was found running a revision that status calls neither
 	// stable nor promoting.
 	RestorePrimary bool
-	// RecordRevision records Next.StableRevision in the revision history.
-	RecordRevision bool
 	// HandBack, for a deleted Rollout, is how its application goes back to
 	// the target.
 	HandBack *HandBack
@@ -188,7 +186,6 @@ func initialize(p Progress, o Observed) Plan {
 		Next:           Progress{StableRevision: o.PrimaryRevision, Requests: p.Requests},
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To[int32](0),
-		RecordRevision: true,
 	}
 }
 
@@ -248,15 +245,7 @@ func start(s Spec, p Progress, o Observed) Plan {
 		// request stays pending, and takes it through all its steps next.
 		next.Requests.PromoteFull = p.Requests.PromoteFull
 	}
-	return Plan{
-		Outcome:        WaitingForCanary,
-		Transition:     outcome,
-		Message:        msg + "; waiting for the canary to be Ready",
-		Next:           next,
-		Traffic:        ptr.To(traffic.AtRest()),
-		CanaryReplicas: ptr.To(CanaryReplicasFor(s.Steps, 0, o.Replicas)),
-		RequeueAfter:   s.ProgressDeadline,
-	}
+	return atFirstStep(s, o, outcome, msg, next)
 }
 
 // restartSteps starts a rollout again from the first step when its steps
@@ -274,6 +263,13 @@ func startOver(s Spec, p Progress, o Observed, why Outcome, msg string) Plan {
 	next.StepsHash, next.Promoting, next.BackgroundAttempt = "", false, 0
 	next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
 	next.Requests = acknowledge(p.Requests, o.Requests)
+	return atFirstStep(s, o, why, msg, next)
+}
+
+// atFirstStep is the plan of an attempt that starts at the first step:
+// traffic on stable, the canary sized for step 0, and the progress deadline
+// counting while it gets Ready.
+func atFirstStep(s Spec, o Observed, why Outcome, msg string, next Progress) Plan {
 	return Plan{
 		Outcome:        WaitingForCanary,
 		Transition:     why,
@@ -501,7 +497,6 @@ func promote(s Spec, p Progress, o Observed, hold Plan) Plan {
 		Next:           Progress{StableRevision: p.CanaryRevision, Requests: hold.Next.Requests},
 		Traffic:        ptr.To(traffic.AtRest()),
 		CanaryReplicas: ptr.To[int32](0),
-		RecordRevision: true,
 	}
 }
 

@@ -65,7 +65,7 @@ func TestDecide(t *testing.T) {
 		p:    Progress{},
 		o:    Observed{Now: t0, TargetRevision: "s1", PrimaryRevision: "s1", PrimaryReady: true},
 		want: Plan{Outcome: Healthy, Transition: Initialized, Message: "revision s1 is stable and serves all traffic", Next: Progress{StableRevision: "s1"},
-			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RecordRevision: true},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
 		name: "at rest on stable: healthy",
 		p:    Progress{StableRevision: "s1"},
@@ -288,7 +288,7 @@ func TestDecide(t *testing.T) {
 		p:    at(6, t0),
 		o:    func() Observed { o := ready(later); o.PrimaryRevision = "c1"; return o }(),
 		want: Plan{Outcome: Healthy, Transition: Promoted, Message: "revision c1 is stable and serves all traffic", Next: Progress{StableRevision: "c1"},
-			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RecordRevision: true},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

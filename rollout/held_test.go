@@ -65,7 +65,7 @@ func TestHeld(t *testing.T) {
 		p:    done(t0),
 		o:    with(ready(later), gone, func(o *Observed) { o.TargetRevision, o.CanaryReady, o.PrimaryRevision = "", false, "c1" }),
 		want: Plan{Outcome: Healthy, Transition: Promoted, Message: "revision c1 is stable and serves all traffic",
-			Next: Progress{StableRevision: "c1"}, Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RecordRevision: true},
+			Next: Progress{StableRevision: "c1"}, Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}, {
 		name: "the target gone with primary on the canary that status does not promote: aborted, and primary put back on stable",
 		p:    at(3, t0),
@@ -238,7 +238,7 @@ func TestStepsChanged(t *testing.T) {
 		p:    started(done(t0)),
 		o:    func() Observed { o := ready(later); o.PrimaryRevision = "c1"; return o }(),
 		want: Plan{Outcome: Healthy, Transition: Promoted, Message: "revision c1 is stable and serves all traffic", Next: Progress{StableRevision: "c1"},
-			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0), RecordRevision: true},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
 			if diff := cmp.Diff(tt.want, Decide(tt.s, tt.p, tt.o)); diff != "" {

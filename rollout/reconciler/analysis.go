@@ -37,36 +37,36 @@ func (r *Reconciler) observeAnalysis(ctx context.Context, ro *v1alpha1.Rollout, 
 	}
 	o := &w.observed
 	step := int(*p.Step)
-	var problems []error
-	if step < len(ro.Spec.Steps) && ro.Spec.Steps[step].Analysis != nil {
-		run, err := r.observeRun(ctx, ro, p, fmt.Sprint(step), ro.Spec.Steps[step].Analysis)
+	var problem error
+	// observe reads one analysis into its verdict; a spec problem is kept
+	// (the first one reported) while the other analysis is still read.
+	observe := func(which string, a *v1alpha1.Analysis, stepOf *int32, phase *argo.AnalysisPhase, msg *string) error {
+		run, err := r.observeRun(ctx, ro, p, which, a)
 		switch {
 		case isSpecError(err):
-			problems = append(problems, err)
+			if problem == nil {
+				problem = err
+			}
+			return nil
 		case err != nil:
 			return err
-		default:
-			run.step = ptr.To(int32(step))
-			o.Analysis, o.AnalysisMessage = run.run.Status.Phase, run.run.Status.Message
-			w.runs = append(w.runs, run)
+		}
+		run.step = stepOf
+		*phase, *msg = run.run.Status.Phase, run.run.Status.Message
+		w.runs = append(w.runs, run)
+		return nil
+	}
+	if step < len(ro.Spec.Steps) && ro.Spec.Steps[step].Analysis != nil {
+		if err := observe(fmt.Sprint(step), ro.Spec.Steps[step].Analysis, ptr.To(int32(step)), &o.Analysis, &o.AnalysisMessage); err != nil {
+			return err
 		}
 	}
 	if bg := ro.Spec.Analysis; bg != nil && step >= int(ptr.Deref(bg.StartingStep, 0)) {
-		run, err := r.observeRun(ctx, ro, p, backgroundRun(p), &bg.Analysis)
-		switch {
-		case isSpecError(err):
-			problems = append(problems, err)
-		case err != nil:
+		if err := observe(backgroundRun(p), &bg.Analysis, nil, &o.Background, &o.BackgroundMessage); err != nil {
 			return err
-		default:
-			o.Background, o.BackgroundMessage = run.run.Status.Phase, run.run.Status.Message
-			w.runs = append(w.runs, run)
 		}
 	}
-	if len(problems) > 0 {
-		return problems[0]
-	}
-	return nil
+	return problem
 }
 
 func isSpecError(err error) bool {

@@ -85,11 +85,7 @@ func (r *Reconciler) observeDeletion(ctx context.Context, ro *v1alpha1.Rollout, 
 			w.services[name] = &svc
 		}
 	}
-	for _, obj := range []client.Object{w.primary, w.services[stableServiceName(ro)], w.services[canaryServiceName(ro)]} {
-		if !isNil(obj) && slices.ContainsFunc(obj.GetOwnerReferences(), func(ref metav1.OwnerReference) bool { return ref.UID == ro.UID }) {
-			w.disown = append(w.disown, obj)
-		}
-	}
+	w.disown = ownedBy(ro, w)
 	var vs istiov1.VirtualService
 	vsGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TrafficRouting.Istio.VirtualService.Name}, &vs)
 	if err != nil {

@@ -120,11 +120,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		}
 		w.services[name] = svc
 	}
-	for _, obj := range append([]client.Object{w.primary}, w.services[stableServiceName(ro)], w.services[canaryServiceName(ro)]) {
-		if !isNil(obj) && slices.ContainsFunc(obj.GetOwnerReferences(), func(ref metav1.OwnerReference) bool { return ref.UID == ro.UID }) {
-			w.disown = append(w.disown, obj)
-		}
-	}
+	w.disown = ownedBy(ro, w)
 	w.mesh, w.meshKnown = r.meshFrom(ro, w)
 
 	if p.StableRevision != "" {
@@ -160,14 +156,22 @@ func matchLabelsOnly(sel *metav1.LabelSelector) bool {
 	return sel != nil && len(sel.MatchLabels) > 0 && len(sel.MatchExpressions) == 0
 }
 
-func isNil(o client.Object) bool {
-	switch v := o.(type) {
-	case *appsv1.Deployment:
-		return v == nil
-	case *corev1.Service:
-		return v == nil
+// ownedBy are primary and the Services when an earlier version of Tugboat
+// put an owner reference to ro on them, which garbage collection would
+// follow before the application is handed back.
+func ownedBy(ro *v1alpha1.Rollout, w *world) []client.Object {
+	var objs []client.Object
+	if w.primary != nil {
+		objs = append(objs, w.primary)
 	}
-	return o == nil
+	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
+		if svc := w.services[name]; svc != nil {
+			objs = append(objs, svc)
+		}
+	}
+	return slices.DeleteFunc(objs, func(o client.Object) bool {
+		return !slices.ContainsFunc(o.GetOwnerReferences(), func(ref metav1.OwnerReference) bool { return ref.UID == ro.UID })
+	})
 }
 
 // observePrimary returns <name>-primary, nil when there is none. A

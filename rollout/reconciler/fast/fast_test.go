@@ -247,6 +247,12 @@ func TestActOrder(t *testing.T) {
 			p.Spec.Template.Spec.Containers[0].Env[0].Value = "v2"
 		},
 		then: onStable,
+	}, {
+		name: "primary deleted mid-rollout: created again on the stable revision, not the canary",
+		edit: func(objs []client.Object) {
+			objs[2] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}} // primary gone
+		},
+		then: onStable,
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
 			objs := midRollout(t)
