@@ -11,10 +11,10 @@ import (
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
 
-// ErrDeferred is a measurement that was not taken now (its server is busy
-// with as many of this controller's queries as it may have): it counts as
-// nothing, and is tried again shortly.
-var ErrDeferred = errors.New("not measured now: the server has as many of this controller's queries as it may; trying again shortly")
+// ErrDeferred is a measurement that is not back yet (it is under way, or its
+// server is busy with as many of this controller's queries as it may have):
+// it counts as nothing, and is looked for again shortly.
+var ErrDeferred = errors.New("not measured yet: under way, or the server has as many of this controller's queries as it may; trying again shortly")
 
 // deferredFor is how long a deferred measurement waits before it is tried again.
 const deferredFor = time.Second
@@ -35,6 +35,9 @@ type Taken struct {
 	// argument that would change the query, say): nothing is measured, and
 	// the metric errs.
 	Invalid error
+	// StartedAt is when the measurement was started, when that was before
+	// it was counted (it ran off the reconcile path); zero means at once.
+	StartedAt time.Time
 	// FinishedAt is when the sample came back; zero means when it was due.
 	FinishedAt time.Time
 }
@@ -134,11 +137,14 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 		return time.Time{}
 	}
 	phase, value, msg := Judge(*m, taken.Sample, plain)
-	finished := taken.FinishedAt
+	started, finished := taken.StartedAt, taken.FinishedAt
+	if started.IsZero() {
+		started = now
+	}
 	if finished.IsZero() {
 		finished = now
 	}
-	meas := argo.Measurement{Phase: phase, Value: value, Message: msg, StartedAt: &metav1.Time{Time: now}, FinishedAt: &metav1.Time{Time: finished}}
+	meas := argo.Measurement{Phase: phase, Value: value, Message: msg, StartedAt: &metav1.Time{Time: started}, FinishedAt: &metav1.Time{Time: finished}}
 	res.Measurements = append(res.Measurements, meas)
 	if keep := p.keep(m.Name); len(res.Measurements) > keep {
 		res.Measurements = res.Measurements[len(res.Measurements)-keep:]

@@ -21,6 +21,10 @@ type Sample struct {
 	Values []float64
 	Scalar bool
 	Err    error
+	// Warnings are what the server warned of with its answer (a partial
+	// response, say); they are shown with the measurement and change no
+	// verdict.
+	Warnings []string
 }
 
 // Judge is the phase of one measurement and why: Error when the sample
@@ -33,6 +37,9 @@ type Sample struct {
 // bytes.
 func Judge(m v1alpha1.Metric, s Sample, args map[string]string) (phase argo.AnalysisPhase, value, message string) {
 	phase, value, message = judge(m, s, args)
+	if len(s.Warnings) > 0 {
+		message += "; the server warned: " + strings.Join(s.Warnings, "; ")
+	}
 	return phase, value, Shorten(message, MaxMessage)
 }
 

@@ -36,6 +36,8 @@ func TestJudge(t *testing.T) {
 		{"empty vector: inconclusive by default", success, Sample{}, argo.AnalysisPhaseInconclusive, "the query returned no data; onNoData is Inconclusive"},
 		{"NaN: the no-data policy", v1alpha1.Metric{SuccessCondition: "result[0] > 0", OnNoData: argo.AnalysisPhaseFailed}, Sample{Values: []float64{math.NaN()}}, argo.AnalysisPhaseFailed, "only NaN"},
 		{"fewer than minSamples is no data", v1alpha1.Metric{MinSamples: ptr.To[int32](3), OnNoData: argo.AnalysisPhaseError}, Sample{Values: []float64{1, 2}}, argo.AnalysisPhaseError, "fewer than minSamples 3"},
+		{"the server's warnings are shown and change nothing", success, Sample{Values: []float64{0.995}, Warnings: []string{"PromQL warning: partial response"}},
+			argo.AnalysisPhaseSuccessful, "met result[0] >= 0.99; the server warned: PromQL warning: partial response"},
 		{"provider error", success, Sample{Err: errors.New("connection refused")}, argo.AnalysisPhaseError, "connection refused"},
 		{"a condition that does not compile is an error", v1alpha1.Metric{SuccessCondition: "result[0] >>> 1"}, Sample{Values: []float64{1}}, argo.AnalysisPhaseError, "condition"},
 		{"a NaN series among others is no data for that series", v1alpha1.Metric{SuccessCondition: "all(result, {# >= 0.99})"},

@@ -40,6 +40,8 @@ type Guard struct {
 	// it; names are matched by name only) and * (any address). Empty allows
 	// none. See CheckAllowedHosts.
 	AllowedHosts []string
+
+	responseHeaderTimeout time.Duration // the Provider's MaxQueryTime
 }
 
 // Refused is a query the controller's policy does not let go out. Its
@@ -194,8 +196,11 @@ func (g Guard) transport(cfg *tls.Config) http.RoundTripper {
 		},
 		TLSClientConfig:     cfg,
 		TLSHandshakeTimeout: 10 * time.Second,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second,
+		// A server that takes the query and never begins to answer lets go
+		// of the connection after this, whatever the caller's deadline.
+		ResponseHeaderTimeout: g.responseHeaderTimeout,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
 	}}
 }
 

@@ -64,6 +64,10 @@ type Provider struct {
 	// controller's workers, and every other run goes on.
 	MaxInFlight          int64
 	MaxInFlightElsewhere int64
+	// MaxQueryTime is the longest a query may take, whatever its metric's
+	// timeout says, and how long a server may take to begin its answer
+	// (default 2m).
+	MaxQueryTime time.Duration
 	// Metrics, when set, counts the queries sent and saved.
 	Metrics *Metrics
 
@@ -171,6 +175,7 @@ func (p *Provider) resolve(ctx context.Context, namespace string, m *v1alpha1.Pr
 	if m.Timeout != nil {
 		req.timeout = time.Duration(*m.Timeout) * time.Second
 	}
+	req.timeout = min(req.timeout, p.maxQueryTime())
 	if req.address == "" {
 		req.address = p.DefaultAddress
 	}
@@ -296,10 +301,11 @@ func (p *Provider) query(ctx context.Context, req request) (analysis.Sample, err
 		c = postOnly{c}
 	}
 	var val model.Value
+	var warnings promv1.Warnings
 	if req.rng != nil {
-		val, _, _, err = promv1.NewAPI(c).QueryRange(ctx, req.query, promv1.Range{Start: req.rng.Start, End: req.rng.End, Step: req.rng.Step})
+		val, warnings, _, err = promv1.NewAPI(c).QueryRange(ctx, req.query, promv1.Range{Start: req.rng.Start, End: req.rng.End, Step: req.rng.Step})
 	} else {
-		val, _, _, err = promv1.NewAPI(c).Query(ctx, req.query, req.ts)
+		val, warnings, _, err = promv1.NewAPI(c).Query(ctx, req.query, req.ts)
 	}
 	if err != nil {
 		var refused *Refused
@@ -314,8 +320,13 @@ func (p *Provider) query(ctx context.Context, req request) (analysis.Sample, err
 		}
 		return analysis.Sample{}, fmt.Errorf("query %s: %w", req.address, err)
 	}
-	return sample(val)
+	s, err := sample(val)
+	s.Warnings = warnings[:min(len(warnings), maxWarnings)]
+	return s, err
 }
+
+// maxWarnings bounds the server's warnings kept with a measurement.
+const maxWarnings = 3
 
 // sample turns a query result into values, series in label order so that
 // result[0] means the same series every time. A range query's matrix is
@@ -353,6 +364,13 @@ func compareMetrics(a, b model.Metric) int {
 		return 1
 	}
 	return 0
+}
+
+func (p *Provider) maxQueryTime() time.Duration {
+	if p.MaxQueryTime > 0 {
+		return p.MaxQueryTime
+	}
+	return 2 * time.Minute
 }
 
 func (p *Provider) semaphore(address string) *semaphore.Weighted {

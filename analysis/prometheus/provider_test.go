@@ -52,6 +52,8 @@ tugboat_test{workload="nan"} NaN ` + at + `
 		{"NaN", `tugboat_test{workload="nan"}`, []float64{math.NaN()}, false, argo.AnalysisPhaseInconclusive},
 		{"several series, in label order", `tugboat_test{workload=~"good|bad"}`, []float64{0.91, 0.995}, false, argo.AnalysisPhaseFailed},
 		{"a scalar", `scalar(tugboat_test{workload="good"})`, []float64{0.995}, true, argo.AnalysisPhaseSuccessful},
+		// Prometheus answers with a warning; the value is still the maximum.
+		{"a warning", `quantile(1.5, tugboat_test{workload="good"})`, []float64{math.Inf(1)}, false, argo.AnalysisPhaseSuccessful},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := p.Measure(t.Context(), "prod", metric, tt.query, ts)
@@ -65,8 +67,12 @@ tugboat_test{workload="nan"} NaN ` + at + `
 			if tt.scalar {
 				cond = "result >= 0.99"
 			}
-			if phase, _, msg := analysis.Judge(v1alpha1.Metric{SuccessCondition: cond}, s, nil); phase != tt.phase {
+			phase, _, msg := analysis.Judge(v1alpha1.Metric{SuccessCondition: cond}, s, nil)
+			if phase != tt.phase {
 				t.Errorf("phase %s (%s), want %s", phase, msg, tt.phase)
+			}
+			if warned := strings.Contains(msg, "the server warned: PromQL warning: quantile value should be between 0 and 1"); warned != (tt.name == "a warning") {
+				t.Errorf("message %q (warnings %q)", msg, s.Warnings)
 			}
 		})
 	}

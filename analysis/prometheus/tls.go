@@ -102,7 +102,9 @@ func (p *Provider) transport(c promconfig.TLSConfig) (http.RoundTripper, string,
 	if t, ok := p.transports.Get(key); ok {
 		return t.(http.RoundTripper), key, nil
 	}
-	t, err := p.Guard.tlsTransport(c)
+	g := p.Guard
+	g.responseHeaderTimeout = p.maxQueryTime()
+	t, err := g.tlsTransport(c)
 	if err != nil {
 		return nil, "", err
 	}

@@ -21,7 +21,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -52,28 +55,67 @@ type Reconciler struct {
 	Now     func() time.Time
 	// Coalesce is how long successful measurements that change no verdict
 	// may wait, in memory, before they are written; failures, inconclusive
-	// and erring measurements and every phase change are written at once.
+	// and erring measurements are written within WriteEvery, every phase
+	// change at once.
 	// Zero writes every measurement. A restart re-measures what was not
 	// written; it never loses a failure that was counted.
 	Coalesce time.Duration
+	// WriteEvery bounds a run's status writes to one per WriteEvery (default
+	// 1s), however many of its measurements come back; a change of the run's
+	// phase is written at once.
+	WriteEvery time.Duration
+	// MaxMeasuring bounds the measurements in flight for all runs together
+	// (DefaultMaxMeasuring), MaxMeasuringPerRun those of one run
+	// (DefaultMaxMeasuringPerRun), and MeasureFor how long one may take
+	// (DefaultMeasureFor), whatever its metric's timeout says.
+	MaxMeasuring       int64
+	MaxMeasuringPerRun int64
+	MeasureFor         time.Duration
 
-	memos sync.Map // types.NamespacedName -> memo
+	memos   sync.Map // types.NamespacedName -> memo
+	once    sync.Once
+	flights *flights
+}
+
+// inFlight returns the measurements under way, made on first use.
+func (r *Reconciler) inFlight() *flights {
+	r.once.Do(func() {
+		total, perRun, d := r.MaxMeasuring, r.MaxMeasuringPerRun, r.MeasureFor
+		if total <= 0 {
+			total = DefaultMaxMeasuring
+		}
+		if perRun <= 0 {
+			perRun = DefaultMaxMeasuringPerRun
+		}
+		if d <= 0 {
+			d = DefaultMeasureFor
+		}
+		r.flights = newFlights(total, perRun, d)
+	})
+	return r.flights
 }
 
 // memo is a run's status as this controller last made it, and when it last
 // wrote it. It holds measurements not written yet, so it stays valid while
-// the cache shows the run as it was before the last write (the cache has not
-// caught up) or as that write left it; any other version means someone else
-// changed the run, and the cache is read afresh.
+// the cache shows the run as it was when the memo was read, or as one of this
+// controller's writes since left it (the cache has not caught up); any other
+// version means someone else changed the run, and the cache is read afresh.
 type memo struct {
-	before, written string // resourceVersions
-	status          v1alpha1.AnalysisRunStatus
-	lastWrite       time.Time
+	ours   []string // resourceVersions: the one read, then those written
+	status v1alpha1.AnalysisRunStatus
+	// written is status as this controller last wrote it, at the last of
+	// ours; nil before the first write.
+	written   *v1alpha1.AnalysisRunStatus
+	lastWrite time.Time
+	// urgent: status holds a change that is not only successes, waiting
+	// for WriteEvery (or for the cache, after a conflict).
+	urgent bool
 }
 
-func (m memo) validAt(rv string) bool {
-	return rv == m.before || (m.written != "" && rv == m.written)
-}
+// maxOurs bounds the resourceVersions a memo remembers.
+const maxOurs = 8
+
+func (m memo) validAt(rv string) bool { return slices.Contains(m.ours, rv) }
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns/status,verbs=get;patch;update
@@ -85,11 +127,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.memos.Delete(req.NamespacedName)
+			r.inFlight().forget(req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if run.Status.Phase.Completed() {
 		r.memos.Delete(req.NamespacedName)
+		r.inFlight().forget(req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
 	base := run.DeepCopy()
@@ -99,8 +143,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	if m.validAt(run.ResourceVersion) {
 		run.Status = *m.status.DeepCopy()
+		if m.written != nil {
+			// Patched against what was written, not the cache's older
+			// copy: no conflict while the cache catches up.
+			base.Status, base.ResourceVersion = *m.written.DeepCopy(), m.ours[len(m.ours)-1]
+			run.ResourceVersion = base.ResourceVersion
+		}
 	} else {
-		m.before, m.written = run.ResourceVersion, ""
+		m = memo{ours: []string{run.ResourceVersion}, lastWrite: m.lastWrite}
+	}
+	if run.Status.Phase.Completed() && !m.urgent {
+		return reconcile.Result{}, nil // decided and written; the cache has not caught up
 	}
 	before := run.Status.DeepCopy()
 	now := r.Now()
@@ -112,19 +165,32 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if equality.Semantic.DeepEqual(base.Status, run.Status) {
 		return requeue(wake, now), nil
 	}
-	if r.Coalesce > 0 && now.Sub(m.lastWrite) < r.Coalesce && onlySuccesses(before, &run.Status) {
+	keep := func(after time.Time) (reconcile.Result, error) {
 		m.status = *run.Status.DeepCopy()
 		r.memos.Store(req.NamespacedName, m)
-		return requeue(wake, now), nil
+		return requeue(earliest(wake, after), now), nil
+	}
+	m.urgent = m.urgent || !onlySuccesses(before, &run.Status)
+	if r.Coalesce > 0 && now.Sub(m.lastWrite) < r.Coalesce && !m.urgent {
+		return keep(time.Time{})
+	}
+	if next := m.lastWrite.Add(r.writeEvery()); now.Before(next) && before.Phase == run.Status.Phase {
+		return keep(next) // written less than WriteEvery ago
 	}
 	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 	if err := r.Client.Status().Patch(ctx, &run, patch); err != nil {
 		if apierrors.IsConflict(err) {
-			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+			// Kept, not lost: the measurements are taken, and are written
+			// once the cache shows the run as it is.
+			m.urgent = true
+			return keep(now.Add(100 * time.Millisecond))
 		}
 		return reconcile.Result{}, fmt.Errorf("patch status of analysisrun %s: %w", req.NamespacedName, err)
 	}
-	r.memos.Store(req.NamespacedName, memo{before: base.ResourceVersion, written: run.ResourceVersion, status: *run.Status.DeepCopy(), lastWrite: now})
+	m.ours = append(m.ours, run.ResourceVersion)
+	m.ours = m.ours[max(0, len(m.ours)-maxOurs):]
+	m.status, m.written, m.lastWrite, m.urgent = *run.Status.DeepCopy(), run.Status.DeepCopy(), now, false
+	r.memos.Store(req.NamespacedName, m)
 	r.Metrics.written(&base.Status, &run.Status)
 	r.announce(base, &run)
 	return requeue(wake, now), nil
@@ -142,8 +208,26 @@ func onlySuccesses(before, after *v1alpha1.AnalysisRunStatus) bool {
 		if a.Name != b.Name || a.Phase != b.Phase || a.Failed != b.Failed || a.Inconclusive != b.Inconclusive || a.Error != b.Error {
 			return false
 		}
+		if b.Count == 0 && a.Count > 0 {
+			return false // a metric's first measurement is shown at once
+		}
 	}
 	return true
+}
+
+func (r *Reconciler) writeEvery() time.Duration {
+	if r.WriteEvery > 0 {
+		return r.WriteEvery
+	}
+	return time.Second
+}
+
+// earliest is the earlier of two wake-up times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 func requeue(wake, now time.Time) reconcile.Result {
@@ -154,15 +238,29 @@ func requeue(wake, now time.Time) reconcile.Result {
 }
 
 // step is one look at the run: analysis.Pass, with measurements taken from
-// the Prometheus provider. It returns when the next measurement is due
-// (zero when none is).
+// the Prometheus provider off the reconcile path (flights). It returns when
+// the next measurement is due (zero when none is).
 func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now time.Time) time.Time {
+	fl := r.inFlight()
+	if fl.busy(run) {
+		return now.Add(time.Second) // woken sooner when the last is back
+	}
 	values, secret, argErr := r.args(ctx, run)
 	a := measureArgs{analysis.Args{Values: values, Secret: secret}, argErr}
+	namespace := run.Namespace
 	pass := analysis.Pass{
-		Spec:    run.Spec,
-		Args:    a.Args,
-		Measure: func(m *v1alpha1.Metric, at time.Time) analysis.Taken { return r.take(ctx, run.Namespace, m, a, at) },
+		Spec: run.Spec,
+		Args: a.Args,
+		Measure: func(m *v1alpha1.Metric, at time.Time) analysis.Taken {
+			metric := *m.DeepCopy()
+			return fl.take(run, m.Name, at, func(ctx context.Context, at time.Time) analysis.Taken {
+				t := r.take(ctx, namespace, &metric, a, at)
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					t.Sample = analysis.Sample{Err: fmt.Errorf("no answer within %s, the longest a measurement may take here", fl.measureFor)}
+				}
+				return t
+			})
+		},
 	}
 	return pass.Step(&run.Status, now)
 }
@@ -283,9 +381,21 @@ func (r *Reconciler) announce(before, after *v1alpha1.AnalysisRun) {
 }
 
 // SetupWithManager registers the controller.
+// Measurements that come back wake their run; stopping the manager cancels
+// those under way.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	fl := r.inFlight()
+	stop := manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		fl.stop()
+		return nil
+	})
+	if err := mgr.Add(stop); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.AnalysisRun{}).
+		WatchesRawSource(source.Channel(fl.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }

@@ -216,8 +216,30 @@ func TestAnalysisRuns(t *testing.T) {
 		if res.Successful != 6 || len(res.Measurements) != 6 || m.sent(`c="1"`) != 6 {
 			t.Errorf("%d successes, %d measurements kept, %d queries sent; want 6 each", res.Successful, len(res.Measurements), m.sent(`c="1"`))
 		}
-		if v, _ := patches.Load("coalesced"); v == nil || v.(*atomic.Int32).Load() != 2 {
-			t.Errorf("status patches: %v, want 2 (first measurement, verdict)", v)
+		if v, _ := patches.Load("coalesced"); v == nil || v.(*atomic.Int32).Load() != 3 {
+			t.Errorf("status patches: %v, want 3 (started, first measurement, verdict)", v)
+		}
+	})
+
+	t.Run("a run with many metrics writes its status at most once a second", func(t *testing.T) {
+		// Failures are not coalesced: without the bound, each of the six
+		// metrics' measurements would be a write of its own.
+		var metrics []v1alpha1.Metric
+		for i := range 6 {
+			mt := metric(fmt.Sprintf("m%d", i), fmt.Sprintf(`up{w="bad", many="%d"}`, i), 4)
+			mt.FailureLimit = ptr.To(intstr.FromInt32(10))
+			metrics = append(metrics, mt)
+		}
+		create(t, "many", v1alpha1.AnalysisRunSpec{Metrics: metrics})
+		run := until(t, "many", completed)
+		for _, res := range run.Status.MetricResults {
+			if res.Failed != 4 {
+				t.Errorf("metric %s: %d failures counted, want 4", res.Name, res.Failed)
+			}
+		}
+		seconds := int32(run.Status.CompletedAt.Sub(run.Status.StartedAt.Time)/time.Second) + 1
+		if v, _ := patches.Load("many"); v == nil || v.(*atomic.Int32).Load() > seconds+1 {
+			t.Errorf("status patches: %v in %ds, want at most one a second and the verdict", v, seconds)
 		}
 	})
 

@@ -39,6 +39,8 @@ type Options struct {
 	PrometheusKeyFile       string
 	PrometheusServerName    string
 	MeasurementCoalesce     time.Duration
+	MeasureTimeout          time.Duration
+	MaxMeasuring            int
 }
 
 // bindFlags declares the flags with their defaults.
@@ -57,6 +59,8 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.Duration("sync-period", 10*time.Hour, "how often every object is reconciled even if nothing changed")
 	fs.String("prometheus-address", "", "Prometheus for metrics whose template names no address, such as http://prometheus.monitoring:9090")
 	fs.Duration("measurement-coalesce", time.Minute, "how long successful measurements that change no verdict may wait before they are written; 0 writes each one")
+	fs.Duration("measure-timeout", 2*time.Minute, "the longest one measurement may take, whatever its metric's timeout says; also how long a server may take to begin its answer")
+	fs.Int("max-measuring", 64, "measurements in flight at once, for all AnalysisRuns together (each run has at most 2)")
 	fs.Bool("prometheus-allow-loopback", false, "let templates reach Prometheus on the controller's own host (the sandbox); never in a cluster")
 	fs.StringSlice("prometheus-allowed-hosts", nil, "addresses templates may name as their Prometheus (--prometheus-address is always allowed): host, host:port, *.domain[:port], a CIDR (for addresses written as IPs) or *; empty allows none")
 	fs.String("prometheus-ca-file", "", "CA (PEM) that --prometheus-address's certificate must chain to, instead of the system's roots; re-read when it changes")
@@ -104,6 +108,8 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		PrometheusKeyFile:       v.GetString("prometheus-key-file"),
 		PrometheusServerName:    v.GetString("prometheus-server-name"),
 		MeasurementCoalesce:     v.GetDuration("measurement-coalesce"),
+		MeasureTimeout:          v.GetDuration("measure-timeout"),
+		MaxMeasuring:            v.GetInt("max-measuring"),
 	}
 	return o, o.validate()
 }
@@ -126,6 +132,12 @@ func (o Options) validate() error {
 	}
 	if o.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers must be at least 1, got %d", o.Workers))
+	}
+	if o.MeasureTimeout < time.Second || o.MeasureTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("measure-timeout must be between 1s and 10m, got %s", o.MeasureTimeout))
+	}
+	if o.MaxMeasuring < 1 || o.MaxMeasuring > 10000 {
+		errs = append(errs, fmt.Errorf("max-measuring must be between 1 and 10000, got %d", o.MaxMeasuring))
 	}
 	if _, err := o.slogLevel(); err != nil {
 		errs = append(errs, err)

@@ -22,7 +22,8 @@ func TestLoadOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := Options{MetricsAddress: ":8080", HealthAddress: ":8081", LeaderElect: true, QPS: 50, Burst: 100,
-		Workers: 4, LogLevel: "info", LogFormat: "json", SyncPeriod: 10 * time.Hour, MeasurementCoalesce: time.Minute}
+		Workers: 4, LogLevel: "info", LogFormat: "json", SyncPeriod: 10 * time.Hour, MeasurementCoalesce: time.Minute,
+		MeasureTimeout: 2 * time.Minute, MaxMeasuring: 64}
 	tests := []struct {
 		name    string
 		args    []string
@@ -48,6 +49,10 @@ func TestLoadOptions(t *testing.T) {
 		name:    "invalid values are named",
 		args:    []string{"--workers", "0", "--log-format", "xml", "--log-level", "loud"},
 		wantErr: "workers must be at least 1",
+	}, {
+		name:    "measurement bounds are bounded",
+		args:    []string{"--measure-timeout", "1h", "--max-measuring", "0"},
+		wantErr: "measure-timeout must be between 1s and 10m, got 1h0m0s",
 	}, {
 		name: "TLS for the default Prometheus",
 		args: []string{"--prometheus-address", "https://prometheus.monitoring:9090", "--prometheus-ca-file", "/etc/prometheus-tls/ca.crt"},

@@ -88,12 +88,16 @@ func run(ctx context.Context, o Options) error {
 			Guard:          prometheus.Guard{AllowLoopback: o.PrometheusAllowLoopback, AllowedHosts: o.PrometheusAllowedHosts},
 			Credentials:    secrets,
 			Metrics:        prometheus.NewMetrics(ctrlmetrics.Registry),
+			MaxQueryTime:   o.MeasureTimeout,
 		},
 		Metrics:  analysisreconciler.NewMetrics(ctrlmetrics.Registry),
 		Secrets:  secrets,
 		Recorder: mgr.GetEventRecorder("tugboat"),
 		Now:      time.Now,
 		Coalesce: o.MeasurementCoalesce,
+		// A measurement's deadline leaves its query's a moment to report.
+		MeasureFor:   o.MeasureTimeout + 5*time.Second,
+		MaxMeasuring: int64(o.MaxMeasuring),
 	}
 	if err := ar.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("set up analysis controller: %w", err)

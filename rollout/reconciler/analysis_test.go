@@ -243,3 +243,66 @@ func TestBackgroundAnalysisCostsNoRolloutWrites(t *testing.T) {
 		t.Errorf("the background run after promotion: %q", msg)
 	}
 }
+
+// A run the Rollout would use that another owner holds is never adopted:
+// the Rollout holds with a message that names it, and traffic stays on
+// stable.
+func TestARunNotOwnedIsNotAdopted(t *testing.T) {
+	f := given(t)
+	successRate.WithLabelValues("own").Set(1)
+	f.scraped("own")
+	f.successTemplate()
+	f.update(&v1alpha1.AnalysisTemplate{}, "success-rate", func(o client.Object) {
+		o.(*v1alpha1.AnalysisTemplate).Spec.Metrics[0].Count = ptr.To(intstr.FromInt32(120)) // still running when disowned
+	})
+	f.app("own", 1, managedRoute("own"))
+	f.rollout(newRollout("own", weight(20), analysisStep("own"), weight(50)))
+	f.eventually("own", "initialized", time.Minute, hasReason("Healthy"))
+	f.release("own", "v2")
+	var runs v1alpha1.AnalysisRunList
+	err := pollUntil(t, time.Minute, func() bool {
+		return f.c.List(t.Context(), &runs, client.InNamespace(f.ns)) == nil && len(runs.Items) == 1
+	})
+	if err != nil {
+		t.Fatalf("the step's run was never created: %v", err)
+	}
+	name := runs.Items[0].Name
+	f.update(&v1alpha1.AnalysisRun{}, name, func(o client.Object) { o.SetOwnerReferences(nil) })
+
+	ro := f.eventually("own", "held", 30*time.Second, hasReason("InvalidSpec"))
+	if want := "analysisrun " + f.ns + "/" + name + " exists and is not this Rollout's"; !strings.Contains(ro.Status.Message, want) {
+		t.Errorf("status message %q does not say %q", ro.Status.Message, want)
+	}
+	f.wantWeights("own", 80, 20) // held where it was, not promoted
+	var run v1alpha1.AnalysisRun
+	f.get(&run, name)
+	if len(run.OwnerReferences) != 0 {
+		t.Errorf("the run was adopted: %+v", run.OwnerReferences)
+	}
+}
+
+// A run the API server refuses to create (a label value over 63
+// characters) is not retried for ever in silence: the Rollout holds with
+// the server's reason, and fixing the spec lets it go on.
+func TestARunThatCannotBeCreatedShowsInStatus(t *testing.T) {
+	f := given(t)
+	successRate.WithLabelValues("lbl").Set(1)
+	f.scraped("lbl")
+	f.successTemplate()
+	f.app("lbl", 1, managedRoute("lbl"))
+	step := analysisStep("lbl")
+	step.Analysis.AnalysisRunMetadata = &argo.AnalysisRunMetadata{Labels: map[string]string{"team": strings.Repeat("x", 64)}}
+	f.rollout(newRollout("lbl", weight(20), step))
+	f.eventually("lbl", "initialized", time.Minute, hasReason("Healthy"))
+	canary := f.release("lbl", "v2")
+	ro := f.eventually("lbl", "held", time.Minute, hasReason("InvalidSpec"))
+	for _, want := range []string{"create analysisrun", "metadata.labels", "must be no more than 63"} {
+		if !strings.Contains(ro.Status.Message, want) {
+			t.Errorf("status message %q does not say %q", ro.Status.Message, want)
+		}
+	}
+	f.update(&v1alpha1.Rollout{}, "lbl", func(o client.Object) {
+		o.(*v1alpha1.Rollout).Spec.Steps[1].Analysis.AnalysisRunMetadata.Labels["team"] = "payments"
+	})
+	f.eventually("lbl", "promoted", time.Minute, stableAt(canary))
+}
