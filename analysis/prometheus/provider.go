@@ -156,6 +156,10 @@ func (p *Provider) send(ctx context.Context, req request) analysis.Sample {
 	if ctx.Err() != nil {
 		return analysis.Sample{Err: ctx.Err()} // stopping: nothing measured, nothing to keep
 	}
+	if errors.Is(err, context.Canceled) {
+		// Joined a query whose own caller gave up on it: not an answer.
+		return analysis.Sample{Err: analysis.ErrDeferred}
+	}
 	if !led {
 		p.Metrics.save() // joined an identical query under way
 	}

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,15 +119,22 @@ func (fs *flights) take(run *v1alpha1.AnalysisRun, metric string, at time.Time, 
 }
 
 // busy reports whether any of the run's measurements is still under way.
+// It drops what no pass of this run will collect: flights of an earlier run
+// of the same name, and of metrics its spec does not have.
 func (fs *flights) busy(run *v1alpha1.AnalysisRun) bool {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	for _, f := range fs.byRun[types.NamespacedName{Namespace: run.Namespace, Name: run.Name}] {
-		if f.uid == run.UID && !f.done {
-			return true
+	busy := false
+	mine := fs.byRun[types.NamespacedName{Namespace: run.Namespace, Name: run.Name}]
+	for metric, f := range mine {
+		if f.uid != run.UID || !slices.ContainsFunc(run.Spec.Metrics, func(m v1alpha1.Metric) bool { return m.Name == metric }) {
+			f.cancel()
+			delete(mine, metric)
+			continue
 		}
+		busy = busy || !f.done
 	}
-	return false
+	return busy
 }
 
 var deferred = analysis.Taken{Sample: analysis.Sample{Err: analysis.ErrDeferred}}

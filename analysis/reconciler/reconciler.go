@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -98,14 +99,15 @@ func (r *Reconciler) inFlight() *flights {
 // memo is a run's status as this controller last made it, and when it last
 // wrote it. It holds measurements not written yet, so it stays valid while
 // the cache shows the run as it was when the memo was read, or as one of this
-// controller's writes since left it (the cache has not caught up); any other
-// version means someone else changed the run, and the cache is read afresh.
+// controller's writes since left it (the cache has not caught up), or as
+// someone else left it without touching its status (spec.terminate set, a
+// label added); a version whose status is not the one known means someone
+// else changed the status, and the cache is read afresh.
 type memo struct {
-	ours   []string // resourceVersions: the one read, then those written
+	ours   []string // resourceVersions: the one read, those written, those seen since with status unchanged
 	status v1alpha1.AnalysisRunStatus
-	// written is status as this controller last wrote it, at the last of
-	// ours; nil before the first write.
-	written   *v1alpha1.AnalysisRunStatus
+	// at is the status at the last of ours: as read, or as last written.
+	at        *v1alpha1.AnalysisRunStatus
 	lastWrite time.Time
 	// urgent: status holds a change that is not only successes, waiting
 	// for WriteEvery (or for the cache, after a conflict).
@@ -116,6 +118,12 @@ type memo struct {
 const maxOurs = 8
 
 func (m memo) validAt(rv string) bool { return slices.Contains(m.ours, rv) }
+
+// seen adds a resourceVersion of the run's to ours.
+func (m *memo) seen(rv string) {
+	m.ours = append(m.ours, rv)
+	m.ours = m.ours[max(0, len(m.ours)-maxOurs):]
+}
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns/status,verbs=get;patch;update
@@ -141,23 +149,30 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if v, ok := r.memos.Load(req.NamespacedName); ok {
 		m = v.(memo)
 	}
-	if m.validAt(run.ResourceVersion) {
-		run.Status = *m.status.DeepCopy()
-		if m.written != nil {
-			// Patched against what was written, not the cache's older
-			// copy: no conflict while the cache catches up.
-			base.Status, base.ResourceVersion = *m.written.DeepCopy(), m.ours[len(m.ours)-1]
-			run.ResourceVersion = base.ResourceVersion
-		}
-	} else {
-		m = memo{ours: []string{run.ResourceVersion}, lastWrite: m.lastWrite}
+	known := m.validAt(run.ResourceVersion)
+	if !known && m.at != nil && equality.Semantic.DeepEqual(run.Status, *m.at) {
+		m.seen(run.ResourceVersion) // changed by someone else, but not its status
+		known = true
 	}
-	if run.Status.Phase.Completed() && !m.urgent {
+	if known {
+		run.Status = *m.status.DeepCopy()
+		// Patched against the status known at the last version, not the
+		// cache's older copy: no conflict while the cache catches up.
+		base.Status, base.ResourceVersion = *m.at.DeepCopy(), m.ours[len(m.ours)-1]
+		run.ResourceVersion = base.ResourceVersion
+	} else {
+		m = memo{ours: []string{run.ResourceVersion}, status: *run.Status.DeepCopy(), at: run.Status.DeepCopy(), lastWrite: m.lastWrite}
+	}
+	decided := run.Status.Phase.Completed()
+	if decided && !m.urgent {
 		return reconcile.Result{}, nil // decided and written; the cache has not caught up
 	}
 	before := run.Status.DeepCopy()
 	now := r.Now()
-	wake := r.step(ctx, &run, now)
+	var wake time.Time
+	if !decided { // a verdict not written yet is only written
+		wake = r.step(ctx, &run, now)
+	}
 	if err := ctx.Err(); err != nil {
 		return reconcile.Result{}, err // stopping: what was cut short is not a measurement
 	}
@@ -185,11 +200,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			m.urgent = true
 			return keep(now.Add(100 * time.Millisecond))
 		}
+		m.urgent = true
+		_, _ = keep(time.Time{}) // kept for the retry
 		return reconcile.Result{}, fmt.Errorf("patch status of analysisrun %s: %w", req.NamespacedName, err)
 	}
-	m.ours = append(m.ours, run.ResourceVersion)
-	m.ours = m.ours[max(0, len(m.ours)-maxOurs):]
-	m.status, m.written, m.lastWrite, m.urgent = *run.Status.DeepCopy(), run.Status.DeepCopy(), now, false
+	m.seen(run.ResourceVersion)
+	m.status, m.at, m.lastWrite, m.urgent = *run.Status.DeepCopy(), run.Status.DeepCopy(), now, false
 	r.memos.Store(req.NamespacedName, m)
 	r.Metrics.written(&base.Status, &run.Status)
 	r.announce(base, &run)
@@ -242,7 +258,9 @@ func requeue(wake, now time.Time) reconcile.Result {
 // the next measurement is due (zero when none is).
 func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now time.Time) time.Time {
 	fl := r.inFlight()
-	if fl.busy(run) {
+	if run.Spec.Terminate {
+		fl.forget(types.NamespacedName{Namespace: run.Namespace, Name: run.Name}) // decided by what was measured
+	} else if fl.busy(run) {
 		return now.Add(time.Second) // woken sooner when the last is back
 	}
 	values, secret, argErr := r.args(ctx, run)
@@ -295,9 +313,15 @@ func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Met
 		return analysis.Taken{Invalid: err}
 	}
 	sample := r.measure(ctx, namespace, &prom, query, now, a.In(prom.Query))
-	if sample.Err != nil && a.In(prom.Query) {
-		// Prometheus's errors may quote the query, Secret values and all.
-		sample.Err = a.Scrub(sample.Err)
+	if a.In(prom.Query) {
+		// Prometheus's errors and warnings may quote the query, Secret
+		// values and all.
+		if sample.Err != nil {
+			sample.Err = a.Scrub(sample.Err)
+		}
+		for i, w := range sample.Warnings {
+			sample.Warnings[i] = a.Scrub(&analysis.QueryRefused{Reason: "warning", Err: errors.New(w)}).Error()
+		}
 	}
 	return analysis.Taken{Sample: sample, Query: shown, FinishedAt: r.Now()}
 }
