@@ -55,6 +55,11 @@ type Observed struct {
 	// hand-back sees.
 	Deleting bool
 	Deletion Deletion
+	// Rollback is the pending rollback request, resolved against history.
+	Rollback *RollbackTo
+	// StableImages and TargetImages are the images of the stable revision
+	// and of the target's template, for the rollback counts.
+	StableImages, TargetImages []string
 }
 
 // Plan is everything the reconciler must do; Decide never does it itself.
@@ -72,6 +77,10 @@ type Plan struct {
 	// is written: primary never runs a revision that status does not call
 	// stable or promoting.
 	PromotePrimary bool
+	// RollBackPrimary puts primary on the recorded template of the stable
+	// revision Next names, a revision rolled back to. Like PromotePrimary it
+	// is carried out after status records it.
+	RollBackPrimary bool
 	// RestorePrimary puts primary back on the stable revision's recorded
 	// template: it was found running a revision that status calls neither
 	// stable nor promoting.
@@ -131,8 +140,21 @@ func Decide(s Spec, p Progress, o Observed) Plan {
 		// past the end is the promotion it would be at the end.
 		p.Step = ptr.To(min(max(*p.Step, 0), int32(len(s.Steps))))
 	}
+	if p.Pin != nil && (p.StableRevision == "" || p.InRollout()) {
+		// Hand-edited: a pin holds only a Rollout at rest on a revision.
+		p.Pin = nil
+	}
 	plan := decide(s, p, o)
 	n := &plan.Next
+	if n.Rollbacks == nil {
+		n.Rollbacks = p.Rollbacks
+	}
+	if n.RollbackAnswer == nil {
+		n.RollbackAnswer = p.RollbackAnswer
+	}
+	if n.Abort != nil && p.Abort == nil && n.CanaryRevision != "" {
+		n.Rollbacks = countRollback(n.Rollbacks, n.CanaryRevision, o.TargetImages, causeAborted)
+	}
 	switch {
 	case !n.InRollout():
 		n.StepsHash, n.Promoting, n.BackgroundAttempt = "", false, 0
@@ -165,6 +187,10 @@ func decide(s Spec, p Progress, o Observed) Plan {
 		return held(s, p, o)
 	case p.StableRevision == "":
 		return initialize(p, o)
+	case o.Rollback != nil:
+		return rollBack(s, p, o)
+	case p.Pin != nil:
+		return pinned(s, p, o)
 	case o.TargetRevision == p.StableRevision:
 		return atRest(p, o)
 	case o.TargetRevision != p.CanaryRevision:
@@ -530,5 +556,9 @@ func acknowledge(done, pending v1alpha1.Requests) v1alpha1.Requests {
 		PromoteFull: pick(done.PromoteFull, pending.PromoteFull),
 		Abort:       pick(done.Abort, pending.Abort),
 		Retry:       pick(done.Retry, pending.Retry),
+		// A rollback is acknowledged only by carrying it out or refusing
+		// it; a cancel with no pin has nothing to lift.
+		Rollback:       done.Rollback,
+		RollbackCancel: pick(done.RollbackCancel, pending.RollbackCancel),
 	}
 }

@@ -293,7 +293,7 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Decide(spec, tt.p, tt.o)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, countsApart); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -349,7 +349,7 @@ func TestCanaryResizedAroundItsWeight(t *testing.T) {
 			Traffic: desired(10), CanaryReplicas: ptr.To[int32](1)},
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, Decide(s, tt.p, tt.o)); diff != "" {
+			if diff := cmp.Diff(tt.want, Decide(s, tt.p, tt.o), countsApart); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -572,7 +572,7 @@ func TestWindows(t *testing.T) {
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, Decide(spec, tt.p, tt.o)); diff != "" {
+			if diff := cmp.Diff(tt.want, Decide(spec, tt.p, tt.o), countsApart); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})

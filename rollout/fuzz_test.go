@@ -70,6 +70,19 @@ func FuzzDecide(f *testing.F) {
 		if requests&64 != 0 {
 			o.Problem, o.TargetRevision, o.CanaryReady = TargetMissing("gone"), "", false
 		}
+		if requests&128 != 0 { // pinned by a rollback, on any revision, held off any
+			p.Pin = &Pin{Request: "r0", Revision: p.StableRevision, Number: 1, From: "c1", Target: revs[(requests>>9)&3], Since: t0}
+		}
+		if requests&256 != 0 {
+			o.Requests.RollbackCancel = "x"
+		}
+		if requests&(1<<11) != 0 { // a rollback request, to any revision, recorded or not, or refused
+			o.Requests.Rollback = "r1"
+			o.Rollback = &RollbackTo{ID: "r1", Revision: revs[(requests>>12)&3], Number: 2, Recorded: requests&(1<<14) != 0}
+			if requests&(1<<15) != 0 {
+				o.Rollback.Refused = "refused"
+			}
+		}
 		s := spec
 		s.StepsHash = "steps"
 		plan := Decide(s, p, o)
@@ -81,8 +94,21 @@ func FuzzDecide(f *testing.F) {
 		if plan.PromotePrimary && !plan.Next.Promoting {
 			t.Fatalf("primary promoted while status does not call the canary promoting: %+v", plan)
 		}
-		if plan.PromotePrimary && plan.RestorePrimary {
-			t.Fatalf("primary both promoted and put back: %+v", plan)
+		if plan.PromotePrimary && plan.RestorePrimary || plan.RollBackPrimary && (plan.PromotePrimary || plan.RestorePrimary) {
+			t.Fatalf("primary given two templates: %+v", plan)
+		}
+		if plan.RollBackPrimary && (plan.Next.Pin == nil || plan.Next.StableRevision != o.Rollback.Revision || plan.Next.InRollout() || !o.Rollback.Recorded) {
+			t.Fatalf("primary rolled back to %s, unrecorded or without a pin: %+v", plan.Next.StableRevision, plan.Next)
+		}
+		if o.Rollback != nil && plan.Next.Requests.Rollback != o.Rollback.ID && p.StableRevision != "" {
+			// Answered once there is a stable revision to roll back from
+			// (a committed promotion finishes first).
+			if !promotionCommitted(s, p, o) && o.Problem == nil {
+				t.Fatalf("rollback request not answered: %+v", plan.Next)
+			}
+		}
+		if plan.Next.Pin != nil && (plan.Next.InRollout() || plan.Traffic == nil || plan.Traffic.Split.Canary != 0) && o.Problem == nil {
+			t.Fatalf("pinned with a rollout under way or traffic on the canary: %+v %+v", plan.Next, plan.Traffic)
 		}
 		if st := plan.Next.Step; st != nil && (*st < 0 || int(*st) > len(s.Steps)) {
 			t.Fatalf("step %d recorded for %d steps", *st, len(s.Steps))

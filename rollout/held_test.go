@@ -120,7 +120,7 @@ func TestHeld(t *testing.T) {
 		want: stopped(abortedBy(AnalysisFailed, "failed; traffic back on stable"), InvalidSpec, "analysistemplate ns/sr not found"),
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, Decide(spec, tt.p, tt.o)); diff != "" {
+			if diff := cmp.Diff(tt.want, Decide(spec, tt.p, tt.o), countsApart); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -185,7 +185,7 @@ func TestPrimaryFollowsStatus(t *testing.T) {
 			onStable := tt.o
 			onStable.PrimaryRevision = tt.p.StableRevision
 			want := tt.want(Decide(spec, tt.p, onStable))
-			if diff := cmp.Diff(want, Decide(spec, tt.p, tt.o)); diff != "" {
+			if diff := cmp.Diff(want, Decide(spec, tt.p, tt.o), countsApart); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -241,7 +241,7 @@ func TestStepsChanged(t *testing.T) {
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, Decide(tt.s, tt.p, tt.o)); diff != "" {
+			if diff := cmp.Diff(tt.want, Decide(tt.s, tt.p, tt.o), countsApart); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -304,7 +304,7 @@ func TestBackgroundInconclusive(t *testing.T) {
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](0)},
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, Decide(spec, tt.p, tt.o)); diff != "" {
+			if diff := cmp.Diff(tt.want, Decide(spec, tt.p, tt.o), countsApart); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
 		})

@@ -11,6 +11,15 @@ const (
 	Healthy      Outcome = "Healthy"      // at rest on the stable revision
 	Promoted     Outcome = "Promoted"     // the canary became the stable revision
 	Cancelled    Outcome = "Cancelled"    // the target went back to the stable revision mid-rollout
+	// RolledBack: primary serves an earlier revision from history, on a
+	// person's request, and the Rollout is pinned there.
+	RolledBack Outcome = "RolledBack"
+	// Unpinned: a rollback's pin ended (lifted on request, or the target
+	// took a new template), and nothing else changed.
+	Unpinned Outcome = "Unpinned"
+	// RollbackRefused: a rollback request could not be carried out; nothing
+	// changed.
+	RollbackRefused Outcome = "RollbackRefused"
 )
 
 // Outcomes while a rollout progresses.
@@ -55,7 +64,7 @@ const (
 // an event.
 func (o Outcome) IsTransition() bool {
 	switch o {
-	case Initialized, Promoted, Cancelled, Started, Restarted, Retried, Advanced, StepsChanged, InconclusiveAccepted, HandedBack, TargetRestored,
+	case Initialized, Promoted, Cancelled, RolledBack, Unpinned, RollbackRefused, Started, Restarted, Retried, Advanced, StepsChanged, InconclusiveAccepted, HandedBack, TargetRestored,
 		AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed:
 		return true
 	}
@@ -74,7 +83,9 @@ func (o Outcome) IsFailure() bool {
 
 // IsWarning reports whether the event announcing the outcome is a Warning:
 // a failure, or a change a person should look at.
-func (o Outcome) IsWarning() bool { return o.IsFailure() || o == TargetRestored }
+func (o Outcome) IsWarning() bool {
+	return o.IsFailure() || o == TargetRestored || o == RolledBack || o == RollbackRefused
+}
 
 // WaitsForPerson reports whether only a person can move the rollout on.
 func (o Outcome) WaitsForPerson() bool {
@@ -84,7 +95,7 @@ func (o Outcome) WaitsForPerson() bool {
 // IsAtRest reports whether no rollout is under way.
 func (o Outcome) IsAtRest() bool {
 	switch o {
-	case Initialized, Healthy, Promoted, Cancelled:
+	case Initialized, Healthy, Promoted, Cancelled, RolledBack, Unpinned:
 		return true
 	}
 	return false

@@ -18,7 +18,7 @@ func promotionCommitted(s Spec, p Progress, o Observed) bool {
 func keepPrimaryOnStatus(plan Plan, o Observed) Plan {
 	n := plan.Next
 	switch {
-	case o.PrimaryRevision == "" || n.StableRevision == "" || plan.PromotePrimary:
+	case o.PrimaryRevision == "" || n.StableRevision == "" || plan.PromotePrimary || plan.RollBackPrimary:
 		return plan
 	case o.PrimaryRevision == n.StableRevision, n.Promoting && o.PrimaryRevision == n.CanaryRevision:
 		return plan

@@ -38,6 +38,12 @@ type Progress struct {
 	Abort *Abort
 	// Requests are the request tokens already acted on.
 	Requests v1alpha1.Requests
+	// Pin, when set, holds the Rollout on a revision rolled back to.
+	Pin *Pin
+	// RollbackAnswer is the answer to the last rollback request.
+	RollbackAnswer *v1alpha1.RollbackRequestStatus
+	// Rollbacks counts the aborts and rollbacks from each revision.
+	Rollbacks []v1alpha1.RevisionRollbacks
 }
 
 // ProgressFrom reads progress from status.
@@ -58,6 +64,12 @@ func ProgressFrom(s v1alpha1.RolloutStatus) Progress {
 	if a := s.Abort; a != nil {
 		p.Abort = &Abort{Reason: Outcome(a.Reason), Message: a.Message}
 	}
+	if r := s.Rollback; r != nil {
+		p.Pin = &Pin{Request: r.Request, Revision: r.Revision, Number: r.Number, From: r.From, Target: r.Target,
+			Reason: r.Reason, RequestedBy: r.RequestedBy, Since: r.Since.Time}
+	}
+	p.RollbackAnswer = s.RollbackRequest.DeepCopy()
+	p.Rollbacks = s.Rollbacks
 	if s.StepStartedAt != nil {
 		p.StepStart = s.StepStartedAt.Time
 	}
@@ -87,6 +99,13 @@ func (p Progress) WriteTo(s *v1alpha1.RolloutStatus, weight int32) {
 	}
 	s.ObservedRequests = p.Requests
 	s.CanaryWeight = weight
+	s.Rollback = nil
+	if pin := p.Pin; pin != nil {
+		s.Rollback = &v1alpha1.RolloutRollback{Request: pin.Request, Revision: pin.Revision, Number: pin.Number, From: pin.From, Target: pin.Target,
+			Reason: pin.Reason, RequestedBy: pin.RequestedBy, Since: metav1.NewTime(pin.Since.Truncate(time.Second))}
+	}
+	s.RollbackRequest = p.RollbackAnswer.DeepCopy()
+	s.Rollbacks = p.Rollbacks
 }
 
 func timeOrNil(t time.Time) *metav1.Time {

@@ -1,6 +1,12 @@
 package v1alpha1
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // RolloutStatus is the observed progress of a Rollout. Progress is data
 // (current step, when it started, revisions); its meaning is in Conditions,
@@ -94,6 +100,20 @@ type RolloutStatus struct {
 	// +optional
 	Analysis []RolloutAnalysis `json:"analysis,omitempty"`
 
+	// Rollback, while set, pins the Rollout on a revision rolled back to.
+	// +optional
+	Rollback *RolloutRollback `json:"rollback,omitempty"`
+
+	// RollbackRequest is the answer to the last rollback request.
+	// +optional
+	RollbackRequest *RollbackRequestStatus `json:"rollbackRequest,omitempty"`
+
+	// Rollbacks counts, per revision, the rollouts aborted and the
+	// rollbacks made from it; the most recently counted last.
+	// +kubebuilder:validation:MaxItems=50
+	// +optional
+	Rollbacks []RevisionRollbacks `json:"rollbacks,omitempty"`
+
 	// Conditions: Ready, Reconciling and Stalled for kstatus-aware tools, plus
 	// Tugboat's Progressing, Healthy and Paused.
 	// +listType=map
@@ -151,6 +171,16 @@ type Requests struct {
 	// Retry starts an aborted rollout again from the first step.
 	// +optional
 	Retry string `json:"retry,omitempty"`
+	// Rollback goes back to a revision from history and pins the Rollout
+	// there; it is the id of the request in the tugboat.dev/rollback
+	// annotation (a RollbackRequest as JSON).
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	Rollback string `json:"rollback,omitempty"`
+	// RollbackCancel lifts a rollback's pin.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	RollbackCancel string `json:"rollbackCancel,omitempty"`
 }
 
 // Annotations through which people steer a Rollout. Request annotations hold
@@ -162,6 +192,9 @@ const (
 	AnnotationAbort       = "tugboat.dev/abort"
 	AnnotationRetry       = "tugboat.dev/retry"
 	AnnotationPaused      = "tugboat.dev/paused"
+	// AnnotationRollback holds a RollbackRequest as JSON.
+	AnnotationRollback       = "tugboat.dev/rollback"
+	AnnotationRollbackCancel = "tugboat.dev/rollback-cancel"
 )
 
 // PendingRequests returns the request annotations of ro that the controller
@@ -179,7 +212,27 @@ func (ro *Rollout) PendingRequests() Requests {
 		PromoteFull: pending(AnnotationPromoteFull, o.PromoteFull),
 		Abort:       pending(AnnotationAbort, o.Abort),
 		Retry:       pending(AnnotationRetry, o.Retry),
+		Rollback: func() string {
+			if v := ro.Annotations[AnnotationRollback]; v != "" && RollbackRequestID(v) != o.Rollback {
+				return RollbackRequestID(v)
+			}
+			return ""
+		}(),
+		RollbackCancel: pending(AnnotationRollbackCancel, o.RollbackCancel),
 	}
+}
+
+// RollbackRequestID is the id a tugboat.dev/rollback annotation's value is
+// known by: the request's own, or, for a value that is not a request, a hash
+// of it (so that it is answered once, as refused).
+func RollbackRequestID(value string) string {
+	var req RollbackRequest
+	if err := json.Unmarshal([]byte(value), &req); err == nil && req.ID != "" && len(req.ID) <= 64 {
+		return req.ID
+	}
+	h := fnv.New64a()
+	h.Write([]byte(value))
+	return fmt.Sprintf("invalid-%016x", h.Sum64())
 }
 
 // PausedByUser reports whether a person has paused the rollout.

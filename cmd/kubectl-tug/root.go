@@ -59,6 +59,7 @@ func (e *exitError) Unwrap() error { return e.err }
 func newRootCmd(o *options) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "kubectl-tug",
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl tug"},
 		Short:         "Show, steer and wait on Tugboat Rollouts",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -67,7 +68,7 @@ func newRootCmd(o *options) *cobra.Command {
 	root.AddCommand(
 		newGetCmd(o), newListCmd(o),
 		newPromoteCmd(o), newAbortCmd(o), newRetryCmd(o), newPauseCmd(o), newResumeCmd(o),
-		newWaitCmd(o), newAnalysisCmd(o),
+		newWaitCmd(o), newAnalysisCmd(o), newHistoryCmd(o), newRollbackCmd(o), newRollbacksCmd(o),
 	)
 	return root
 }

@@ -130,6 +130,18 @@ func runDemo(ctx context.Context, s *sandbox.Sandbox) (bool, error) {
 		}
 		results = append(results, res)
 	}
+	res, err := demo.RollBack(ctx, s.Client(), key, 1, "the good release is blamed for checkout errors", 2*time.Minute, os.Stdout)
+	if err != nil {
+		return false, err
+	}
+	results = append(results, res)
+	if err := demo.WaitQuiet(ctx, s.Prometheus.URL, key, "30s", 2*time.Minute, os.Stdout); err != nil {
+		return false, err
+	}
+	if res, err = demo.Ship(ctx, s.Client(), key, demo.Fix, 4*time.Minute, os.Stdout); err != nil {
+		return false, err
+	}
+	results = append(results, res)
 	return demo.Summarize(os.Stdout, results), nil
 }
 

@@ -34,7 +34,7 @@ import (
 //  5. shrink the canary, once traffic has left it;
 //  6. record: the one status patch;
 //  7. what re-running the plan could not undo, now that status records the
-//     plan: primary takes the canary's template;
+//     plan: primary takes the canary's template, or a revision rolled back to;
 //  8. clean-up that is safe to repeat: runs of ended attempts stopped, the
 //     stable revision recorded; then the transition is announced.
 //
@@ -90,6 +90,15 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 		setPrimaryTemplate(primary, w.target)
 		if err := r.updatePrimary(ctx, ro, w, primary); err != nil {
 			return reconcile.Result{}, fmt.Errorf("promote revision %s to deployment %s/%s: %w", plan.Next.CanaryRevision, primary.Namespace, primary.Name, err)
+		}
+	}
+	if plan.RollBackPrimary && w.primary != nil && w.rollbackTemplate != nil {
+		// In place, as at a promotion; should this fail, primary is put on
+		// the stable revision status now records at the next reconcile.
+		primary := w.primary.DeepCopy()
+		setPrimaryFrom(primary, *w.rollbackTemplate, plan.Next.StableRevision)
+		if err := r.updatePrimary(ctx, ro, w, primary); err != nil {
+			return reconcile.Result{}, fmt.Errorf("roll deployment %s/%s back to revision %s: %w", primary.Namespace, primary.Name, plan.Next.StableRevision, err)
 		}
 	}
 	if err := r.terminateRuns(ctx, ro, plan.Next); err != nil {
@@ -248,7 +257,11 @@ func (r *Reconciler) recordStable(ctx context.Context, ro *v1alpha1.Rollout, w *
 	if template == nil {
 		return nil // recorded once primary or the target shows it
 	}
-	return r.recordRevision(ctx, ro, *template, rev)
+	how := "steps"
+	if w.stableRevision == "" {
+		how = "initial"
+	}
+	return r.recordRevision(ctx, ro, *template, rev, aboutRevision(ro, *template, how, r.Now()))
 }
 
 // recordedForm is primary's template as the target carries it: the

@@ -17,6 +17,8 @@ type Metrics struct {
 	step        *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
 	aborts      *prometheus.CounterVec
+	rollbacks   *prometheus.CounterVec
+	pinned      *prometheus.GaugeVec
 }
 
 var phases = []v1alpha1.RolloutPhase{v1alpha1.PhaseHealthy, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseDegraded}
@@ -39,8 +41,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tugboat_rollout_aborts_total", Help: "Aborted rollouts, by reason.",
 		}, []string{"reason"}),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tugboat_rollbacks_total",
+			Help: "Rollbacks from each revision: cause aborted (a rollout stopped by analysis, deadline or a person) or requested (kubectl tug rollback).",
+		}, []string{"namespace", "rollout", "revision", "image", "cause"}),
+		pinned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tugboat_rollout_pinned_since_seconds",
+			Help: "When the rollback pinning each Rollout was made (Unix time); absent when none holds. time() minus it is how long the pin has held.",
+		}, []string{"namespace", "name"}),
 	}
-	reg.MustRegister(m.phase, m.weight, m.step, m.transitions, m.aborts)
+	reg.MustRegister(m.phase, m.weight, m.step, m.transitions, m.aborts, m.rollbacks, m.pinned)
 	return m
 }
 
@@ -61,6 +71,34 @@ func (m *Metrics) observe(ro *v1alpha1.Rollout) {
 		step = float64(*ro.Status.CurrentStepIndex)
 	}
 	m.step.WithLabelValues(ro.Namespace, ro.Name).Set(step)
+	if pin := ro.Status.Rollback; pin != nil {
+		m.pinned.WithLabelValues(ro.Namespace, ro.Name).Set(float64(pin.Since.Unix()))
+	} else {
+		m.pinned.DeleteLabelValues(ro.Namespace, ro.Name)
+	}
+}
+
+// rolledBack counts what a status write added to the rollback counts.
+func (m *Metrics) rolledBack(ro *v1alpha1.Rollout, before, after []v1alpha1.RevisionRollbacks) {
+	if m == nil {
+		return
+	}
+	was := map[string]v1alpha1.RevisionRollbacks{}
+	for _, c := range before {
+		was[c.Revision] = c
+	}
+	for _, c := range after {
+		image := ""
+		if len(c.Images) > 0 {
+			image = c.Images[0]
+		}
+		if n := c.Aborted - was[c.Revision].Aborted; n > 0 {
+			m.rollbacks.WithLabelValues(ro.Namespace, ro.Name, c.Revision, image, "aborted").Add(float64(n))
+		}
+		if n := c.Requested - was[c.Revision].Requested; n > 0 {
+			m.rollbacks.WithLabelValues(ro.Namespace, ro.Name, c.Revision, image, "requested").Add(float64(n))
+		}
+	}
 }
 
 func (m *Metrics) transition(o rollout.Outcome) {
@@ -82,4 +120,5 @@ func (m *Metrics) forget(key types.NamespacedName) {
 	}
 	m.weight.DeleteLabelValues(key.Namespace, key.Name)
 	m.step.DeleteLabelValues(key.Namespace, key.Name)
+	m.pinned.DeleteLabelValues(key.Namespace, key.Name)
 }

@@ -48,6 +48,9 @@ type world struct {
 	// disown are objects that carry an owner reference to the Rollout from an
 	// earlier version of Tugboat, which garbage collection must not follow.
 	disown []client.Object
+	// rollbackTemplate is the recorded template (target form) of the
+	// revision a pending rollback goes back to.
+	rollbackTemplate *corev1.PodTemplateSpec
 }
 
 // observe reads the world from the cache. It writes nothing: a problem only
@@ -77,6 +80,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 	default:
 		w.target = &target
 		o.TargetRevision = rollout.Revision(target.Spec.Template)
+		o.TargetImages = images(&target.Spec.Template)
 	}
 
 	primary, err := r.observePrimary(ctx, ro)
@@ -129,6 +133,10 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 			return nil, err
 		}
 		w.stableTemplate, o.StableRecorded = t, t != nil
+		o.StableImages = images(t)
+	}
+	if err := r.observeRollback(ctx, ro, p, w); err != nil {
+		return nil, err
 	}
 
 	if w.primary == nil && w.target != nil && p.StableRevision != "" && o.TargetRevision != p.StableRevision && w.stableTemplate == nil {

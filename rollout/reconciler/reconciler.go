@@ -144,6 +144,7 @@ func (r *Reconciler) record(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 	}
 	plan.Next.WriteTo(&ro.Status, weight)
 	status.Set(&ro.Status.Conditions, plan.Outcome, plan.Message, ro.Generation)
+	status.SetRolledBack(&ro.Status.Conditions, ro.Status.Rollback, ro.Generation)
 	ro.Status.Phase = status.Phase(ro.Status.Conditions)
 	ro.Status.Message = status.Shorten(plan.Message)
 	ro.Status.ObservedGeneration = ro.Generation
@@ -165,6 +166,7 @@ func (r *Reconciler) record(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 	if ro.ResourceVersion != base.ResourceVersion {
 		r.patchedFrom.Store(client.ObjectKeyFromObject(ro), base.ResourceVersion)
 	}
+	r.Metrics.rolledBack(ro, base.Status.Rollbacks, ro.Status.Rollbacks)
 	return base, true, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +22,7 @@ import (
 
 // recordRevision keeps each promoted pod template as a ControllerRevision,
 // which history and rollback read, and prunes past the history limit.
-func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, template corev1.PodTemplateSpec, rev string) error {
+func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, template corev1.PodTemplateSpec, rev string, about map[string]string) error {
 	var list appsv1.ControllerRevisionList
 	if err := r.Client.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{labelRollout: ro.Name}); err != nil {
 		return fmt.Errorf("list revisions of rollout %s/%s: %w", ro.Namespace, ro.Name, err)
@@ -29,6 +31,7 @@ func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, t
 	slices.SortFunc(revs, func(a, b appsv1.ControllerRevision) int { return cmp.Compare(a.Revision, b.Revision) })
 	name := revisionName(ro, rev)
 	if !slices.ContainsFunc(revs, func(cr appsv1.ControllerRevision) bool { return cr.Name == name }) {
+		about[annotationRevision] = rev
 		data, err := json.Marshal(template)
 		if err != nil {
 			return err
@@ -42,7 +45,7 @@ func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, t
 				Namespace:   ro.Namespace,
 				Name:        name,
 				Labels:      ownedLabels(ro),
-				Annotations: map[string]string{annotationRevision: rev},
+				Annotations: about,
 			},
 			Data:     runtime.RawExtension{Raw: data},
 			Revision: next,
@@ -65,6 +68,29 @@ func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, t
 		}
 	}
 	return nil
+}
+
+// aboutRevision is what history shows of a revision that became stable:
+// its images, when, how, and what its analysis found.
+func aboutRevision(ro *v1alpha1.Rollout, template corev1.PodTemplateSpec, how string, at time.Time) map[string]string {
+	var summary []string
+	for _, a := range ro.Status.Analysis {
+		which := "background"
+		if a.Step != nil {
+			which = fmt.Sprintf("step %d", *a.Step)
+		}
+		summary = append(summary, which+" "+string(a.Phase))
+	}
+	analysis := "no analysis"
+	if len(summary) > 0 {
+		analysis = strings.Join(summary, ", ")
+	}
+	return map[string]string{
+		v1alpha1.AnnotationImages:     strings.Join(images(&template), ","),
+		v1alpha1.AnnotationPromotedAt: at.UTC().Format(time.RFC3339),
+		v1alpha1.AnnotationPromotedBy: how,
+		v1alpha1.AnnotationAnalysis:   shortText(analysis, 1024),
+	}
 }
 
 // revisionName names the ControllerRevision of one of ro's revisions.

@@ -18,8 +18,8 @@ import (
 const (
 	labelManagedBy      = "app.kubernetes.io/managed-by"
 	managedBy           = "tugboat"
-	labelRollout        = "tugboat.dev/rollout"
-	annotationRevision  = "tugboat.dev/revision"
+	labelRollout        = v1alpha1.LabelRollout
+	annotationRevision  = v1alpha1.AnnotationRevision
 	primarySuffix       = "-primary"
 	stableServiceSuffix = "-stable"
 	canaryServiceSuffix = "-canary"

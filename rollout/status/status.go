@@ -7,6 +7,9 @@
 package status
 
 import (
+	"fmt"
+	"time"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -46,6 +49,36 @@ func Set(conds *[]metav1.Condition, outcome rollout.Outcome, message string, gen
 			ObservedGeneration: generation,
 		})
 	}
+}
+
+// ConditionRolledBack is True while a rollback pins the Rollout, with who
+// asked, why and since when; False once a pin has ended.
+const ConditionRolledBack = "RolledBack"
+
+// SetRolledBack records the rollback in force, if any, in conds. A Rollout
+// never rolled back has no such condition.
+func SetRolledBack(conds *[]metav1.Condition, pin *v1alpha1.RolloutRollback, generation int64) {
+	if pin == nil {
+		if meta.FindStatusCondition(*conds, ConditionRolledBack) == nil {
+			return
+		}
+		meta.SetStatusCondition(conds, metav1.Condition{Type: ConditionRolledBack, Status: metav1.ConditionFalse, Reason: "Unpinned",
+			Message: "no rollback holds", ObservedGeneration: generation})
+		return
+	}
+	msg := fmt.Sprintf("revision %d (%s), rolled back to from %s", pin.Number, pin.Revision, pin.From)
+	if pin.RequestedBy != "" {
+		msg += " by " + pin.RequestedBy
+	}
+	if pin.Reason != "" {
+		msg += ": " + pin.Reason
+	}
+	msg += fmt.Sprintf("; pinned since %s while the target's template is %s", pin.Since.UTC().Format(time.RFC3339), pin.Target)
+	c := metav1.Condition{Type: ConditionRolledBack, Status: metav1.ConditionTrue, Reason: "RolledBack", Message: Shorten(msg), ObservedGeneration: generation}
+	if old := meta.FindStatusCondition(*conds, ConditionRolledBack); old == nil || old.Status != metav1.ConditionTrue || old.Message != c.Message {
+		c.LastTransitionTime = pin.Since // since the rollback, not since this write
+	}
+	meta.SetStatusCondition(conds, c)
 }
 
 // Shorten cuts a message to MaxMessage bytes.

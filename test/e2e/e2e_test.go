@@ -69,6 +69,18 @@ func (s *scenario) when(r demo.Release) *scenario {
 	return s
 }
 
+// whenRolledBack has a person roll back to revision to, as kubectl tug
+// rollback does, and follows it until that revision serves.
+func (s *scenario) whenRolledBack(to int64, reason string) *scenario {
+	s.t.Helper()
+	res, err := demo.RollBack(s.t.Context(), box.Client(), s.key, to, reason, 2*time.Minute, &s.log)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.result = res
+	return s
+}
+
 // then checks how the release ended and what the Rollout says about it.
 func (s *scenario) then(want demo.Outcome, check func(*v1alpha1.Rollout) error) {
 	s.t.Helper()
@@ -85,7 +97,9 @@ func (s *scenario) then(want demo.Outcome, check func(*v1alpha1.Rollout) error) 
 }
 
 // TestCanaryPromotedThenRolledBack is the demo: a release within the SLO is
-// promoted, one outside it is rolled back with the reason in status.
+// promoted, one outside it is rolled back with the reason in status; then a
+// person rolls back to the first revision, which serves at once, pinned and
+// counted, until a fix ships and rolls out as usual.
 func TestCanaryPromotedThenRolledBack(t *testing.T) {
 	s := given(t).theExample("podinfo", "podinfo")
 
@@ -103,6 +117,32 @@ func TestCanaryPromotedThenRolledBack(t *testing.T) {
 			return fmt.Errorf("after the bad release: phase %s, weight %d, message %q", ro.Status.Phase, ro.Status.CanaryWeight, msg)
 		}
 		return explainsFailure(ro, "success-rate", "istio_requests_total")
+	})
+
+	var good string
+	s.whenRolledBack(1, "the good release is blamed").then(demo.Pinned, func(ro *v1alpha1.Rollout) error {
+		pin := ro.Status.Rollback
+		if pin == nil || pin.Number != 1 || ro.Status.StableRevision != pin.Revision || ro.Status.Phase != v1alpha1.PhaseHealthy ||
+			pin.Reason != "the good release is blamed" || pin.RequestedBy != "demo" {
+			return fmt.Errorf("after the rollback: pin %+v, status %+v", pin, ro.Status)
+		}
+		good = pin.From
+		for _, n := range ro.Status.Rollbacks {
+			if n.Revision == good && n.Requested == 1 && len(n.Images) == 1 && n.Images[0] == demo.Releases[0].Image {
+				return nil
+			}
+		}
+		return fmt.Errorf("no count of the rollback from %s: %+v", good, ro.Status.Rollbacks)
+	})
+
+	if err := demo.WaitQuiet(t.Context(), box.Prometheus.URL, s.key, "30s", 2*time.Minute, &s.log); err != nil {
+		t.Fatal(err)
+	}
+	s.when(demo.Fix).then(demo.Promoted, func(ro *v1alpha1.Rollout) error {
+		if ro.Status.Rollback != nil || ro.Status.Phase != v1alpha1.PhaseHealthy {
+			return fmt.Errorf("after the fix: %+v", ro.Status)
+		}
+		return nil
 	})
 }
 

@@ -1,0 +1,119 @@
+package reconciler
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
+)
+
+// history is the Rollout's ControllerRevisions, by number, oldest first.
+func (r *Reconciler) history(ctx context.Context, ro *v1alpha1.Rollout) ([]appsv1.ControllerRevision, error) {
+	var list appsv1.ControllerRevisionList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{labelRollout: ro.Name}); err != nil {
+		return nil, fmt.Errorf("list revisions of rollout %s/%s: %w", ro.Namespace, ro.Name, err)
+	}
+	revs := slices.DeleteFunc(list.Items, func(cr appsv1.ControllerRevision) bool { return !metav1.IsControlledBy(&cr, ro) })
+	slices.SortFunc(revs, func(a, b appsv1.ControllerRevision) int { return cmp.Compare(a.Revision, b.Revision) })
+	return revs, nil
+}
+
+// fastTrack is how many of the revisions before the one serving a rollback
+// may go back to at once.
+func fastTrack(ro *v1alpha1.Rollout) int64 {
+	if rb := ro.Spec.Rollback; rb != nil && rb.FastTrackRevisions != nil {
+		return int64(*rb.FastTrackRevisions)
+	}
+	return 1
+}
+
+// observeRollback resolves a pending rollback request against the history:
+// which revision, whether its template is recorded (then w.rollbackTemplate
+// holds it), or why it is refused.
+func (r *Reconciler) observeRollback(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress, w *world) error {
+	id := w.observed.Requests.Rollback
+	if id == "" {
+		return nil
+	}
+	to := &rollout.RollbackTo{ID: id}
+	w.observed.Rollback = to
+	var req v1alpha1.RollbackRequest
+	if err := json.Unmarshal([]byte(ro.Annotations[v1alpha1.AnnotationRollback]), &req); err != nil || req.ID != id {
+		to.Refused = "rollback refused: the " + v1alpha1.AnnotationRollback + " annotation is not a rollback request (kubectl tug rollback writes one)"
+		return nil
+	}
+	to.Reason, to.User = shortText(req.Reason, 1024), shortText(req.User, 512)
+	revs, err := r.history(ctx, ro)
+	if err != nil {
+		return err
+	}
+	serving := slices.IndexFunc(revs, func(cr appsv1.ControllerRevision) bool { return cr.Annotations[annotationRevision] == p.StableRevision })
+	want := req.ToRevision
+	if want == 0 {
+		if serving <= 0 {
+			to.Refused = fmt.Sprintf("rollback refused: rollout %s/%s has no revision before the one serving", ro.Namespace, ro.Name)
+			return nil
+		}
+		want = revs[serving-1].Revision
+	}
+	i := slices.IndexFunc(revs, func(cr appsv1.ControllerRevision) bool { return cr.Revision == want })
+	switch {
+	case i < 0 && len(revs) == 0:
+		to.Refused = fmt.Sprintf("rollback refused: rollout %s/%s has no history yet", ro.Namespace, ro.Name)
+		return nil
+	case i < 0:
+		to.Refused = fmt.Sprintf("rollback refused: revision %d is not in the history of rollout %s/%s (revisions %s; kubectl tug history %s)",
+			want, ro.Namespace, ro.Name, numbers(revs), ro.Name)
+		return nil
+	}
+	to.Number, to.Revision = revs[i].Revision, revs[i].Annotations[annotationRevision]
+	if serving >= 0 && i < serving && int64(serving-i) > fastTrack(ro) {
+		to.Refused = fmt.Sprintf("rollback refused: revision %d is %d revisions before the one serving, and spec.rollback.fastTrackRevisions (%d) lets a rollback go back at once only that far; going back further, through the steps, is not available yet",
+			want, serving-i, fastTrack(ro))
+		return nil
+	}
+	t, err := r.recordedTemplate(ctx, ro, to.Revision)
+	if err != nil {
+		return err
+	}
+	w.rollbackTemplate, to.Recorded = t, t != nil
+	return nil
+}
+
+func numbers(revs []appsv1.ControllerRevision) string {
+	var s []string
+	for _, cr := range revs {
+		s = append(s, fmt.Sprint(cr.Revision))
+	}
+	return strings.Join(s, ", ")
+}
+
+// images are a template's containers' images.
+func images(t *corev1.PodTemplateSpec) []string {
+	if t == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range t.Spec.Containers {
+		out = append(out, c.Image)
+	}
+	return out
+}
+
+// shortText bounds text from a request.
+func shortText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,182 @@
+package reconciler_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout/status"
+)
+
+// rollBack writes a rollback request, as kubectl tug rollback does.
+func (f *fixture) rollBack(name, id string, to int64, reason string) {
+	f.t.Helper()
+	raw, err := json.Marshal(v1alpha1.RollbackRequest{ID: id, ToRevision: to, Reason: reason, User: "jane"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.annotate(name, v1alpha1.AnnotationRollback, string(raw))
+}
+
+func answered(id string) func(*v1alpha1.Rollout) bool {
+	return func(ro *v1alpha1.Rollout) bool {
+		return ro.Status.ObservedRequests.Rollback == id && ro.Status.RollbackRequest != nil && ro.Status.RollbackRequest.ID == id
+	}
+}
+
+// primaryServes: primary is Ready on version, every replica updated.
+func (f *fixture) primaryServes(name, version string) func() bool {
+	return func() bool {
+		var d appsv1.Deployment
+		if err := f.c.Get(f.t.Context(), client.ObjectKey{Namespace: f.ns, Name: name + "-primary"}, &d); err != nil {
+			return false
+		}
+		want := ptr.Deref(d.Spec.Replicas, 1)
+		return d.Spec.Template.Spec.Containers[0].Env[0].Value == version && d.Status.ObservedGeneration == d.Generation &&
+			d.Status.UpdatedReplicas == want && d.Status.ReadyReplicas == want && d.Status.Replicas == want
+	}
+}
+
+func TestRollbackToARevision(t *testing.T) {
+	f := given(t)
+	f.app("rb", 2, managedRoute("rb"))
+	f.rollout(newRollout("rb", weight(50), pause("")))
+	v1 := f.eventually("rb", "initialized", time.Minute, hasReason("Healthy")).Status.StableRevision
+	promoted := func(version string) string {
+		rev := f.release("rb", version)
+		f.eventually("rb", version+" paused", time.Minute, atStep(1, "WaitingForPromotion"))
+		f.annotate("rb", v1alpha1.AnnotationPromote, "p-"+version)
+		f.eventually("rb", version+" promoted", time.Minute, stableAt(rev))
+		return rev
+	}
+	v2 := promoted("v2")
+	v3 := promoted("v3")
+
+	// History: three revisions, numbered, with what a person picks by.
+	var history appsv1.ControllerRevisionList
+	if err := f.c.List(t.Context(), &history, client.InNamespace(f.ns), client.MatchingLabels{v1alpha1.LabelRollout: "rb"}); err != nil {
+		t.Fatal(err)
+	}
+	byNumber := map[int64]appsv1.ControllerRevision{}
+	for _, cr := range history.Items {
+		byNumber[cr.Revision] = cr
+	}
+	for n, rev := range map[int64]string{1: v1, 2: v2, 3: v3} {
+		cr, ok := byNumber[n]
+		if !ok || cr.Annotations[v1alpha1.AnnotationRevision] != rev || cr.Annotations[v1alpha1.AnnotationImages] != "example.com/rb:1" ||
+			cr.Annotations[v1alpha1.AnnotationPromotedAt] == "" || cr.Annotations[v1alpha1.AnnotationPromotedBy] == "" {
+			t.Errorf("revision %d: %+v", n, cr.ObjectMeta)
+		}
+	}
+
+	t.Run("a revision not in history is refused, nothing changes", func(t *testing.T) {
+		f.rollBack("rb", "r0", 9, "")
+		ro := f.eventually("rb", "refused", 30*time.Second, answered("r0"))
+		a := ro.Status.RollbackRequest
+		if a.Accepted || !strings.Contains(a.Message, "revision 9 is not in the history of rollout "+f.ns+"/rb (revisions 1, 2, 3") {
+			t.Errorf("answer %+v", a)
+		}
+		if ro.Status.StableRevision != v3 || ro.Status.Rollback != nil {
+			t.Errorf("stable %s, rollback %+v", ro.Status.StableRevision, ro.Status.Rollback)
+		}
+		f.wantEvent("rb", "RollbackRefused")
+	})
+
+	t.Run("further back than fastTrackRevisions is refused", func(t *testing.T) {
+		f.rollBack("rb", "r00", 1, "")
+		a := f.eventually("rb", "refused", 30*time.Second, answered("r00")).Status.RollbackRequest
+		if a.Accepted || !strings.Contains(a.Message, "revision 1 is 2 revisions before the one serving, and spec.rollback.fastTrackRevisions (1)") {
+			t.Errorf("answer %+v", a)
+		}
+	})
+
+	t.Run("to the previous revision: primary goes back at once, pinned", func(t *testing.T) {
+		asked := time.Now()
+		f.rollBack("rb", "r1", 0, "v3 breaks checkout")
+		ro := f.eventually("rb", "rolled back", 30*time.Second, answered("r1"))
+		if err := pollUntil(t, time.Minute, f.primaryServes("rb", "v2")); err != nil {
+			t.Fatalf("primary never served v2: %v", err)
+		}
+		t.Logf("from request to all traffic on revision 2, Ready: %s", time.Since(asked).Round(time.Millisecond))
+		if a := ro.Status.RollbackRequest; !a.Accepted {
+			t.Fatalf("answer %+v", a)
+		}
+		pin := ro.Status.Rollback
+		if ro.Status.StableRevision != v2 || pin == nil || pin.Number != 2 || pin.Revision != v2 || pin.From != v3 || pin.Target != v3 ||
+			pin.RequestedBy != "jane" || pin.Reason != "v3 breaks checkout" {
+			t.Fatalf("stable %s, pin %+v", ro.Status.StableRevision, pin)
+		}
+		c := meta.FindStatusCondition(ro.Status.Conditions, status.ConditionRolledBack)
+		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "by jane: v3 breaks checkout") {
+			t.Errorf("condition %+v", c)
+		}
+		if len(ro.Status.Rollbacks) != 1 || ro.Status.Rollbacks[0].Revision != v3 || ro.Status.Rollbacks[0].Requested != 1 {
+			t.Errorf("counts %+v", ro.Status.Rollbacks)
+		}
+		f.wantWeights("rb", 100, 0)
+		f.wantEvent("rb", "RolledBack")
+	})
+
+	t.Run("a GitOps re-apply of the target during the pin changes nothing", func(t *testing.T) {
+		var d appsv1.Deployment
+		f.update(&d, "rb", func(o client.Object) {
+			l := o.GetLabels()
+			if l == nil {
+				l = map[string]string{}
+			}
+			l["argocd.argoproj.io/instance"] = "rb" // applied again, template unchanged
+			o.SetLabels(l)
+		})
+		ro := f.eventually("rb", "observed", 30*time.Second, func(ro *v1alpha1.Rollout) bool { return reason(ro) == "RolledBack" })
+		if ro.Status.CanaryRevision != "" || ro.Status.StableRevision != v2 || ro.Status.Rollback == nil {
+			t.Errorf("status %+v", ro.Status)
+		}
+		f.wantWeights("rb", 100, 0)
+	})
+
+	var v4 string
+	t.Run("a new template ends the pin and rolls out as usual", func(t *testing.T) {
+		v4 = f.release("rb", "v4")
+		ro := f.eventually("rb", "rolling out the fix", time.Minute, atStep(1, "WaitingForPromotion"))
+		if ro.Status.Rollback != nil || ro.Status.StableRevision != v2 || ro.Status.CanaryRevision != v4 {
+			t.Errorf("status %+v", ro.Status)
+		}
+		c := meta.FindStatusCondition(ro.Status.Conditions, status.ConditionRolledBack)
+		if c == nil || c.Status != metav1.ConditionFalse {
+			t.Errorf("condition %+v", c)
+		}
+	})
+
+	t.Run("mid-rollout: the canary is aborted and primary goes back", func(t *testing.T) {
+		f.rollBack("rb", "r2", 1, "")
+		ro := f.eventually("rb", "rolled back mid-rollout", 30*time.Second, answered("r2"))
+		if a := ro.Status.RollbackRequest; !a.Accepted || !strings.Contains(a.Message, "aborted") {
+			t.Fatalf("answer %+v", a)
+		}
+		if ro.Status.StableRevision != v1 || ro.Status.CanaryRevision != "" || ro.Status.Rollback == nil || ro.Status.Rollback.Target != v4 || ro.Status.Rollback.From != v2 {
+			t.Errorf("status %+v", ro.Status)
+		}
+		if err := pollUntil(t, time.Minute, f.primaryServes("rb", "v1")); err != nil {
+			t.Fatalf("primary never served v1: %v", err)
+		}
+		f.wantWeights("rb", 100, 0)
+	})
+
+	t.Run("cancel lifts the pin: the target's template rolls out", func(t *testing.T) {
+		f.annotate("rb", v1alpha1.AnnotationRollbackCancel, "c1")
+		ro := f.eventually("rb", "unpinned", 30*time.Second, func(ro *v1alpha1.Rollout) bool {
+			return ro.Status.ObservedRequests.RollbackCancel == "c1"
+		})
+		if ro.Status.Rollback != nil || ro.Status.CanaryRevision != v4 {
+			t.Errorf("status %+v", ro.Status)
+		}
+	})
+}

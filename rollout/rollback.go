@@ -1,0 +1,180 @@
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"k8s.io/utils/ptr"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/traffic"
+)
+
+// Pin is a rollback that holds (status.rollback): primary serves Revision,
+// from history, while the target's template is still Target.
+type Pin struct {
+	Request     string
+	Revision    string
+	Number      int64
+	From        string
+	Target      string
+	Reason      string
+	RequestedBy string
+	Since       time.Time
+}
+
+// RollbackTo is a pending rollback request as observe resolved it against
+// the Rollout's history.
+type RollbackTo struct {
+	// ID is the request's id; Reason and User what it says.
+	ID, Reason, User string
+	// Revision and Number name the revision to go back to; Recorded says its
+	// template is in history, so primary can take it.
+	Revision string
+	Number   int64
+	Recorded bool
+	// Refused, when set, is why the request cannot be carried out (no such
+	// revision, too old to go back to at once, unreadable); nothing changes.
+	Refused string
+}
+
+// rollBack carries out a rollback request, or refuses it. An accepted one
+// pins the Rollout on the revision asked for: traffic goes wholly to
+// primary (a canary under way is aborted), status records the new stable
+// revision, and then primary takes its recorded template, in place, as at a
+// promotion.
+func rollBack(s Spec, p Progress, o Observed) Plan {
+	req := *o.Rollback
+	refuse := func(why string) Plan {
+		o.Rollback, o.Requests.Rollback = nil, ""
+		plan := decide(s, p, o)
+		plan.Next.Requests.Rollback = req.ID
+		plan.Next.RollbackAnswer = &v1alpha1.RollbackRequestStatus{ID: req.ID, Message: why}
+		if plan.Event() == "" {
+			plan.Transition = RollbackRefused
+		}
+		plan.Message = why + "; " + plan.Message
+		return plan
+	}
+	switch {
+	case req.Refused != "":
+		return refuse(req.Refused)
+	case req.Revision == p.StableRevision:
+		return refuse(fmt.Sprintf("rollback refused: revision %d (%s) is the one serving", req.Number, req.Revision))
+	case !req.Recorded:
+		return refuse(fmt.Sprintf("rollback refused: revision %d (%s) has no recorded template", req.Number, req.Revision))
+	}
+	pin := &Pin{
+		Request: req.ID, Revision: req.Revision, Number: req.Number, From: p.StableRevision, Target: o.TargetRevision,
+		Reason: req.Reason, RequestedBy: req.User, Since: o.Now.Truncate(time.Second),
+	}
+	next := Progress{
+		StableRevision: req.Revision,
+		Pin:            pin,
+		Requests:       acknowledge(p.Requests, o.Requests),
+		Rollbacks:      countRollback(p.Rollbacks, p.StableRevision, o.StableImages, causeRequested),
+	}
+	next.Requests.Rollback = req.ID
+	msg := pinMessage(pin)
+	if p.InRollout() && p.Abort == nil {
+		msg = fmt.Sprintf("rollout of %s aborted; %s", p.CanaryRevision, msg)
+	}
+	next.RollbackAnswer = &v1alpha1.RollbackRequestStatus{ID: req.ID, Accepted: true, Message: shorten(msg)}
+	return Plan{
+		Outcome:         RolledBack,
+		Message:         msg,
+		Next:            next,
+		Traffic:         ptr.To(traffic.AtRest()),
+		CanaryReplicas:  ptr.To[int32](0),
+		RollBackPrimary: true,
+	}
+}
+
+// pinned is a Rollout held on a revision rolled back to. While the target's
+// template is the one rolled back from, nothing is rolled out; a new one
+// (the fix, or the revision rolled back to) ends the pin, as does a request
+// to cancel it.
+func pinned(s Spec, p Progress, o Observed) Plan {
+	pin := p.Pin
+	lift := func(why string) Plan {
+		p.Pin = nil
+		plan := decide(s, p, o)
+		if plan.Transition == "" && !plan.Outcome.IsTransition() {
+			plan.Transition = Unpinned
+		}
+		plan.Message = why + "; " + plan.Message
+		return plan
+	}
+	switch {
+	case o.Requests.RollbackCancel != "":
+		return lift(fmt.Sprintf("rollback to revision %d lifted on request", pin.Number))
+	case o.TargetRevision != pin.Target:
+		return lift(fmt.Sprintf("the target has a new template (%s): rollback to revision %d ends", o.TargetRevision, pin.Number))
+	}
+	next := p
+	next.Requests = acknowledge(p.Requests, o.Requests) // nothing to promote, abort or retry
+	return Plan{
+		Outcome:        RolledBack,
+		Message:        pinMessage(pin),
+		Next:           next,
+		Traffic:        ptr.To(traffic.AtRest()),
+		CanaryReplicas: ptr.To[int32](0),
+	}
+}
+
+func pinMessage(pin *Pin) string {
+	by := ""
+	if pin.RequestedBy != "" {
+		by = " by " + pin.RequestedBy
+	}
+	why := ""
+	if pin.Reason != "" {
+		why = ": " + pin.Reason
+	}
+	return fmt.Sprintf("rolled back to revision %d (%s) from %s%s%s; pinned while the target's template is %s (a new template, or kubectl tug rollback --cancel, ends it)",
+		pin.Number, pin.Revision, pin.From, by, why, pin.Target)
+}
+
+// shorten bounds a message kept in status.
+func shorten(s string) string {
+	if len(s) <= 4096 {
+		return s
+	}
+	return s[:4093] + "..."
+}
+
+// Causes of a rollback count.
+type rollbackCause int
+
+const (
+	causeAborted rollbackCause = iota
+	causeRequested
+)
+
+// countRollback adds one rollback from rev to the counts, keeping at most
+// v1alpha1.MaxRollbackCounts revisions (the least recently counted go).
+func countRollback(counts []v1alpha1.RevisionRollbacks, rev string, images []string, cause rollbackCause) []v1alpha1.RevisionRollbacks {
+	if rev == "" {
+		return counts
+	}
+	out := slices.Clone(counts)
+	i := slices.IndexFunc(out, func(c v1alpha1.RevisionRollbacks) bool { return c.Revision == rev })
+	if i < 0 {
+		out = append(out, v1alpha1.RevisionRollbacks{Revision: rev})
+		i = len(out) - 1
+	}
+	c := out[i]
+	if len(images) > 0 {
+		c.Images = slices.Clone(images)
+	}
+	switch cause {
+	case causeAborted:
+		c.Aborted++
+	case causeRequested:
+		c.Requested++
+	}
+	// The one counted last goes last, so that trimming drops the stalest.
+	out = append(slices.Delete(out, i, i+1), c)
+	return out[max(0, len(out)-v1alpha1.MaxRollbackCounts):]
+}
