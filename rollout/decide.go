@@ -171,6 +171,10 @@ func Decide(s Spec, p Progress, o Observed) Plan {
 
 func decide(s Spec, p Progress, o Observed) Plan {
 	switch {
+	case o.Rollback != nil && p.StableRevision != "":
+		// Answered whatever else holds: a person asking to go back is the
+		// way out of a promotion that does not get Ready, too.
+		return rollBack(s, p, o)
 	case promotionCommitted(s, p, o):
 		// Primary runs the canary's template and status called it
 		// promoting: the promotion is committed and finishes, whatever
@@ -187,8 +191,6 @@ func decide(s Spec, p Progress, o Observed) Plan {
 		return held(s, p, o)
 	case p.StableRevision == "":
 		return initialize(p, o)
-	case o.Rollback != nil:
-		return rollBack(s, p, o)
 	case p.Pin != nil:
 		return pinned(s, p, o)
 	case o.TargetRevision == p.StableRevision:

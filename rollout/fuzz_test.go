@@ -100,12 +100,9 @@ func FuzzDecide(f *testing.F) {
 		if plan.RollBackPrimary && (plan.Next.Pin == nil || plan.Next.StableRevision != o.Rollback.Revision || plan.Next.InRollout() || !o.Rollback.Recorded) {
 			t.Fatalf("primary rolled back to %s, unrecorded or without a pin: %+v", plan.Next.StableRevision, plan.Next)
 		}
-		if o.Rollback != nil && plan.Next.Requests.Rollback != o.Rollback.ID && p.StableRevision != "" {
-			// Answered once there is a stable revision to roll back from
-			// (a committed promotion finishes first).
-			if !promotionCommitted(s, p, o) && o.Problem == nil {
-				t.Fatalf("rollback request not answered: %+v", plan.Next)
-			}
+		if o.Rollback != nil && p.StableRevision != "" && !o.Deleting && (plan.Next.Requests.Rollback != o.Rollback.ID || plan.Next.RollbackAnswer == nil) {
+			// Answered, whatever holds, once there is a revision to go back from.
+			t.Fatalf("rollback request not answered: %+v", plan.Next)
 		}
 		if plan.Next.Pin != nil && (plan.Next.InRollout() || plan.Traffic == nil || plan.Traffic.Split.Canary != 0) && o.Problem == nil {
 			t.Fatalf("pinned with a rollout under way or traffic on the canary: %+v %+v", plan.Next, plan.Traffic)

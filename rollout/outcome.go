@@ -12,7 +12,8 @@ const (
 	Promoted     Outcome = "Promoted"     // the canary became the stable revision
 	Cancelled    Outcome = "Cancelled"    // the target went back to the stable revision mid-rollout
 	// RolledBack: primary serves an earlier revision from history, on a
-	// person's request, and the Rollout is pinned there.
+	// person's request, and the Rollout is pinned there. The rollback itself
+	// is the transition (Plan.Transition); the pin that holds is not.
 	RolledBack Outcome = "RolledBack"
 	// Unpinned: a rollback's pin ended (lifted on request, or the target
 	// took a new template), and nothing else changed.
@@ -64,7 +65,7 @@ const (
 // an event.
 func (o Outcome) IsTransition() bool {
 	switch o {
-	case Initialized, Promoted, Cancelled, RolledBack, Unpinned, RollbackRefused, Started, Restarted, Retried, Advanced, StepsChanged, InconclusiveAccepted, HandedBack, TargetRestored,
+	case Initialized, Promoted, Cancelled, Unpinned, RollbackRefused, Started, Restarted, Retried, Advanced, StepsChanged, InconclusiveAccepted, HandedBack, TargetRestored,
 		AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed:
 		return true
 	}

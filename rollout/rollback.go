@@ -50,7 +50,7 @@ func rollBack(s Spec, p Progress, o Observed) Plan {
 		o.Rollback, o.Requests.Rollback = nil, ""
 		plan := decide(s, p, o)
 		plan.Next.Requests.Rollback = req.ID
-		plan.Next.RollbackAnswer = &v1alpha1.RollbackRequestStatus{ID: req.ID, Message: why}
+		plan.Next.RollbackAnswer = &v1alpha1.RollbackRequestStatus{ID: req.ID, Message: shorten(why)}
 		if plan.Event() == "" {
 			plan.Transition = RollbackRefused
 		}
@@ -60,6 +60,8 @@ func rollBack(s Spec, p Progress, o Observed) Plan {
 	switch {
 	case req.Refused != "":
 		return refuse(req.Refused)
+	case o.Problem != nil:
+		return refuse("rollback refused until this is fixed: " + o.Problem.Message)
 	case req.Revision == p.StableRevision:
 		return refuse(fmt.Sprintf("rollback refused: revision %d (%s) is the one serving", req.Number, req.Revision))
 	case !req.Recorded:
@@ -79,10 +81,12 @@ func rollBack(s Spec, p Progress, o Observed) Plan {
 	msg := pinMessage(pin)
 	if p.InRollout() && p.Abort == nil {
 		msg = fmt.Sprintf("rollout of %s aborted; %s", p.CanaryRevision, msg)
+		next.Rollbacks = countRollback(next.Rollbacks, p.CanaryRevision, o.TargetImages, causeAborted)
 	}
 	next.RollbackAnswer = &v1alpha1.RollbackRequestStatus{ID: req.ID, Accepted: true, Message: shorten(msg)}
 	return Plan{
 		Outcome:         RolledBack,
+		Transition:      RolledBack,
 		Message:         msg,
 		Next:            next,
 		Traffic:         ptr.To(traffic.AtRest()),
@@ -109,6 +113,8 @@ func pinned(s Spec, p Progress, o Observed) Plan {
 	switch {
 	case o.Requests.RollbackCancel != "":
 		return lift(fmt.Sprintf("rollback to revision %d lifted on request", pin.Number))
+	case o.TargetRevision == pin.Revision:
+		return lift(fmt.Sprintf("the target is on revision %d, the one rolled back to: the rollback ends", pin.Number))
 	case o.TargetRevision != pin.Target:
 		return lift(fmt.Sprintf("the target has a new template (%s): rollback to revision %d ends", o.TargetRevision, pin.Number))
 	}
@@ -166,7 +172,13 @@ func countRollback(counts []v1alpha1.RevisionRollbacks, rev string, images []str
 	}
 	c := out[i]
 	if len(images) > 0 {
-		c.Images = slices.Clone(images)
+		c.Images = nil
+		for _, im := range images[:min(len(images), 32)] { // the CRD's bounds
+			if len(im) > 1024 {
+				im = im[:1024]
+			}
+			c.Images = append(c.Images, im)
+		}
 	}
 	switch cause {
 	case causeAborted:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"k8s.io/utils/ptr"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
@@ -46,13 +47,13 @@ func TestRollBack(t *testing.T) {
 		name:    "at rest, to a recorded revision: pinned there, primary takes it after status",
 		p:       Progress{StableRevision: "s1"},
 		o:       asking(atRest("s1"), RollbackTo{Revision: "s0", Number: 1, Recorded: true, Reason: "bad build", User: "jane"}),
-		outcome: RolledBack, stable: "s0", pinned: true, rollBackPrimary: true, accepted: true,
+		outcome: RolledBack, transition: RolledBack, stable: "s0", pinned: true, rollBackPrimary: true, accepted: true,
 		answer: "rolled back to revision 1 (s0) from s1 by jane: bad build",
 	}, {
 		name:    "mid-rollout: the canary is aborted, traffic all on primary, then back",
 		p:       at(2, t0),
 		o:       asking(atRest("c1"), RollbackTo{Revision: "s0", Number: 1, Recorded: true}),
-		outcome: RolledBack, stable: "s0", pinned: true, rollBackPrimary: true, accepted: true,
+		outcome: RolledBack, transition: RolledBack, stable: "s0", pinned: true, rollBackPrimary: true, accepted: true,
 		answer: "rollout of c1 aborted; rolled back to revision 1 (s0) from s1",
 	}, {
 		name:    "a revision not in history is refused, nothing changes",
@@ -72,6 +73,26 @@ func TestRollBack(t *testing.T) {
 		o:       asking(atRest("c1"), RollbackTo{Number: 9, Refused: "rollback refused: no such revision"}),
 		outcome: Holding, transition: Advanced, stable: "s1", canaryWeight: 10, // its own event; the refusal is in the answer
 		answer: "no such revision",
+	}, {
+		name: "during a committed promotion that does not get Ready: the way out",
+		p:    done(t0),
+		o: func() Observed {
+			o := asking(atRest("c1"), RollbackTo{Revision: "s0", Number: 1, Recorded: true})
+			o.PrimaryRevision, o.PrimaryReady = "c1", false
+			return o
+		}(),
+		outcome: RolledBack, transition: RolledBack, stable: "s0", pinned: true, rollBackPrimary: true, accepted: true,
+		answer: "rollout of c1 aborted",
+	}, {
+		name: "under a problem only a person can fix: refused, saying which",
+		p:    Progress{StableRevision: "s1"},
+		o: func() Observed {
+			o := asking(atRest("s1"), RollbackTo{Revision: "s0", Number: 1, Recorded: true})
+			o.Problem = Invalid("virtualservice ns/app has no route primary")
+			return o
+		}(),
+		outcome: InvalidSpec, transition: RollbackRefused, stable: "s1",
+		answer: "rollback refused until this is fixed: virtualservice ns/app has no route primary",
 	}, {
 		name:    "pinned: the target still on the revision rolled back from is not rolled out",
 		p:       pinnedAt,
@@ -101,7 +122,7 @@ func TestRollBack(t *testing.T) {
 		name:    "pinned: rolled back again, further",
 		p:       pinnedAt,
 		o:       asking(atRest("s1"), RollbackTo{Revision: "sm1", Number: 0 + 1, Recorded: true}),
-		outcome: RolledBack, stable: "sm1", pinned: true, rollBackPrimary: true, accepted: true,
+		outcome: RolledBack, transition: RolledBack, stable: "sm1", pinned: true, rollBackPrimary: true, accepted: true,
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.o.Rollback != nil && tt.name == "pinned: rolled back again, further" {
@@ -112,7 +133,7 @@ func TestRollBack(t *testing.T) {
 			if plan.Outcome != tt.outcome || plan.Transition != tt.transition || n.StableRevision != tt.stable || (n.Pin != nil) != tt.pinned || plan.RollBackPrimary != tt.rollBackPrimary {
 				t.Errorf("outcome %s, transition %q, stable %s, pin %+v, rollBackPrimary %v\n%s", plan.Outcome, plan.Transition, n.StableRevision, n.Pin, plan.RollBackPrimary, plan.Message)
 			}
-			if plan.Traffic == nil || plan.Traffic.Split.Canary != tt.canaryWeight {
+			if held := plan.Outcome == InvalidSpec; plan.Traffic == nil && !held || plan.Traffic != nil && plan.Traffic.Split.Canary != tt.canaryWeight {
 				t.Errorf("traffic %+v, want %d%% on the canary", plan.Traffic, tt.canaryWeight)
 			}
 			if tt.o.Rollback != nil {
@@ -132,7 +153,7 @@ func TestRollBack(t *testing.T) {
 				o2.PrimaryRevision = n.StableRevision
 			}
 			again := Decide(spec, n, o2)
-			if again.RollBackPrimary || again.RestorePrimary || !cmp.Equal(again.Next.Pin, n.Pin) {
+			if again.RollBackPrimary || again.RestorePrimary || !cmp.Equal(again.Next.Pin, n.Pin) || again.Event() != "" && tt.pinned {
 				t.Errorf("decided again: %+v", again)
 			}
 		})
@@ -176,6 +197,14 @@ func TestRollbackCounts(t *testing.T) {
 	want = append(want, v1alpha1.RevisionRollbacks{Revision: "s1", Images: []string{"app:2"}, Requested: 1})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after a rollback (-want +got):\n%s", diff)
+	}
+	// One mid-rollout also counts the rollout it aborts.
+	o.TargetRevision = "c2"
+	mid := Progress{StableRevision: "s1", CanaryRevision: "c2", Step: ptr.To[int32](1), StepStart: t0, StartedAt: t0}
+	got = Decide(spec, mid, o).Next.Rollbacks
+	want = []v1alpha1.RevisionRollbacks{{Revision: "s1", Images: []string{"app:2"}, Requested: 1}, {Revision: "c2", Images: []string{"app:3"}, Aborted: 1}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("after a rollback mid-rollout (-want +got):\n%s", diff)
 	}
 	// Counts are bounded; the stalest go first.
 	var many []v1alpha1.RevisionRollbacks

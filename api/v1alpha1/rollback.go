@@ -112,3 +112,27 @@ const (
 	// AnnotationAnalysis is a one-line summary of the analysis it passed.
 	AnnotationAnalysis = "tugboat.dev/analysis"
 )
+
+// AnnotationRolledBack, on the RolledBack event of a rollback made on
+// request, holds a RollbackEvent as JSON: what a pipeline needs to turn the
+// rollback into a revert pull request.
+const AnnotationRolledBack = "tugboat.dev/rolled-back"
+
+// RollbackEvent is what a RolledBack event's AnnotationRolledBack says.
+type RollbackEvent struct {
+	Namespace string `json:"namespace"`
+	Rollout   string `json:"rollout"`
+	// From and To are the revisions (pod template hashes) rolled back from
+	// and to; ToNumber is To's number in history.
+	From     string `json:"from"`
+	To       string `json:"to"`
+	ToNumber int64  `json:"toNumber"`
+	// FromImages and ToImages are their containers' images.
+	FromImages []string `json:"fromImages,omitempty"`
+	ToImages   []string `json:"toImages,omitempty"`
+	// Target is the target's revision the rollback holds off.
+	Target      string `json:"target"`
+	Reason      string `json:"reason,omitempty"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Request     string `json:"request"`
+}

@@ -19,8 +19,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -534,4 +536,43 @@ func writeFile(t *testing.T, path, text string) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// asUser is the plugin run as a user of its own, bound in the namespace to a
+// Role with rules; it returns once RBAC lets the user read "web" as each of
+// canRead (RBAC takes a moment to apply).
+func (p *plugin) asUser(name string, rules []rbacv1.PolicyRule, canRead ...client.Object) *plugin {
+	t := p.t
+	t.Helper()
+	cfg, err := p.env.UserConfig(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: name}, Rules: rules}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := p.env.Client.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: p.env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPoll(t.Context(), func(ctx context.Context) (bool, error) {
+		for _, o := range canRead {
+			if c.Get(ctx, client.ObjectKey{Namespace: p.ns, Name: "web"}, o) != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatalf("%s never got to read what it needs: %v", name, err)
+	}
+	q := *p
+	q.kubeconfig = writeKubeconfig(t, filepath.Join(t.TempDir(), name), cfg.Host, cfg.CAData,
+		clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData})
+	return &q
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -249,34 +247,7 @@ func TestRollbackNeedsPermission(t *testing.T) {
 	p := newPlugin(t)
 	p.given("web", v1alpha1.RolloutStatus{StableRevision: "h3"})
 	user := func(name string, verbs ...string) *plugin {
-		cfg, err := p.env.UserConfig(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: name},
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"rollouts"}, Verbs: verbs}}}
-		binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: name},
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}}}
-		for _, o := range []client.Object{role, binding} {
-			if err := p.env.Client.Create(t.Context(), o); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c, err := client.New(cfg, client.Options{Scheme: p.env.Scheme})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// RBAC takes a moment to apply: wait until the user may get it.
-		if err := waitPoll(t.Context(), func(ctx context.Context) (bool, error) {
-			return c.Get(ctx, client.ObjectKey{Namespace: p.ns, Name: "web"}, &v1alpha1.Rollout{}) == nil, nil
-		}); err != nil {
-			t.Fatalf("%s never got to read the rollout: %v", name, err)
-		}
-		q := *p
-		q.kubeconfig = writeKubeconfig(t, filepath.Join(t.TempDir(), name), cfg.Host, cfg.CAData,
-			clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData})
-		return &q
+		return p.asUser(name, []rbacv1.PolicyRule{{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"rollouts"}, Verbs: verbs}}, &v1alpha1.Rollout{})
 	}
 
 	viewer := user("viewer", "get", "list", "watch")

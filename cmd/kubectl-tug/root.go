@@ -68,7 +68,7 @@ func newRootCmd(o *options) *cobra.Command {
 	root.AddCommand(
 		newGetCmd(o), newListCmd(o),
 		newPromoteCmd(o), newAbortCmd(o), newRetryCmd(o), newPauseCmd(o), newResumeCmd(o),
-		newWaitCmd(o), newAnalysisCmd(o), newHistoryCmd(o), newRollbackCmd(o), newRollbacksCmd(o),
+		newWaitCmd(o), newAnalysisCmd(o), newHistoryCmd(o), newRollbackCmd(o), newRollbacksCmd(o), newSetCmd(o),
 	)
 	return root
 }

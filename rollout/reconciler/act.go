@@ -107,7 +107,9 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 	if err := r.recordStable(ctx, ro, w, plan); err != nil {
 		return reconcile.Result{}, err
 	}
-	if changed {
+	if changed && plan.Event() == rollout.RolledBack {
+		r.announceRollback(ctx, ro, plan, images(w.rollbackTemplate))
+	} else if changed {
 		r.announce(ro, base, plan)
 	}
 	return reconcile.Result{RequeueAfter: plan.RequeueAfter}, nil
@@ -124,7 +126,7 @@ func (r *Reconciler) create(ctx context.Context, ro *v1alpha1.Rollout, w *world,
 		}
 	}
 	if w.primary == nil && !w.primaryTaken && w.target != nil && (w.stableRevision == "" || w.stableTemplate != nil || w.observed.TargetRevision == w.stableRevision) {
-		primary, err := r.createPrimary(ctx, ro, w, plan.Next.StableRevision)
+		primary, err := r.createPrimary(ctx, ro, w)
 		if err != nil {
 			return err
 		}
@@ -159,12 +161,15 @@ func (r *Reconciler) create(ctx context.Context, ro *v1alpha1.Rollout, w *world,
 // createPrimary creates <name>-primary: on the stable revision's recorded
 // template once there is a stable revision (a person deleted primary), from
 // the target before.
-func (r *Reconciler) createPrimary(ctx context.Context, ro *v1alpha1.Rollout, w *world, stable string) (*appsv1.Deployment, error) {
+func (r *Reconciler) createPrimary(ctx context.Context, ro *v1alpha1.Rollout, w *world) (*appsv1.Deployment, error) {
 	// The target serves until primary is Ready; primary starts at its size.
 	replicas := max(1, ptr.Deref(w.target.Spec.Replicas, 1))
 	p := primaryFor(ro, w.target, replicas)
-	if stable != "" && w.stableTemplate != nil {
-		setPrimaryFrom(p, *w.stableTemplate, stable)
+	if w.stableRevision != "" && w.stableTemplate != nil {
+		// On the stable revision status recorded when observed, named as
+		// such: a plan that moves stable (a rollback) puts primary on the
+		// new one after status records it.
+		setPrimaryFrom(p, *w.stableTemplate, w.stableRevision)
 	}
 	if err := r.Client.Create(ctx, p); err != nil {
 		if apierrors.IsAlreadyExists(err) {

@@ -63,6 +63,9 @@ func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, t
 		limit = int(ro.Spec.Rollback.RevisionHistoryLimit)
 	}
 	for _, old := range revs[:max(0, len(revs)-limit)] {
+		if old.Name == name {
+			continue // the one serving stays, however old its number
+		}
 		if err := r.Client.Delete(ctx, &old); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("prune revision %s of rollout %s/%s: %w", old.Name, ro.Namespace, ro.Name, err)
 		}

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -77,7 +80,11 @@ func (r *Reconciler) observeRollback(ctx context.Context, ro *v1alpha1.Rollout, 
 		return nil
 	}
 	to.Number, to.Revision = revs[i].Revision, revs[i].Annotations[annotationRevision]
-	if serving >= 0 && i < serving && int64(serving-i) > fastTrack(ro) {
+	if serving < 0 {
+		to.Refused = fmt.Sprintf("rollback refused: the revision serving (%s) is not in the history of rollout %s/%s, so how far back revision %d lies is not known", p.StableRevision, ro.Namespace, ro.Name, want)
+		return nil
+	}
+	if i < serving && int64(serving-i) > fastTrack(ro) {
 		to.Refused = fmt.Sprintf("rollback refused: revision %d is %d revisions before the one serving, and spec.rollback.fastTrackRevisions (%d) lets a rollback go back at once only that far; going back further, through the steps, is not available yet",
 			want, serving-i, fastTrack(ro))
 		return nil
@@ -108,6 +115,60 @@ func images(t *corev1.PodTemplateSpec) []string {
 		out = append(out, c.Image)
 	}
 	return out
+}
+
+// announceRollback records the RolledBack event with what a pipeline needs
+// to turn it into a revert pull request (AnnotationRolledBack), written
+// directly: the event recorder has no annotations. Like every event it is
+// best effort: a failure is logged, and changes nothing.
+func (r *Reconciler) announceRollback(ctx context.Context, ro *v1alpha1.Rollout, plan rollout.Plan, to []string) {
+	pin := plan.Next.Pin
+	if pin == nil {
+		return
+	}
+	record := v1alpha1.RollbackEvent{
+		Namespace: ro.Namespace, Rollout: ro.Name, From: pin.From, To: pin.Revision, ToNumber: pin.Number, ToImages: to,
+		Target: pin.Target, Reason: pin.Reason, RequestedBy: pin.RequestedBy, Request: pin.Request,
+	}
+	for _, c := range plan.Next.Rollbacks {
+		if c.Revision == pin.From {
+			record.FromImages = c.Images
+		}
+	}
+	raw, err := json.Marshal(record)
+	if err != nil {
+		return
+	}
+	now := r.Now()
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ro.Namespace, GenerateName: "tugboat-rolled-back-", // the Rollout is in regarding
+			Annotations: map[string]string{v1alpha1.AnnotationRolledBack: string(raw)},
+		},
+		EventTime:           metav1.NewMicroTime(now),
+		ReportingController: "tugboat",
+		ReportingInstance:   reportingInstance(),
+		Action:              "Reconcile",
+		Reason:              string(rollout.RolledBack),
+		Type:                corev1.EventTypeWarning,
+		Note:                shortText(plan.Message, 1024),
+		Regarding: corev1.ObjectReference{
+			APIVersion: v1alpha1.GroupVersion.String(), Kind: "Rollout",
+			Namespace: ro.Namespace, Name: ro.Name, UID: ro.UID, ResourceVersion: ro.ResourceVersion,
+		},
+	}
+	if err := r.Client.Create(ctx, ev); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "record the RolledBack event", "rollout", ro.Name)
+	}
+	r.Metrics.transition(rollout.RolledBack)
+}
+
+// reportingInstance names this controller in the events it writes.
+func reportingInstance() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return shortText(h, 128)
+	}
+	return "tugboat"
 }
 
 // shortText bounds text from a request.

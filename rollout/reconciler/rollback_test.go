@@ -2,11 +2,13 @@ package reconciler_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -123,6 +125,26 @@ func TestRollbackToARevision(t *testing.T) {
 		}
 		f.wantWeights("rb", 100, 0)
 		f.wantEvent("rb", "RolledBack")
+		// The event says, for a pipeline, what to revert.
+		var events eventsv1.EventList
+		if err := f.c.List(t.Context(), &events, client.InNamespace(f.ns)); err != nil {
+			t.Fatal(err)
+		}
+		var records []v1alpha1.RollbackEvent
+		for _, e := range events.Items {
+			if e.Reason == "RolledBack" && e.Regarding.Name == "rb" {
+				var rec v1alpha1.RollbackEvent
+				if err := json.Unmarshal([]byte(e.Annotations[v1alpha1.AnnotationRolledBack]), &rec); err != nil {
+					t.Fatalf("event annotation: %v", err)
+				}
+				records = append(records, rec)
+			}
+		}
+		want := v1alpha1.RollbackEvent{Namespace: f.ns, Rollout: "rb", From: v3, To: v2, ToNumber: 2, FromImages: []string{"example.com/rb:1"},
+			ToImages: []string{"example.com/rb:1"}, Target: v3, Reason: "v3 breaks checkout", RequestedBy: "jane", Request: "r1"}
+		if len(records) != 1 || !reflect.DeepEqual(records[0], want) {
+			t.Errorf("RolledBack events say %+v, want one saying %+v", records, want)
+		}
 	})
 
 	t.Run("a GitOps re-apply of the target during the pin changes nothing", func(t *testing.T) {
