@@ -28,21 +28,29 @@ const (
 	DefaultMeasureFor = 2 * time.Minute
 )
 
+// perNamespace is the share of all measurements in flight that the runs of
+// one namespace may hold, so that one tenant's silent servers leave room
+// for every other tenant.
+func perNamespace(total int64) int { return int(max(1, total/4)) }
+
 // flights takes measurements off the reconcile path. A measurement that is
 // due starts in a goroutine of its own and Reconcile returns at once; when it
 // comes back the run is reconciled again (through wake), and that reconcile
 // counts it. The measurements a pass starts together are counted together,
 // once all are back (busy), as if taken one after another in one pass. A
 // run holds no worker while its server thinks, at most perRun measurements,
-// each for at most measureFor; all runs together at most total.
+// each for at most measureFor; the runs of one namespace at most a quarter
+// of total, all runs together at most total.
 type flights struct {
 	total      *semaphore.Weighted
 	perRun     int
+	perNS      int
 	measureFor time.Duration
 	wake       chan event.GenericEvent
 
 	mu     sync.Mutex
 	byRun  map[types.NamespacedName]map[string]*flight // metric -> flight
+	byNS   map[string]int                              // measurements under way
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -61,6 +69,8 @@ func newFlights(total, perRun int64, measureFor time.Duration) *flights {
 	return &flights{
 		total:      semaphore.NewWeighted(total),
 		perRun:     int(perRun),
+		perNS:      perNamespace(total),
+		byNS:       map[string]int{},
 		measureFor: measureFor,
 		wake:       make(chan event.GenericEvent, 1024),
 		byRun:      map[types.NamespacedName]map[string]*flight{},
@@ -91,9 +101,10 @@ func (fs *flights) take(run *v1alpha1.AnalysisRun, metric string, at time.Time, 
 			return t
 		}
 	}
-	if len(mine) >= fs.perRun || !fs.total.TryAcquire(1) {
+	if len(mine) >= fs.perRun || fs.byNS[run.Namespace] >= fs.perNS || !fs.total.TryAcquire(1) {
 		return deferred
 	}
+	fs.byNS[run.Namespace]++
 	if mine == nil {
 		mine = map[string]*flight{}
 		fs.byRun[key] = mine
@@ -108,6 +119,9 @@ func (fs *flights) take(run *v1alpha1.AnalysisRun, metric string, at time.Time, 
 		cancel()
 		fs.mu.Lock()
 		f.taken, f.done = t, true
+		if fs.byNS[run.Namespace]--; fs.byNS[run.Namespace] <= 0 {
+			delete(fs.byNS, run.Namespace)
+		}
 		fs.mu.Unlock()
 		fs.total.Release(1)
 		select {

@@ -60,7 +60,7 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.String("prometheus-address", "", "Prometheus for metrics whose template names no address, such as http://prometheus.monitoring:9090")
 	fs.Duration("measurement-coalesce", time.Minute, "how long successful measurements that change no verdict may wait before they are written; 0 writes each one")
 	fs.Duration("measure-timeout", 2*time.Minute, "the longest one measurement may take, whatever its metric's timeout says; also how long a server may take to begin its answer")
-	fs.Int("max-measuring", 64, "measurements in flight at once, for all AnalysisRuns together (each run has at most 4)")
+	fs.Int("max-measuring", 64, "measurements in flight at once, for all AnalysisRuns together (one namespace at most a quarter, each run at most 4)")
 	fs.Bool("prometheus-allow-loopback", false, "let templates reach Prometheus on the controller's own host (the sandbox); never in a cluster")
 	fs.StringSlice("prometheus-allowed-hosts", nil, "addresses templates may name as their Prometheus (--prometheus-address is always allowed): host, host:port, *.domain[:port], a CIDR (for addresses written as IPs) or *; empty allows none")
 	fs.String("prometheus-ca-file", "", "CA (PEM) that --prometheus-address's certificate must chain to, instead of the system's roots; re-read when it changes")
