@@ -39,7 +39,9 @@ func TestOneNamespaceHoldsOnlyItsShare(t *testing.T) {
 		t.Fatalf("the noisy tenant holds %d measurements, want its share %d", started, perNamespace(8))
 	}
 	quiet := run("quiet", "r")
-	answer := func(context.Context, time.Time) analysis.Taken { return analysis.Taken{Sample: analysis.Sample{Values: []float64{1}}} }
+	answer := func(context.Context, time.Time) analysis.Taken {
+		return analysis.Taken{Sample: analysis.Sample{Values: []float64{1}}}
+	}
 	var got analysis.Taken
 	err := wait.PollUntilContextTimeout(t.Context(), 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		got = fs.take(quiet, "m", time.Now(), answer)

@@ -106,8 +106,16 @@ func TestKilledAtRandomInstants(t *testing.T) {
 	w.allAtRest(3 * time.Minute)
 	ctrl.stop()
 	v := watch.check()
-	t.Logf("%d kills survived in %s: %d releases promoted, %d aborts, %d retries, %d versions of Rollouts, primaries and VirtualServices checked, %d violations",
-		kills, time.Since(start).Round(time.Second), drive.promoted(), drive.aborts, drive.retries, watch.versions(), len(v))
+	rolledBack := 0
+	if ros, err := w.rollouts(t.Context()); err == nil {
+		for _, ro := range ros {
+			for _, n := range ro.Status.Rollbacks {
+				rolledBack += int(n.Requested)
+			}
+		}
+	}
+	t.Logf("%d kills survived in %s: %d releases promoted, %d aborts, %d retries, %d rollbacks asked for and %d made, %d versions of Rollouts, primaries and VirtualServices checked, %d violations",
+		kills, time.Since(start).Round(time.Second), drive.promoted(), drive.aborts, drive.retries, drive.rollbacks, rolledBack, watch.versions(), len(v))
 	for _, msg := range v {
 		t.Error(msg)
 	}

@@ -2,6 +2,7 @@ package crash
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -129,7 +130,7 @@ func (w *world) allAtRest(timeout time.Duration) {
 			if ro.Status.Abort != nil && ro.Annotations[v1alpha1.AnnotationRetry] == ro.Status.ObservedRequests.Retry {
 				_ = annotate(ctx, w.ns, ro.Name, v1alpha1.AnnotationRetry, "final")
 			}
-			done = done && atRest(ro)
+			done = done && atRest(ro) && rollbackAnswered(ro)
 		}
 		return done, nil
 	})
@@ -167,6 +168,13 @@ type driver struct {
 	stable           map[string]map[string]bool // revisions seen stable, per Rollout
 	aborts, retries  int
 	released, tokens int
+	rollbacks        int // rollback requests written
+}
+
+// rollbackAnswered: no rollback request waits for the controller.
+func rollbackAnswered(ro *v1alpha1.Rollout) bool {
+	v := ro.Annotations[v1alpha1.AnnotationRollback]
+	return v == "" || v1alpha1.RollbackRequestID(v) == ro.Status.ObservedRequests.Rollback
 }
 
 func (w *world) drive(rng *rand.Rand) *driver {
@@ -200,7 +208,17 @@ func (w *world) drive(rng *rand.Rand) *driver {
 				d.mu.Unlock()
 				attempt := attemptOf(ro.Status)
 				switch {
-				case atRest(ro):
+				case atRest(ro) && ro.Status.Rollback == nil && rollbackAnswered(ro) && rng.IntN(5) == 0:
+					// A person goes back to the revision before (refused
+					// while there is none).
+					d.tokens++
+					raw, _ := json.Marshal(v1alpha1.RollbackRequest{ID: "k" + strconv.Itoa(d.tokens), Reason: "crash tier"})
+					if annotate(ctx, w.ns, ro.Name, v1alpha1.AnnotationRollback, string(raw)) == nil {
+						d.mu.Lock()
+						d.rollbacks++
+						d.mu.Unlock()
+					}
+				case atRest(ro) && rollbackAnswered(ro):
 					versions[ro.Name]++
 					if release(ctx, w.ns, ro.Name, versions[ro.Name]) == nil {
 						d.mu.Lock()
