@@ -64,7 +64,11 @@ type HandBack struct {
 	// the target as given back.
 	GiveBack        bool
 	RestoreTemplate bool
-	Replicas        int32
+	// FromRecord takes the template from the stable revision's record, not
+	// from primary: a rollback recorded in status that primary had not
+	// taken yet when the Rollout was deleted.
+	FromRecord bool
+	Replicas   int32
 	// ServicesToTarget points the stable and canary Services at the target's
 	// pods, for good: they outlive the Rollout, so that the VirtualService
 	// naming them keeps working.
@@ -122,7 +126,9 @@ func handBack(p Progress, o Observed) Plan {
 	targetReplicas := d.TargetReplicas
 	if !d.GivenBack {
 		hb.GiveBack, hb.Replicas = true, replicas
-		hb.RestoreTemplate = d.Primary && p.StableRevision != "" && o.PrimaryRevision == p.StableRevision && o.TargetRevision != p.StableRevision
+		onStable := d.Primary && o.PrimaryRevision == p.StableRevision
+		hb.RestoreTemplate = p.StableRevision != "" && o.TargetRevision != p.StableRevision && (onStable || p.Pin != nil && o.StableRecorded)
+		hb.FromRecord = hb.RestoreTemplate && !onStable
 		targetReplicas = max(targetReplicas, replicas)
 		if hb.RestoreTemplate {
 			plan.Transition = TargetRestored
@@ -131,7 +137,10 @@ func handBack(p Progress, o Observed) Plan {
 	want := max(1, min(replicas, targetReplicas))
 	if hb.GiveBack || d.TargetServing < want {
 		plan.Message = fmt.Sprintf("the Rollout is being deleted; deployment %s takes the traffic back once %d of its pods are Ready", d.TargetName, want)
-		if hb.RestoreTemplate {
+		switch {
+		case hb.RestoreTemplate && p.Pin != nil:
+			plan.Message += fmt.Sprintf("; it gets back revision %s, the one rolled back to from %s", p.StableRevision, o.TargetRevision)
+		case hb.RestoreTemplate:
 			plan.Message += fmt.Sprintf("; it gets back stable revision %s: the rollout of revision %s never completed", p.StableRevision, o.TargetRevision)
 		}
 		return plan

@@ -39,6 +39,13 @@ func TestHandBack(t *testing.T) {
 			Message:  "the Rollout is being deleted; deployment app takes the traffic back once 3 of its pods are Ready; it gets back stable revision s1: the rollout of revision c1 never completed",
 			HandBack: &HandBack{RouteTo: PrimaryPods, GiveBack: true, RestoreTemplate: true, Replicas: 3}, Traffic: desired(0), RequeueAfter: 30 * time.Second},
 	}, {
+		name: "deleted after a rollback was recorded and before primary took it: the target gets the revision rolled back to, from its record",
+		p:    Progress{StableRevision: "s0", Pin: &Pin{Revision: "s0", Number: 1, From: "s1", Target: "s1", Since: t0}},
+		edit: func(o *Observed) { o.TargetRevision, o.PrimaryRevision, o.StableRecorded = "s1", "s1", true },
+		want: Plan{Outcome: HandingBack, Transition: TargetRestored, Next: Progress{StableRevision: "s0", Pin: &Pin{Revision: "s0", Number: 1, From: "s1", Target: "s1", Since: t0}},
+			Message:  "the Rollout is being deleted; deployment app takes the traffic back once 3 of its pods are Ready; it gets back revision s0, the one rolled back to from s1",
+			HandBack: &HandBack{RouteTo: PrimaryPods, GiveBack: true, RestoreTemplate: true, FromRecord: true, Replicas: 3}, Traffic: desired(0), RequeueAfter: 30 * time.Second},
+	}, {
 		name: "given back, the target not Ready yet: waits, traffic on primary",
 		p:    atRest,
 		edit: func(o *Observed) {

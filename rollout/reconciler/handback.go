@@ -194,7 +194,10 @@ const annotationHandedBack = "tugboat.dev/handed-back-by"
 func (r *Reconciler) giveBack(ctx context.Context, ro *v1alpha1.Rollout, w *world, hb *rollout.HandBack) error {
 	target := w.target
 	base := target.DeepCopy()
-	if hb.RestoreTemplate && w.primary != nil {
+	switch {
+	case hb.RestoreTemplate && hb.FromRecord && w.stableTemplate != nil:
+		target.Spec.Template = *w.stableTemplate.DeepCopy()
+	case hb.RestoreTemplate && !hb.FromRecord && w.primary != nil:
 		target.Spec.Template = recordedForm(w.primary)
 	}
 	target.Spec.Replicas = ptr.To(max(ptr.Deref(target.Spec.Replicas, 1), hb.Replicas))

@@ -202,3 +202,31 @@ func TestRollbackToARevision(t *testing.T) {
 		}
 	})
 }
+
+// Deleting a Rollout pinned by a rollback hands the application back on the
+// revision rolled back to, not on the one the target still holds.
+func TestDeletedWhilePinned(t *testing.T) {
+	f := given(t)
+	f.app("dp", 1, managedRoute("dp"))
+	f.rollout(newRollout("dp", weight(50)))
+	f.eventually("dp", "initialized", time.Minute, hasReason("Healthy"))
+	v2 := f.release("dp", "v2")
+	f.eventually("dp", "promoted", time.Minute, stableAt(v2))
+	f.rollBack("dp", "r1", 0, "")
+	f.eventually("dp", "rolled back", 30*time.Second, answered("r1"))
+	if err := pollUntil(t, time.Minute, f.primaryServes("dp", "v1")); err != nil {
+		t.Fatalf("primary never served v1: %v", err)
+	}
+	var ro v1alpha1.Rollout
+	f.get(&ro, "dp")
+	if err := f.c.Delete(t.Context(), &ro); err != nil {
+		t.Fatal(err)
+	}
+	f.gone(&v1alpha1.Rollout{}, "dp", "the Rollout")
+	var d appsv1.Deployment
+	f.get(&d, "dp")
+	if v := d.Spec.Template.Spec.Containers[0].Env[0].Value; v != "v1" {
+		t.Errorf("the target was handed back on %s, want v1, the revision rolled back to", v)
+	}
+	f.wantEvent("dp", "TargetRestored")
+}
