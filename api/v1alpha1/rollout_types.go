@@ -239,8 +239,11 @@ type RollbackPolicy struct {
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	RevisionHistoryLimit int32 `json:"revisionHistoryLimit,omitempty"`
-	// FastTrackRevisions is how many of the most recent revisions a rollback
-	// may return to without running the steps again.
+	// FastTrackRevisions is how many of the revisions before the one serving
+	// a rollback (kubectl tug rollback) may return to at once, without
+	// running the steps again (default 1: the previous one). A rollback
+	// further back is refused: going back through the steps is not
+	// available yet.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
