@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/utils/ptr"
 
+	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/traffic"
 )
@@ -142,13 +143,8 @@ func pinMessage(pin *Pin) string {
 		pin.Number, pin.Revision, pin.From, by, why, pin.Target)
 }
 
-// shorten bounds a message kept in status.
-func shorten(s string) string {
-	if len(s) <= 4096 {
-		return s
-	}
-	return s[:4093] + "..."
-}
+// shorten bounds a message kept in status (the CRD's 4096).
+func shorten(s string) string { return analysis.Shorten(s, 4096) }
 
 // Causes of a rollback count.
 type rollbackCause int

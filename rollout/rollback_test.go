@@ -23,11 +23,12 @@ func TestRollBack(t *testing.T) {
 		o.TargetRevision, o.StableImages, o.TargetImages = target, []string{"app:2"}, []string{"app:" + target}
 		return o
 	}
-	asking := func(o Observed, to RollbackTo) Observed {
-		to.ID = "r1"
-		o.Requests.Rollback, o.Rollback = "r1", &to
+	askingAs := func(id string, o Observed, to RollbackTo) Observed {
+		to.ID = id
+		o.Requests.Rollback, o.Rollback = id, &to
 		return o
 	}
+	asking := func(o Observed, to RollbackTo) Observed { return askingAs("r1", o, to) }
 	pin := &Pin{Request: "r1", Revision: "s0", Number: 1, From: "s1", Target: "s1", Reason: "bad build", RequestedBy: "jane", Since: later}
 	pinnedAt := Progress{StableRevision: "s0", Pin: pin, Requests: v1alpha1.Requests{Rollback: "r1"}}
 
@@ -121,13 +122,10 @@ func TestRollBack(t *testing.T) {
 	}, {
 		name:    "pinned: rolled back again, further",
 		p:       pinnedAt,
-		o:       asking(atRest("s1"), RollbackTo{Revision: "sm1", Number: 0 + 1, Recorded: true}),
+		o:       askingAs("r2", atRest("s1"), RollbackTo{Revision: "sm1", Number: 1, Recorded: true}),
 		outcome: RolledBack, transition: RolledBack, stable: "sm1", pinned: true, rollBackPrimary: true, accepted: true,
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.o.Rollback != nil && tt.name == "pinned: rolled back again, further" {
-				tt.o.Rollback.ID, tt.o.Requests.Rollback = "r2", "r2"
-			}
 			plan := Decide(spec, tt.p, tt.o)
 			n := plan.Next
 			if plan.Outcome != tt.outcome || plan.Transition != tt.transition || n.StableRevision != tt.stable || (n.Pin != nil) != tt.pinned || plan.RollBackPrimary != tt.rollBackPrimary {

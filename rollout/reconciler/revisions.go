@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
 
@@ -84,15 +85,15 @@ func aboutRevision(ro *v1alpha1.Rollout, template corev1.PodTemplateSpec, how st
 		}
 		summary = append(summary, which+" "+string(a.Phase))
 	}
-	analysis := "no analysis"
+	line := "no analysis"
 	if len(summary) > 0 {
-		analysis = strings.Join(summary, ", ")
+		line = strings.Join(summary, ", ")
 	}
 	return map[string]string{
 		v1alpha1.AnnotationImages:     strings.Join(images(&template), ","),
 		v1alpha1.AnnotationPromotedAt: at.UTC().Format(time.RFC3339),
 		v1alpha1.AnnotationPromotedBy: how,
-		v1alpha1.AnnotationAnalysis:   shortText(analysis, 1024),
+		v1alpha1.AnnotationAnalysis:   analysis.Shorten(line, 1024),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout"
 )
@@ -55,7 +56,7 @@ func (r *Reconciler) observeRollback(ctx context.Context, ro *v1alpha1.Rollout, 
 		to.Refused = "rollback refused: the " + v1alpha1.AnnotationRollback + " annotation is not a rollback request (kubectl tug rollback writes one)"
 		return nil
 	}
-	to.Reason, to.User = shortText(req.Reason, 1024), shortText(req.User, 512)
+	to.Reason, to.User = analysis.Shorten(req.Reason, 1024), analysis.Shorten(req.User, 512)
 	revs, err := r.history(ctx, ro)
 	if err != nil {
 		return err
@@ -151,7 +152,7 @@ func (r *Reconciler) announceRollback(ctx context.Context, ro *v1alpha1.Rollout,
 		Action:              "Reconcile",
 		Reason:              string(rollout.RolledBack),
 		Type:                corev1.EventTypeWarning,
-		Note:                shortText(plan.Message, 1024),
+		Note:                analysis.Shorten(plan.Message, 1024),
 		Regarding: corev1.ObjectReference{
 			APIVersion: v1alpha1.GroupVersion.String(), Kind: "Rollout",
 			Namespace: ro.Namespace, Name: ro.Name, UID: ro.UID, ResourceVersion: ro.ResourceVersion,
@@ -166,15 +167,7 @@ func (r *Reconciler) announceRollback(ctx context.Context, ro *v1alpha1.Rollout,
 // reportingInstance names this controller in the events it writes.
 func reportingInstance() string {
 	if h, err := os.Hostname(); err == nil && h != "" {
-		return shortText(h, 128)
+		return analysis.Shorten(h, 128)
 	}
 	return "tugboat"
-}
-
-// shortText bounds text from a request.
-func shortText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }
