@@ -18,7 +18,7 @@ PROM_BIN       := $(TOOLS_DIR)/prometheus-$(PROMETHEUS_VERSION)
 KWOK_BIN       := $(TOOLS_DIR)/kwok-$(KWOK_VERSION)
 CONTROLLER_GEN := $(TOOLS_DIR)/controller-gen-$(CONTROLLER_TOOLS_VERSION)/controller-gen
 
-TOOL_BINS := $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KUBE_BIN)/kube-scheduler \
+TOOL_BINS := $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KUBE_BIN)/kube-scheduler $(KUBE_BIN)/kubectl \
              $(ETCD_BIN)/etcd $(PROM_BIN)/prometheus $(PROM_BIN)/promtool $(KWOK_BIN)/kwok $(CONTROLLER_GEN)
 
 # Root packages hold the pure core; they must not import I/O clients.

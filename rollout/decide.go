@@ -21,8 +21,9 @@ type Observed struct {
 	PrimaryRevision string
 	// PrimaryReady: primary has all its replicas Ready at PrimaryRevision.
 	PrimaryReady bool
-	// CanaryReady: the target has the replicas it was asked for, all Ready
-	// at TargetRevision.
+	// CanaryReady: the canary's Deployment (the target, or the rollback
+	// canary) has the replicas it was asked for, all Ready at the canary's
+	// revision.
 	CanaryReady bool
 	// Replicas is the full size of the application (primary's replicas).
 	Replicas int32
@@ -57,9 +58,13 @@ type Observed struct {
 	Deletion Deletion
 	// Rollback is the pending rollback request, resolved against history.
 	Rollback *RollbackTo
-	// StableImages and TargetImages are the images of the stable revision
-	// and of the target's template, for the rollback counts.
-	StableImages, TargetImages []string
+	// StableImages and CanaryImages are the images of the stable revision
+	// and of the canary (the target's template, or the recorded one of a
+	// revision rolled back to through the steps), for the rollback counts.
+	StableImages, CanaryImages []string
+	// CanaryRecorded: rolling back through the steps, the record of the
+	// revision rolled back to is there to run the canary from.
+	CanaryRecorded bool
 }
 
 // Plan is everything the reconciler must do; Decide never does it itself.
@@ -77,9 +82,10 @@ type Plan struct {
 	// is written: primary never runs a revision that status does not call
 	// stable or promoting.
 	PromotePrimary bool
-	// RollBackPrimary puts primary on the recorded template of the stable
-	// revision Next names, a revision rolled back to. Like PromotePrimary it
-	// is carried out after status records it.
+	// RollBackPrimary puts primary on the recorded template of the revision
+	// Next's pin names, a revision rolled back to (at once, or promoted
+	// through the steps). Like PromotePrimary it is carried out after status
+	// records it.
 	RollBackPrimary bool
 	// RestorePrimary puts primary back on the stable revision's recorded
 	// template: it was found running a revision that status calls neither
@@ -140,8 +146,9 @@ func Decide(s Spec, p Progress, o Observed) Plan {
 		// past the end is the promotion it would be at the end.
 		p.Step = ptr.To(min(max(*p.Step, 0), int32(len(s.Steps))))
 	}
-	if p.Pin != nil && (p.StableRevision == "" || p.InRollout()) {
-		// Hand-edited: a pin holds only a Rollout at rest on a revision.
+	if p.Pin != nil && !p.Pin.fits(p) {
+		// Hand-edited: a pin holds only a Rollout at rest on a revision, or
+		// rolls out the revision it goes back to.
 		p.Pin = nil
 	}
 	plan := decide(s, p, o)
@@ -152,8 +159,11 @@ func Decide(s Spec, p Progress, o Observed) Plan {
 	if n.RollbackAnswer == nil {
 		n.RollbackAnswer = p.RollbackAnswer
 	}
+	if c := o.Requests.RollbackCancel; c != "" && n.Requests.RollbackCancel == c && n.RollbackAnswer == p.RollbackAnswer {
+		n.RollbackAnswer = cancelAnswer(c, p, *n)
+	}
 	if n.Abort != nil && p.Abort == nil && n.CanaryRevision != "" {
-		n.Rollbacks = countRollback(n.Rollbacks, n.CanaryRevision, o.TargetImages, causeAborted)
+		n.Rollbacks = countRollback(n.Rollbacks, n.CanaryRevision, o.CanaryImages, causeAborted)
 	}
 	switch {
 	case !n.InRollout():
@@ -191,6 +201,8 @@ func decide(s Spec, p Progress, o Observed) Plan {
 		return held(s, p, o)
 	case p.StableRevision == "":
 		return initialize(p, o)
+	case p.RollingBackThroughSteps():
+		return rollingBack(s, p, o)
 	case p.Pin != nil:
 		return pinned(s, p, o)
 	case o.TargetRevision == p.StableRevision:
@@ -514,9 +526,28 @@ func promote(s Spec, p Progress, o Observed, hold Plan) Plan {
 	hold.Next.Requests = acknowledge(p.Requests, o.Requests)
 	if o.PrimaryRevision != p.CanaryRevision || !o.PrimaryReady {
 		hold.Outcome, hold.Message = Promoting, "primary is taking revision "+p.CanaryRevision
-		hold.PromotePrimary = o.PrimaryRevision != p.CanaryRevision
+		taking := o.PrimaryRevision != p.CanaryRevision
+		if p.RollingBackThroughSteps() {
+			hold.RollBackPrimary = taking // from its record: the target holds another
+		} else {
+			hold.PromotePrimary = taking
+		}
 		hold.RequeueAfter = s.ProgressDeadline
 		return hold
+	}
+	if pin := p.Pin; pin != nil && pin.ThroughSteps {
+		// A rollback through the steps arrives: it holds from now on.
+		held := *pin
+		held.ThroughSteps, held.Since = false, o.Now.Truncate(time.Second)
+		msg := pinMessage(&held)
+		return Plan{
+			Outcome:        RolledBack,
+			Transition:     RolledBack,
+			Message:        msg,
+			Next:           Progress{StableRevision: p.CanaryRevision, Pin: &held, Requests: hold.Next.Requests},
+			Traffic:        ptr.To(traffic.AtRest()),
+			CanaryReplicas: ptr.To[int32](0),
+		}
 	}
 	return Plan{
 		Outcome:        Healthy,

@@ -76,9 +76,13 @@ func FuzzDecide(f *testing.F) {
 		if requests&256 != 0 {
 			o.Requests.RollbackCancel = "x"
 		}
-		if requests&(1<<11) != 0 { // a rollback request, to any revision, recorded or not, or refused
+		if phaseBits&64 != 0 { // rolling back through the steps, to the canary's revision
+			p.Pin = &Pin{Request: "r0", Revision: p.CanaryRevision, Number: 1, From: p.StableRevision, Target: revs[(requests>>9)&3], Since: t0, ThroughSteps: true}
+		}
+		o.CanaryRecorded = o.StableRecorded
+		if requests&(1<<11) != 0 { // a rollback request, to any revision, recorded or not, at once or through the steps, or refused
 			o.Requests.Rollback = "r1"
-			o.Rollback = &RollbackTo{ID: "r1", Revision: revs[(requests>>12)&3], Number: 2, Recorded: requests&(1<<14) != 0}
+			o.Rollback = &RollbackTo{ID: "r1", Revision: revs[(requests>>12)&3], Number: 2, Recorded: requests&(1<<14) != 0, ThroughSteps: phaseBits&128 != 0}
 			if requests&(1<<15) != 0 {
 				o.Rollback.Refused = "refused"
 			}
@@ -97,14 +101,23 @@ func FuzzDecide(f *testing.F) {
 		if plan.PromotePrimary && plan.RestorePrimary || plan.RollBackPrimary && (plan.PromotePrimary || plan.RestorePrimary) {
 			t.Fatalf("primary given two templates: %+v", plan)
 		}
-		if plan.RollBackPrimary && (plan.Next.Pin == nil || plan.Next.StableRevision != o.Rollback.Revision || plan.Next.InRollout() || !o.Rollback.Recorded) {
-			t.Fatalf("primary rolled back to %s, unrecorded or without a pin: %+v", plan.Next.StableRevision, plan.Next)
+		n := plan.Next
+		atOnce := n.Pin != nil && !n.Pin.ThroughSteps && o.Rollback != nil && n.StableRevision == o.Rollback.Revision && !n.InRollout() && o.Rollback.Recorded
+		promotedBack := n.RollingBackThroughSteps() && n.Promoting && n.CanaryRevision == n.Pin.Revision && o.CanaryRecorded
+		if plan.RollBackPrimary && !atOnce && !promotedBack {
+			t.Fatalf("primary rolled back to an unrecorded revision, without a pin, or before the steps are done: %+v", plan.Next)
+		}
+		if plan.PromotePrimary && n.RollingBackThroughSteps() {
+			t.Fatalf("primary given the target's template while rolling back through the steps: %+v", plan.Next)
+		}
+		if n.RollingBackThroughSteps() && (n.CanaryRevision != n.Pin.Revision || n.StableRevision == "") {
+			t.Fatalf("rolling back through the steps to %s while rolling out %q: %+v", n.Pin.Revision, n.CanaryRevision, n)
 		}
 		if o.Rollback != nil && p.StableRevision != "" && !o.Deleting && (plan.Next.Requests.Rollback != o.Rollback.ID || plan.Next.RollbackAnswer == nil) {
 			// Answered, whatever holds, once there is a revision to go back from.
 			t.Fatalf("rollback request not answered: %+v", plan.Next)
 		}
-		if plan.Next.Pin != nil && (plan.Next.InRollout() || plan.Traffic == nil || plan.Traffic.Split.Canary != 0) && o.Problem == nil {
+		if plan.Next.Pin != nil && !plan.Next.Pin.ThroughSteps && (plan.Next.InRollout() || plan.Traffic == nil || plan.Traffic.Split.Canary != 0) && o.Problem == nil {
 			t.Fatalf("pinned with a rollout under way or traffic on the canary: %+v %+v", plan.Next, plan.Traffic)
 		}
 		if st := plan.Next.Step; st != nil && (*st < 0 || int(*st) > len(s.Steps)) {

@@ -138,7 +138,7 @@ func handBack(p Progress, o Observed) Plan {
 	if hb.GiveBack || d.TargetServing < want {
 		plan.Message = fmt.Sprintf("the Rollout is being deleted; deployment %s takes the traffic back once %d of its pods are Ready", d.TargetName, want)
 		switch {
-		case hb.RestoreTemplate && p.Pin != nil:
+		case hb.RestoreTemplate && p.Pin != nil && !p.Pin.ThroughSteps:
 			plan.Message += fmt.Sprintf("; it gets back revision %s, the one rolled back to from %s", p.StableRevision, o.TargetRevision)
 		case hb.RestoreTemplate:
 			plan.Message += fmt.Sprintf("; it gets back stable revision %s: the rollout of revision %s never completed", p.StableRevision, o.TargetRevision)

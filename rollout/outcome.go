@@ -18,6 +18,10 @@ const (
 	// Unpinned: a rollback's pin ended (lifted on request, or the target
 	// took a new template), and nothing else changed.
 	Unpinned Outcome = "Unpinned"
+	// RollingBack: a rollback to a revision further back than
+	// spec.rollback.fastTrackRevisions began: the revision is rolled out
+	// again, from history, through the steps.
+	RollingBack Outcome = "RollingBack"
 	// RollbackRefused: a rollback request could not be carried out; nothing
 	// changed.
 	RollbackRefused Outcome = "RollbackRefused"
@@ -65,7 +69,7 @@ const (
 // an event.
 func (o Outcome) IsTransition() bool {
 	switch o {
-	case Initialized, Promoted, Cancelled, Unpinned, RollbackRefused, Started, Restarted, Retried, Advanced, StepsChanged, InconclusiveAccepted, HandedBack, TargetRestored,
+	case Initialized, Promoted, Cancelled, Unpinned, RollbackRefused, RollingBack, Started, Restarted, Retried, Advanced, StepsChanged, InconclusiveAccepted, HandedBack, TargetRestored,
 		AbortedByUser, ProgressDeadlineExceeded, AnalysisFailed:
 		return true
 	}
@@ -85,7 +89,7 @@ func (o Outcome) IsFailure() bool {
 // IsWarning reports whether the event announcing the outcome is a Warning:
 // a failure, or a change a person should look at.
 func (o Outcome) IsWarning() bool {
-	return o.IsFailure() || o == TargetRestored || o == RolledBack || o == RollbackRefused
+	return o.IsFailure() || o == TargetRestored || o == RolledBack || o == RollbackRefused || o == RollingBack
 }
 
 // WaitsForPerson reports whether only a person can move the rollout on.

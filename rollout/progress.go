@@ -66,7 +66,7 @@ func ProgressFrom(s v1alpha1.RolloutStatus) Progress {
 	}
 	if r := s.Rollback; r != nil {
 		p.Pin = &Pin{Request: r.Request, Revision: r.Revision, Number: r.Number, From: r.From, Target: r.Target,
-			Reason: r.Reason, RequestedBy: r.RequestedBy, Since: r.Since.Time}
+			Reason: r.Reason, RequestedBy: r.RequestedBy, Since: r.Since.Time, ThroughSteps: r.ThroughSteps}
 	}
 	p.RollbackAnswer = s.RollbackRequest.DeepCopy()
 	p.Rollbacks = s.Rollbacks
@@ -102,7 +102,7 @@ func (p Progress) WriteTo(s *v1alpha1.RolloutStatus, weight int32) {
 	s.Rollback = nil
 	if pin := p.Pin; pin != nil {
 		s.Rollback = &v1alpha1.RolloutRollback{Request: pin.Request, Revision: pin.Revision, Number: pin.Number, From: pin.From, Target: pin.Target,
-			Reason: pin.Reason, RequestedBy: pin.RequestedBy, Since: metav1.NewTime(pin.Since.Truncate(time.Second))}
+			Reason: pin.Reason, RequestedBy: pin.RequestedBy, Since: metav1.NewTime(pin.Since.Truncate(time.Second)), ThroughSteps: pin.ThroughSteps}
 	}
 	s.RollbackRequest = p.RollbackAnswer.DeepCopy()
 	s.Rollbacks = p.Rollbacks

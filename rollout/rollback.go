@@ -12,17 +12,37 @@ import (
 	"github.com/tugboatdev/tugboat/traffic"
 )
 
-// Pin is a rollback that holds (status.rollback): primary serves Revision,
-// from history, while the target's template is still Target.
+// Pin is a rollback (status.rollback). Once it holds, primary serves
+// Revision, from history, while the target's template is still Target.
+// ThroughSteps, before that, is a rollback on its way: Revision is rolled out
+// as a canary, from history, through the steps and their analysis, and holds
+// once promoted.
 type Pin struct {
-	Request     string
-	Revision    string
-	Number      int64
-	From        string
-	Target      string
-	Reason      string
-	RequestedBy string
-	Since       time.Time
+	Request      string
+	Revision     string
+	Number       int64
+	From         string
+	Target       string
+	Reason       string
+	RequestedBy  string
+	Since        time.Time
+	ThroughSteps bool
+}
+
+// fits reports whether the pin belongs to progress p: one that holds pins a
+// Rollout at rest, one through the steps is the rollout of its revision.
+func (pin *Pin) fits(p Progress) bool {
+	if pin.ThroughSteps {
+		return p.StableRevision != "" && p.CanaryRevision == pin.Revision
+	}
+	return p.StableRevision != "" && !p.InRollout()
+}
+
+// RollingBackThroughSteps reports whether the canary of p is a revision
+// rolled back to through the steps, which runs from its record rather than
+// in the target's pods.
+func (p Progress) RollingBackThroughSteps() bool {
+	return p.Pin != nil && p.Pin.ThroughSteps && p.Pin.fits(p)
 }
 
 // RollbackTo is a pending rollback request as observe resolved it against
@@ -35,6 +55,10 @@ type RollbackTo struct {
 	Revision string
 	Number   int64
 	Recorded bool
+	// ThroughSteps: the revision lies further back than
+	// spec.rollback.fastTrackRevisions, so the rollback rolls it out again,
+	// as a canary, through the steps.
+	ThroughSteps bool
 	// Refused, when set, is why the request cannot be carried out (no such
 	// revision, too old to go back to at once, unreadable); nothing changes.
 	Refused string
@@ -70,21 +94,33 @@ func rollBack(s Spec, p Progress, o Observed) Plan {
 	}
 	pin := &Pin{
 		Request: req.ID, Revision: req.Revision, Number: req.Number, From: p.StableRevision, Target: o.TargetRevision,
-		Reason: req.Reason, RequestedBy: req.User, Since: o.Now.Truncate(time.Second),
+		Reason: req.Reason, RequestedBy: req.User, Since: o.Now.Truncate(time.Second), ThroughSteps: req.ThroughSteps,
 	}
 	next := Progress{
-		StableRevision: req.Revision,
+		StableRevision: p.StableRevision,
 		Pin:            pin,
 		Requests:       acknowledge(p.Requests, o.Requests),
-		Rollbacks:      countRollback(p.Rollbacks, p.StableRevision, o.StableImages, causeRequested),
+		Rollbacks:      p.Rollbacks,
+	}
+	if !p.RollingBackThroughSteps() { // which counted it already
+		next.Rollbacks = countRollback(p.Rollbacks, p.StableRevision, o.StableImages, causeRequested)
 	}
 	next.Requests.Rollback = req.ID
 	msg := pinMessage(pin)
+	if pin.ThroughSteps {
+		msg = fmt.Sprintf("rolling back to revision %d (%s) from %s through the steps, as a canary from history%s", pin.Number, pin.Revision, pin.From, byWhy(pin))
+	}
 	if p.InRollout() && p.Abort == nil {
 		msg = fmt.Sprintf("rollout of %s aborted; %s", p.CanaryRevision, msg)
-		next.Rollbacks = countRollback(next.Rollbacks, p.CanaryRevision, o.TargetImages, causeAborted)
+		next.Rollbacks = countRollback(next.Rollbacks, p.CanaryRevision, o.CanaryImages, causeAborted)
 	}
 	next.RollbackAnswer = &v1alpha1.RollbackRequestStatus{ID: req.ID, Accepted: true, Message: shorten(msg)}
+	if pin.ThroughSteps {
+		next.CanaryRevision = req.Revision
+		next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
+		return atFirstStep(s, o, RollingBack, msg, next)
+	}
+	next.StableRevision = req.Revision
 	return Plan{
 		Outcome:         RolledBack,
 		Transition:      RolledBack,
@@ -94,6 +130,36 @@ func rollBack(s Spec, p Progress, o Observed) Plan {
 		CanaryReplicas:  ptr.To[int32](0),
 		RollBackPrimary: true,
 	}
+}
+
+// rollingBack runs a rollback through the steps: the revision rolled back to
+// is rolled out as any canary is (analysis, pauses, promote and abort
+// requests), except that deployment windows do not hold it, and that it
+// ends, with traffic back on stable, when the target takes a new template
+// or a person cancels it. Promoted, it pins the Rollout (see promote).
+func rollingBack(s Spec, p Progress, o Observed) Plan {
+	pin := p.Pin
+	lift := func(why string) Plan {
+		rest := Progress{StableRevision: p.StableRevision, Requests: p.Requests, RollbackAnswer: p.RollbackAnswer, Rollbacks: p.Rollbacks}
+		plan := decide(s, rest, o)
+		if plan.Transition == "" && !plan.Outcome.IsTransition() {
+			plan.Transition = Unpinned
+		}
+		plan.Message = why + "; " + plan.Message
+		return plan
+	}
+	switch {
+	case o.Requests.RollbackCancel != "":
+		return lift(fmt.Sprintf("rollback to revision %d through the steps cancelled on request, traffic back on stable", pin.Number))
+	case o.TargetRevision != pin.Target:
+		return lift(fmt.Sprintf("the target has a new template (%s): rollback to revision %d through the steps ends, traffic back on stable", o.TargetRevision, pin.Number))
+	case !o.CanaryRecorded:
+		return lift(fmt.Sprintf("the record of revision %d (%s) is gone: rollback through the steps ends, traffic back on stable", pin.Number, pin.Revision))
+	case p.Abort != nil:
+		return aborted(s, p, o)
+	}
+	o.WindowClosed, o.WindowOpens, o.WindowInvalid = "", time.Time{}, false
+	return progress(s, p, o)
 }
 
 // pinned is a Rollout held on a revision rolled back to. While the target's
@@ -130,17 +196,38 @@ func pinned(s Spec, p Progress, o Observed) Plan {
 	}
 }
 
+// cancelAnswer answers a request to cancel a rollback: lifted, or nothing
+// to lift.
+func cancelAnswer(id string, p, next Progress) *v1alpha1.RollbackRequestStatus {
+	a := &v1alpha1.RollbackRequestStatus{ID: id}
+	switch pin := p.Pin; {
+	case pin != nil && next.Pin == nil && pin.ThroughSteps:
+		a.Accepted, a.Message = true, fmt.Sprintf("rollback to revision %d (%s) through the steps cancelled; revision %s serves", pin.Number, pin.Revision, next.StableRevision)
+	case pin != nil && next.Pin == nil:
+		a.Accepted, a.Message = true, fmt.Sprintf("rollback to revision %d (%s) lifted; the target's template rolls out as usual", pin.Number, pin.Revision)
+	case next.Pin != nil:
+		a.Message = fmt.Sprintf("the rollback to revision %d (%s) was not lifted", next.Pin.Number, next.Pin.Revision)
+	default:
+		a.Message = "nothing to cancel: no rollback pins the Rollout"
+	}
+	return a
+}
+
 func pinMessage(pin *Pin) string {
-	by := ""
+	return fmt.Sprintf("rolled back to revision %d (%s) from %s%s; pinned while the target's template is %s (a new template, or kubectl tug rollback --cancel, ends it)",
+		pin.Number, pin.Revision, pin.From, byWhy(pin), pin.Target)
+}
+
+// byWhy says who asked for a rollback, and why.
+func byWhy(pin *Pin) string {
+	s := ""
 	if pin.RequestedBy != "" {
-		by = " by " + pin.RequestedBy
+		s = " by " + pin.RequestedBy
 	}
-	why := ""
 	if pin.Reason != "" {
-		why = ": " + pin.Reason
+		s += ": " + pin.Reason
 	}
-	return fmt.Sprintf("rolled back to revision %d (%s) from %s%s%s; pinned while the target's template is %s (a new template, or kubectl tug rollback --cancel, ends it)",
-		pin.Number, pin.Revision, pin.From, by, why, pin.Target)
+	return s
 }
 
 // shorten bounds a message kept in status (the CRD's 4096).

@@ -20,7 +20,7 @@ func TestRollBack(t *testing.T) {
 	later := t0.Add(time.Hour)
 	atRest := func(target string) Observed {
 		o := ready(later)
-		o.TargetRevision, o.StableImages, o.TargetImages = target, []string{"app:2"}, []string{"app:" + target}
+		o.TargetRevision, o.StableImages, o.CanaryImages = target, []string{"app:2"}, []string{"app:" + target}
 		return o
 	}
 	askingAs := func(id string, o Observed, to RollbackTo) Observed {
@@ -173,7 +173,7 @@ func TestRollBackFinishedAfterARestart(t *testing.T) {
 
 func TestRollbackCounts(t *testing.T) {
 	o := ready(t0.Add(time.Hour))
-	o.TargetImages, o.StableImages = []string{"app:3"}, []string{"app:2"}
+	o.CanaryImages, o.StableImages = []string{"app:3"}, []string{"app:2"}
 	// An analysis failure counts an abort of the canary.
 	p := at(3, t0)
 	o.Analysis = "Failed"

@@ -2,7 +2,8 @@ package v1alpha1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-// RolloutRollback is a rollback that holds: primary serves Revision, an
+// RolloutRollback is a rollback that holds (or, with ThroughSteps, is on
+// its way): primary serves Revision, an
 // earlier revision from history, while the target's template is still
 // Target, the one rolled back from. A GitOps tool keeps showing the target
 // as in sync, and nothing fights. A new template on the target (the fix, or
@@ -38,6 +39,12 @@ type RolloutRollback struct {
 	RequestedBy string `json:"requestedBy,omitempty"`
 	// Since is when the rollback was made.
 	Since metav1.Time `json:"since"`
+	// ThroughSteps: the rollback is on its way, through the steps, with
+	// Revision rolled out as a canary from history (further back than
+	// spec.rollback.fastTrackRevisions); it holds once promoted. Stable is
+	// still the revision rolled back from meanwhile.
+	// +optional
+	ThroughSteps bool `json:"throughSteps,omitempty"`
 }
 
 // RollbackRequestStatus is the controller's answer to the last rollback

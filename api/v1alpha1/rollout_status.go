@@ -49,9 +49,18 @@ type RolloutStatus struct {
 	// +optional
 	StableRevision string `json:"stableRevision,omitempty"`
 
-	// CanaryRevision is the hash of the target's pod template being rolled out.
+	// CanaryRevision is the hash of the pod template being rolled out: the
+	// target's, or, rolling back through the steps, the revision rolled back
+	// to.
 	// +optional
 	CanaryRevision string `json:"canaryRevision,omitempty"`
+	// CanaryWorkload names the Deployment whose pods take the canary's
+	// traffic: the target, or <name>-rollback while a rollback goes through
+	// the steps. Analysis arguments that name the canary's workload take it
+	// with valueFrom.fieldRef.fieldPath: status.canaryWorkload.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	CanaryWorkload string `json:"canaryWorkload,omitempty"`
 
 	// StepsHash identifies the steps the rollout of CanaryRevision runs; a
 	// change of spec.steps mid-rollout restarts it from the first step.

@@ -242,8 +242,9 @@ type RollbackPolicy struct {
 	// FastTrackRevisions is how many of the revisions before the one serving
 	// a rollback (kubectl tug rollback) may return to at once, without
 	// running the steps again (default 1: the previous one). A rollback
-	// further back is refused: going back through the steps is not
-	// available yet.
+	// further back goes through the steps: the old revision is rolled out
+	// again as a canary, from history, gated by analysis, in a Deployment
+	// of its own (<name>-rollback).
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	// +optional

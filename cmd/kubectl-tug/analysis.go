@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,10 +24,11 @@ import (
 func newAnalysisCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{Use: "analysis", Short: "Work with analysis templates"}
 	var (
-		file, output string
-		args         []string
-		secrets      bool
-		prom         prometheusFlags
+		file    string
+		out     *output
+		args    []string
+		secrets bool
+		prom    prometheusFlags
 
 		replayFrom, replayTo string
 	)
@@ -53,12 +53,16 @@ Arguments come from --arg, Secret arguments included (their values are
 never read from the cluster, and are masked in what is printed). With
 --secrets, the Secrets a metric names for authentication or tls are read
 from the namespace (-n) with your kubeconfig; as in the controller,
-credentials go only to --prometheus.`,
+credentials go only to --prometheus.
+
+-o json or yaml prints the evaluation (a list: each metric's query, value,
+phase and message) or the replay (its phase, the stretch, and each metric's
+measurements), with the same exit codes.`,
+		Example: `  kubectl tug analysis run -f template.yaml --arg workload=web --prometheus http://localhost:9090
+  kubectl tug analysis run -f template.yaml --arg workload=web --prometheus http://localhost:9090 -o json
+  kubectl tug analysis run -f template.yaml --arg workload=web --prometheus http://localhost:9090 --replay-from 2h -o yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "" && output != "json" {
-				return fmt.Errorf("-o: want json, got %q", output)
-			}
 			raw, err := os.ReadFile(file)
 			if err != nil {
 				return err
@@ -77,13 +81,13 @@ credentials go only to --prometheus.`,
 			}
 			now := time.Now()
 			if replayFrom != "" {
-				return replay(cmd.Context(), o.streams.Out, t, p, namespace, replayFrom, replayTo, now, output)
+				return replay(cmd.Context(), o.streams.Out, t, p, namespace, replayFrom, replayTo, now, out)
 			}
 			if replayTo != "" {
 				return errors.New("--replay-to needs --replay-from")
 			}
 			results := evaluate(cmd.Context(), t, p, namespace, now)
-			if err := printEvaluation(o.streams.Out, results, output); err != nil {
+			if err := printEvaluation(o.streams.Out, results, out); err != nil {
 				return err
 			}
 			for _, r := range results {
@@ -104,7 +108,7 @@ credentials go only to --prometheus.`,
 	run.Flags().StringVar(&replayFrom, "replay-from", "", "replay the template as a run started then (RFC 3339, or a duration ago such as 2h) would have measured it")
 	run.Flags().StringVar(&replayTo, "replay-to", "", "end of the replay (RFC 3339, or a duration ago; default now)")
 	run.Flags().BoolVar(&secrets, "secrets", false, "read the Secrets metrics name for authentication and tls from the namespace, with your kubeconfig")
-	run.Flags().StringVarP(&output, "output", "o", "", "json for a machine-readable result")
+	out = outputFlag(run, "json", "yaml")
 	_ = run.MarkFlagRequired("filename")
 	cmd.AddCommand(run)
 	return cmd
@@ -254,12 +258,9 @@ func evaluate(ctx context.Context, t template, p *prometheus.Provider, namespace
 	return out
 }
 
-func printEvaluation(out io.Writer, results []evaluation, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false) // conditions hold > and <
-		return enc.Encode(results)
+func printEvaluation(out io.Writer, results []evaluation, o *output) error {
+	if o.structured() {
+		return o.print(out, results)
 	}
 	for _, r := range results {
 		fmt.Fprintf(out, "metric %s\n  query:   %s\n", r.Metric, strings.Join(strings.Fields(r.Query), " "))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/printers"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout"
@@ -42,7 +40,7 @@ type revision struct {
 }
 
 func newHistoryCmd(o *options) *cobra.Command {
-	var output string
+	var out *output
 	cmd := &cobra.Command{
 		Use:   "history NAME",
 		Short: "List a rollout's promoted revisions, newest first",
@@ -50,14 +48,13 @@ func newHistoryCmd(o *options) *cobra.Command {
 (what kubectl tug rollback --to-revision takes), pod template hash, images,
 when and how it was promoted, the analysis it passed, and how often it was
 rolled back from. The revision serving is marked, and "pinned" when a
-rollback holds the rollout on it.`,
+rollback holds the rollout on it. -o json and yaml print the same revisions
+as a list, newest first.`,
 		Example: `  kubectl tug history web
-  kubectl tug history web -n prod -o json`,
+  kubectl tug history web -n prod -o json
+  kubectl tug history web -o yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			c, key, err := o.key(args[0])
 			if err != nil {
 				return err
@@ -66,8 +63,8 @@ rollback holds the rollout on it.`,
 			if err != nil {
 				return err
 			}
-			if output != "" {
-				return printData(o.streams.Out, output, revs)
+			if out.structured() {
+				return out.print(o.streams.Out, revs)
 			}
 			if len(revs) == 0 {
 				fmt.Fprintf(o.streams.ErrOut, "rollout %s has no promoted revisions yet\n", key)
@@ -76,7 +73,7 @@ rollback holds the rollout on it.`,
 			return printHistory(o.streams.Out, revs)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "json or yaml for structured output")
+	out = outputFlag(cmd, "json", "yaml")
 	return cmd
 }
 
@@ -164,34 +161,4 @@ func rolledBack(requested, aborted int32) string {
 		return "-"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// checkOutput accepts the -o formats history and rollbacks print.
-func checkOutput(format string) error {
-	switch format {
-	case "", "json", "yaml":
-		return nil
-	}
-	return fmt.Errorf("-o: want json or yaml, got %q", format)
-}
-
-// printData prints v as indented JSON or as YAML.
-func printData(out io.Writer, format string, v any) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false) // analysis summaries hold comparisons: >= 0.99
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	if format == "json" {
-		_, err := out.Write(b.Bytes())
-		return err
-	}
-	y, err := yaml.JSONToYAML(b.Bytes())
-	if err != nil {
-		return err
-	}
-	_, err = out.Write(y)
-	return err
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -56,10 +58,16 @@ func newPlugin(t *testing.T) *plugin {
 
 // run runs the plugin and returns its exit code and output.
 func (p *plugin) run(args ...string) (int, string) {
-	var out, errOut bytes.Buffer
+	code, out, errOut := p.runApart(args...)
+	return code, out + errOut
+}
+
+// runApart runs the plugin and returns its exit code, stdout and stderr.
+func (p *plugin) runApart(args ...string) (code int, out, errOut string) {
+	var o, e bytes.Buffer
 	args = append(args, "--kubeconfig", p.kubeconfig, "-n", p.ns)
-	code := execute(p.t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	return code, out.String() + errOut.String()
+	code = execute(p.t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &o, ErrOut: &e})
+	return code, o.String(), e.String()
 }
 
 // given creates a target Deployment and a Rollout in the given state.
@@ -250,23 +258,32 @@ func TestGetAndList(t *testing.T) {
 	}
 
 	// -w shows the rollout and redraws when it changes.
+	p.watchChange(ro, "promoting", func(ctx context.Context, out io.Writer) error {
+		return watchRollout(ctx, p.env.Client, client.ObjectKeyFromObject(ro), 100*time.Millisecond, out)
+	})
+}
+
+// watchChange runs watch until it has shown ro, then sets ro's message to
+// next and runs it until it has shown that too; it returns what watch wrote.
+func (p *plugin) watchChange(ro *v1alpha1.Rollout, next string, watch func(ctx context.Context, out io.Writer) error) string {
+	t := p.t
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var buf syncBuffer
 	done := make(chan error, 1)
-	go func() {
-		done <- watchRollout(ctx, p.env.Client, client.ObjectKeyFromObject(ro), 100*time.Millisecond, &buf)
-	}()
-	waitForOutput(t, &buf, "paused at step 1")
-	ro.Status.Message = "promoting"
+	go func() { done <- watch(ctx, &buf) }()
+	waitForOutput(t, &buf, ro.Status.Message)
+	ro.Status.Message = next
 	if err := p.env.Client.Status().Update(t.Context(), ro); err != nil {
 		t.Fatal(err)
 	}
-	waitForOutput(t, &buf, "promoting")
+	waitForOutput(t, &buf, next)
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("watch: %v", err)
 	}
+	return buf.String()
 }
 
 func TestAnalysisRun(t *testing.T) {
@@ -293,9 +310,19 @@ spec:
 		!strings.Contains(out.String(), `tugboat_test{workload="good"}`) || !strings.Contains(out.String(), "[0.999]") || !strings.Contains(out.String(), "Successful") {
 		t.Errorf("good: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
-	if code := run("analysis", "run", "-f", file, "--arg", "workload=bad", "--prometheus", srv.URL, "-o", "json"); code != 1 ||
-		!strings.Contains(out.String(), `"phase": "Failed"`) || !strings.Contains(out.String(), "did not meet result[0] >= 0.99") {
-		t.Errorf("bad: exit %d\n%s%s", code, out.String(), errOut.String())
+	for _, format := range []string{"json", "yaml"} {
+		code := run("analysis", "run", "-f", file, "--arg", "workload=bad", "--prometheus", srv.URL, "-o", format)
+		var got []evaluation
+		if err := decodeStrict(format, out.String(), &got); code != 1 || err != nil || len(got) != 1 {
+			t.Fatalf("bad -o %s: exit %d (%v)\n%s%s", format, code, err, out.String(), errOut.String())
+		}
+		want := []evaluation{{Metric: "success-rate", Query: `tugboat_test{workload="bad"}`, Value: "[0.9]", Phase: argo.AnalysisPhaseFailed, Message: got[0].Message}}
+		if diff := cmp.Diff(want, got); diff != "" || !strings.Contains(got[0].Message, "did not meet result[0] >= 0.99") {
+			t.Errorf("bad -o %s: message %q (-want +got):\n%s", format, got[0].Message, diff)
+		}
+	}
+	if !strings.Contains(out.String(), "did not meet result[0] >= 0.99") {
+		t.Errorf("-o yaml escapes what it prints:\n%s", out.String())
 	}
 	if code := run("analysis", "run", "-f", file, "--arg", `workload=x"} or vector(1) #`, "--prometheus", srv.URL); code != 1 {
 		t.Errorf("hostile argument: exit %d\n%s%s", code, out.String(), errOut.String())
@@ -376,26 +403,28 @@ spec:
 		return c.run(t, append([]string{"analysis", "run", "-f", file, "--arg", "workload=podinfo", "--prometheus", srv.URL}, args...)...)
 	}
 
-	if code := run("--arg", "count=60", "--replay-from", "30m", "-o", "json"); code != 1 {
-		t.Fatalf("replay across the break: exit %d, want 1\n%s%s", code, out.String(), errOut.String())
-	}
-	var r replayed
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	ms := r.Metrics[0].Measurements
-	last := ms[len(ms)-1]
-	if r.Phase != argo.AnalysisPhaseFailed || last.Phase != argo.AnalysisPhaseFailed || last.Value != "[0.9]" ||
-		last.At.Before(broke) || last.At.After(broke.Add(time.Minute)) {
-		t.Errorf("replay across the break: %s, last measurement %+v, want Failed at the first minute from %s", r.Phase, last, broke)
-	}
-	for _, m := range ms[:len(ms)-1] {
-		if m.Phase != argo.AnalysisPhaseSuccessful || m.Value != "[0.999]" {
-			t.Errorf("before the break: %+v", m)
+	for _, format := range []string{"json", "yaml"} {
+		if code := run("--arg", "count=60", "--replay-from", "30m", "-o", format); code != 1 {
+			t.Fatalf("replay across the break -o %s: exit %d, want 1\n%s%s", format, code, out.String(), errOut.String())
 		}
-	}
-	if len(ms) < 20 || !strings.Contains(r.Metrics[0].Query, `tugboat_replay{workload="podinfo"}`) {
-		t.Errorf("%d measurements of %s, want 20 or more", len(ms), r.Metrics[0].Query)
+		var r replayed
+		if err := decodeStrict(format, out.String(), &r); err != nil {
+			t.Fatalf("-o %s: %v\n%s", format, err, out.String())
+		}
+		ms := r.Metrics[0].Measurements
+		last := ms[len(ms)-1]
+		if r.Phase != argo.AnalysisPhaseFailed || last.Phase != argo.AnalysisPhaseFailed || last.Value != "[0.9]" ||
+			last.At.Before(broke) || last.At.After(broke.Add(time.Minute)) {
+			t.Errorf("-o %s replay across the break: %s, last measurement %+v, want Failed at the first minute from %s", format, r.Phase, last, broke)
+		}
+		for _, m := range ms[:len(ms)-1] {
+			if m.Phase != argo.AnalysisPhaseSuccessful || m.Value != "[0.999]" {
+				t.Errorf("-o %s before the break: %+v", format, m)
+			}
+		}
+		if len(ms) < 20 || !strings.Contains(r.Metrics[0].Query, `tugboat_replay{workload="podinfo"}`) {
+			t.Errorf("-o %s: %d measurements of %s, want 20 or more", format, len(ms), r.Metrics[0].Query)
+		}
 	}
 
 	if code := run("--arg", "count=5", "--replay-from", "30m", "--replay-to", "20m"); code != 0 ||

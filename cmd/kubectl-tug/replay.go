@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -33,7 +32,7 @@ type replayedMetric struct {
 // replay measures spec over past data, from a run started at from until to,
 // and prints what it would have measured and decided.
 func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provider, namespace,
-	from, to string, now time.Time, format string) error {
+	from, to string, now time.Time, o *output) error {
 	now = now.UTC().Truncate(time.Second)
 	start, err := moment(from, now)
 	if err != nil {
@@ -71,7 +70,7 @@ func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provid
 	for _, m := range metrics {
 		r.Metrics = append(r.Metrics, replayedMetric{MetricReplay: m, Query: shown[m.Metric]})
 	}
-	if err := printReplay(out, r, format); err != nil {
+	if err := printReplay(out, r, o); err != nil {
 		return err
 	}
 	switch phase {
@@ -95,12 +94,9 @@ func moment(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d).Truncate(time.Second), nil
 }
 
-func printReplay(out io.Writer, r replayed, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(r)
+func printReplay(out io.Writer, r replayed, o *output) error {
+	if o.structured() {
+		return o.print(out, r)
 	}
 	fmt.Fprintf(out, "replayed from %s to %s: %s\n", r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.Phase)
 	for _, m := range r.Metrics {

@@ -29,6 +29,25 @@ const (
 	exitPending    = 2 // written, but not answered within --timeout
 )
 
+// rollbackResult is the controller's answer to a rollback request (or to
+// --cancel), as -o prints it; ExitCode is the code rollback exits with.
+type rollbackResult struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// Request is the request's id, which the controller answers in
+	// status.rollbackRequest (also for --cancel, once
+	// status.observedRequests.rollbackCancel takes it).
+	Request string `json:"request"`
+	Cancel  bool   `json:"cancel,omitempty"`
+	// Result is RolledBack, Unpinned (--cancel), Refused or Pending.
+	Result         string `json:"result"`
+	ExitCode       int    `json:"exitCode"`
+	Message        string `json:"message"`
+	StableRevision string `json:"stableRevision,omitempty"`
+	// Pinned is the rollback that holds the rollout, when one does.
+	Pinned *v1alpha1.RolloutRollback `json:"pinned,omitempty"`
+}
+
 // rollbackOptions say what `rollback` asks for and how long it waits.
 type rollbackOptions struct {
 	toRevision int64
@@ -40,6 +59,7 @@ type rollbackOptions struct {
 
 func newRollbackCmd(o *options) *cobra.Command {
 	r := rollbackOptions{every: 500 * time.Millisecond}
+	var out *output
 	cmd := &cobra.Command{
 		Use:   "rollback NAME",
 		Short: "Go back to a revision from history and pin the rollout there",
@@ -52,11 +72,16 @@ ends the pin, as does kubectl tug rollback --cancel.
 Without --to-revision it goes back to the revision that was stable before
 the one serving. It waits for the controller's answer and prints it.
 
+-o json or yaml prints the answer (result, exitCode, message, the revision
+serving and the pin) with the same exit codes; when rollback could not ask
+(4), nothing is printed on stdout.
+
 Exit codes: 0 done; 1 refused by the controller (the reason is printed);
 2 written but not answered within --timeout; 4 could not ask (no permission
 to patch the Rollout, bad flags, no cluster, no such Rollout).`,
 		Example: `  kubectl tug rollback web --reason "checkout errors since 10:30"
   kubectl tug rollback web --to-revision 3
+  kubectl tug rollback web --to-revision 3 -o json
   kubectl tug rollback web --cancel`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,13 +102,30 @@ to patch the Rollout, bad flags, no cluster, no such Rollout).`,
 			if err := mayPatch(cmd.Context(), c, key); err != nil {
 				return err
 			}
-			return rollback(cmd.Context(), c, key, r, whoami(cmd.Context(), c), o.streams.Out)
+			progress := o.streams.Out // the request is written: the wait has begun
+			if out.structured() {
+				progress = o.streams.ErrOut
+			}
+			res, err := rollback(cmd.Context(), c, key, r, whoami(cmd.Context(), c), progress)
+			switch {
+			case err != nil:
+				return err
+			case out.structured():
+				err = out.print(o.streams.Out, res)
+			case res.ExitCode == exitRolledBack:
+				_, err = fmt.Fprintf(o.streams.Out, "rollout %s: %s\n", key, res.Message)
+			}
+			if err != nil || res.ExitCode == exitRolledBack {
+				return err
+			}
+			return &exitError{code: res.ExitCode, err: fmt.Errorf("rollout %s: %s", key, res.Message)}
 		},
 	}
 	cmd.Flags().Int64Var(&r.toRevision, "to-revision", 0, "the history number to go back to (default: the one stable before the revision serving)")
 	cmd.Flags().StringVar(&r.reason, "reason", "", "why, recorded with the rollback")
 	cmd.Flags().BoolVar(&r.cancel, "cancel", false, "lift the pin of a rollback, so the target's template rolls out")
 	cmd.Flags().DurationVar(&r.timeout, "timeout", 30*time.Second, "how long to wait for the controller's answer")
+	out = outputFlag(cmd, "json", "yaml")
 	return cmd
 }
 
@@ -122,23 +164,28 @@ func requestID() string {
 	return time.Now().UTC().Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(b)
 }
 
-// rollback writes the request, then waits for the controller's answer.
-func rollback(ctx context.Context, c client.Client, key types.NamespacedName, r rollbackOptions, user string, out io.Writer) error {
-	annotation, id, done := v1alpha1.AnnotationRollbackCancel, *token(), "rollback cancel requested"
-	value := id
+// rollback writes the request, says so on progress, then waits for the
+// controller's answer. A request that could not be made, or that was
+// replaced before it was answered, is an error.
+func rollback(ctx context.Context, c client.Client, key types.NamespacedName, r rollbackOptions, user string, progress io.Writer) (rollbackResult, error) {
+	res := rollbackResult{Name: key.Name, Namespace: key.Namespace, Cancel: r.cancel}
+	annotation, done := v1alpha1.AnnotationRollbackCancel, "rollback cancel requested"
+	res.Request = *token()
+	value := res.Request
 	if !r.cancel {
-		annotation, id = v1alpha1.AnnotationRollback, requestID()
-		b, err := json.Marshal(v1alpha1.RollbackRequest{ID: id, ToRevision: r.toRevision, Reason: r.reason, User: user})
+		annotation, res.Request = v1alpha1.AnnotationRollback, requestID()
+		b, err := json.Marshal(v1alpha1.RollbackRequest{ID: res.Request, ToRevision: r.toRevision, Reason: r.reason, User: user})
 		if err != nil {
-			return err
+			return res, err
 		}
-		value, done = string(b), "rollback requested (request "+id+")"
+		value, done = string(b), "rollback requested (request "+res.Request+")"
 	}
-	if err := request(ctx, c, key, annotation, &value, out, done); err != nil {
-		return err
+	if _, err := request(ctx, c, key, annotation, &value); err != nil {
+		return res, err
 	}
+	fmt.Fprintf(progress, "rollout %s %s\n", key, done)
 	var last error // the latest passing fault
-	var answer error
+	var replaced error
 	err := wait.PollUntilContextTimeout(ctx, r.every, r.timeout, true, func(ctx context.Context) (bool, error) {
 		var ro v1alpha1.Rollout
 		if err := c.Get(ctx, key, &ro); err != nil {
@@ -149,55 +196,60 @@ func rollback(ctx context.Context, c client.Client, key types.NamespacedName, r 
 			return false, nil
 		}
 		var answered bool
-		answered, answer = judgeRollback(&ro, key, annotation, id, out)
+		answered, replaced = judgeRollback(&ro, key, annotation, &res)
 		return answered, nil
 	})
 	switch {
 	case err == nil:
-		return answer
+		return res, replaced
 	case !wait.Interrupted(err) && ctx.Err() == nil:
-		return err
+		return res, err
 	}
-	msg := fmt.Sprintf("rollout %s: request %s is written and pending: the controller has not answered within %s (kubectl tug get rollout %s shows what it does)",
-		key, id, r.timeout, key.Name)
+	res.Result, res.ExitCode = "Pending", exitPending
+	res.Message = fmt.Sprintf("request %s is written and pending: the controller has not answered within %s (kubectl tug get rollout %s shows what it does)",
+		res.Request, r.timeout, key.Name)
 	if last != nil {
-		msg += "; last error: " + last.Error()
+		res.Message += "; last error: " + last.Error()
 	}
-	return &exitError{code: exitPending, err: errors.New(msg)}
+	return res, nil
 }
 
-// judgeRollback reads the controller's answer to request id, if it has
-// given one: it prints an acceptance and returns a refusal as the error.
-func judgeRollback(ro *v1alpha1.Rollout, key types.NamespacedName, annotation, id string, out io.Writer) (answered bool, _ error) {
+// judgeRollback reads the controller's answer to res's request, if it has
+// given one, into res. A request replaced by another before it was answered
+// is an error.
+func judgeRollback(ro *v1alpha1.Rollout, key types.NamespacedName, annotation string, res *rollbackResult) (answered bool, _ error) {
 	s := ro.Status
+	res.StableRevision, res.Pinned = s.StableRevision, s.Rollback
 	observed := s.ObservedRequests.Rollback
 	current := v1alpha1.RollbackRequestID(ro.Annotations[annotation])
-	if annotation == v1alpha1.AnnotationRollbackCancel {
+	if res.Cancel {
 		observed, current = s.ObservedRequests.RollbackCancel, ro.Annotations[annotation]
 	}
 	switch {
-	case observed == id:
-	case current != id:
+	case observed == res.Request:
+	case current != res.Request:
 		return true, fmt.Errorf("rollout %s: request %s was replaced by %q before the controller answered it (kubectl tug get rollout %s shows what it does)",
-			key, id, ro.Annotations[annotation], key.Name)
+			key, res.Request, ro.Annotations[annotation], key.Name)
 	default:
 		return false, nil
 	}
-	if annotation == v1alpha1.AnnotationRollbackCancel {
-		if s.Rollback != nil {
-			return true, &exitError{code: exitRefused, err: fmt.Errorf("rollout %s: still pinned on revision %d (%s) by request %s: %s",
-				key, s.Rollback.Number, s.Rollback.Revision, s.Rollback.Request, orDash(s.Message))}
-		}
-		fmt.Fprintf(out, "rollout %s: not pinned; revision %s serves: %s\n", key, orDash(s.StableRevision), orDash(s.Message))
-		return true, nil
-	}
 	a := s.RollbackRequest
 	switch {
-	case a == nil || a.ID != id:
-		return true, &exitError{code: exitRefused, err: fmt.Errorf("rollout %s: the controller took request %s without an answer", key, id)}
+	case res.Cancel && a != nil && a.ID == res.Request && (a.Accepted || s.Rollback == nil):
+		// Lifted, or nothing to lift: either way no rollback pins it.
+		res.Result, res.ExitCode, res.Message = "Unpinned", exitRolledBack, orDash(a.Message)
+	case res.Cancel && s.Rollback != nil:
+		res.Result, res.ExitCode = "Refused", exitRefused
+		res.Message = fmt.Sprintf("still pinned on revision %d (%s) by request %s: %s", s.Rollback.Number, s.Rollback.Revision, s.Rollback.Request, orDash(s.Message))
+	case res.Cancel:
+		res.Result, res.ExitCode = "Unpinned", exitRolledBack
+		res.Message = fmt.Sprintf("not pinned; revision %s serves: %s", orDash(s.StableRevision), orDash(s.Message))
+	case a == nil || a.ID != res.Request:
+		res.Result, res.ExitCode, res.Message = "Refused", exitRefused, "the controller took request "+res.Request+" without an answer"
 	case !a.Accepted:
-		return true, &exitError{code: exitRefused, err: fmt.Errorf("rollout %s: %s", key, orDash(a.Message))}
+		res.Result, res.ExitCode, res.Message = "Refused", exitRefused, orDash(a.Message)
+	default:
+		res.Result, res.ExitCode, res.Message = "RolledBack", exitRolledBack, orDash(a.Message)
 	}
-	fmt.Fprintf(out, "rollout %s: %s\n", key, orDash(a.Message))
 	return true, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -201,6 +202,44 @@ func TestRollback(t *testing.T) {
 	}
 	first := req.ID
 
+	// -o json and yaml print the answer, with the same exit codes, whatever it is.
+	for _, tc := range []struct {
+		name   string
+		answer func(string, *v1alpha1.RolloutStatus) // nil: none comes
+		args   []string
+		format string
+		result string
+		code   int
+		msg    string
+	}{
+		{"accepted", answered(true, "rolled back to revision 2 (h2) from h3"), []string{"--to-revision", "2"}, "json", "RolledBack", exitRolledBack, "rolled back to revision 2 (h2) from h3"},
+		{"refused", answered(false, "rollback refused: no revision 9 in history"), []string{"--to-revision", "9"}, "yaml", "Refused", exitRefused, "rollback refused: no revision 9 in history"},
+		{"unanswered", nil, []string{"--timeout", "1s"}, "json", "Pending", exitPending, "is written and pending"},
+	} {
+		var got func() (string, error)
+		if tc.answer != nil {
+			got = p.answer("web", v1alpha1.AnnotationRollback, tc.answer)
+		}
+		code, stdout, stderr := p.runApart(append([]string{"rollback", "web", "-o", tc.format}, tc.args...)...)
+		value, err := p.annotation(t.Context(), "web", v1alpha1.AnnotationRollback)
+		if got != nil {
+			value, err = got()
+		}
+		var res rollbackResult
+		if derr := decodeStrict(tc.format, stdout, &res); code != tc.code || err != nil || derr != nil {
+			t.Fatalf("%s: exit %d, want %d (answer: %v, decode: %v)\n%s%s", tc.name, code, tc.code, err, derr, stdout, stderr)
+		}
+		s := p.rolloutObj("web").Status
+		want := rollbackResult{Name: "web", Namespace: p.ns, Request: v1alpha1.RollbackRequestID(value), Result: tc.result, ExitCode: tc.code,
+			Message: res.Message, StableRevision: s.StableRevision, Pinned: s.Rollback}
+		if diff := cmp.Diff(want, res); diff != "" || !strings.Contains(res.Message, tc.msg) {
+			t.Errorf("%s: message %q, want %q; (-want +got):\n%s", tc.name, res.Message, tc.msg, diff)
+		}
+		if !strings.Contains(stderr, "rollback requested (request "+res.Request+")") {
+			t.Errorf("%s: stderr does not say the request was written:\n%s", tc.name, stderr)
+		}
+	}
+
 	// Refused: the reason, exit 1; asking again is a new request.
 	got = p.answer("web", v1alpha1.AnnotationRollback, answered(false, "rollback refused: no revision 9 in history"))
 	code, out = p.run("rollback", "web", "--to-revision", "9")
@@ -221,14 +260,24 @@ func TestRollback(t *testing.T) {
 		t.Errorf("unanswered: the request was not written (%v)", err)
 	}
 
-	// Cancel: a token in its own annotation, answered once observed.
+	// Cancel: a token in its own annotation, answered in status as a
+	// rollback request is.
 	got = p.answer("web", v1alpha1.AnnotationRollbackCancel, func(v string, s *v1alpha1.RolloutStatus) {
 		s.ObservedRequests.RollbackCancel, s.Rollback, s.StableRevision = v, nil, "h3"
-		s.Message = "rollback to revision 2 lifted on request"
+		s.RollbackRequest = &v1alpha1.RollbackRequestStatus{ID: v, Accepted: true, Message: "rollback to revision 2 (h2) lifted; the target's template rolls out as usual"}
 	})
 	code, out = p.run("rollback", "web", "--cancel")
-	if _, err := got(); code != 0 || err != nil || !strings.Contains(out, "not pinned; revision h3 serves: rollback to revision 2 lifted on request") {
+	if _, err := got(); code != 0 || err != nil || !strings.Contains(out, "rollback to revision 2 (h2) lifted") {
 		t.Errorf("cancel: exit %d (answer: %v)\n%s", code, err, out)
+	}
+	// Nothing to lift is no failure either: no rollback pins it.
+	got = p.answer("web", v1alpha1.AnnotationRollbackCancel, func(v string, s *v1alpha1.RolloutStatus) {
+		s.ObservedRequests.RollbackCancel, s.Rollback = v, nil
+		s.RollbackRequest = &v1alpha1.RollbackRequestStatus{ID: v, Message: "nothing to cancel: no rollback pins the Rollout"}
+	})
+	code, out = p.run("rollback", "web", "--cancel")
+	if _, err := got(); code != 0 || err != nil || !strings.Contains(out, "nothing to cancel") {
+		t.Errorf("cancel with nothing to lift: exit %d (answer: %v)\n%s", code, err, out)
 	}
 	if code, out := p.run("rollback", "web", "--cancel", "--to-revision", "2"); code != exitTrouble || !strings.Contains(out, "--cancel takes neither") {
 		t.Errorf("--cancel with --to-revision: exit %d\n%s", code, out)

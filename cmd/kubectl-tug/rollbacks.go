@@ -30,21 +30,21 @@ type rolledBackImage struct {
 
 func newRollbacksCmd(o *options) *cobra.Command {
 	var all bool
-	var output string
+	var out *output
 	cmd := &cobra.Command{
 		Use:   "rollbacks",
 		Short: "List the versions rolled back most, across rollouts",
 		Long: `List the images rolled back from most often across the namespace's rollouts
 (or every namespace's, with -A): rollouts of them aborted, by analysis, a
 deadline or a person, and rollbacks requested after they were promoted. One
-version rolled back in many places points to a widespread problem.`,
+version rolled back in many places points to a widespread problem. With -A
+the first three rollouts each image was rolled back in are shown; -o wide
+shows them all, and -o json and yaml print every count and rollout.`,
 		Example: `  kubectl tug rollbacks -n prod
+  kubectl tug rollbacks -A -o wide
   kubectl tug rollbacks -A -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			c, ns, err := o.client()
 			if err != nil {
 				return err
@@ -56,8 +56,8 @@ version rolled back in many places points to a widespread problem.`,
 			if err != nil {
 				return err
 			}
-			if output != "" {
-				return printData(o.streams.Out, output, images)
+			if out.structured() {
+				return out.print(o.streams.Out, images)
 			}
 			if len(images) == 0 {
 				where := "namespace " + ns
@@ -67,11 +67,11 @@ version rolled back in many places points to a widespread problem.`,
 				fmt.Fprintf(o.streams.ErrOut, "no rollbacks recorded in %s\n", where)
 				return nil
 			}
-			return printRollbacks(o.streams.Out, images, all)
+			return printRollbacks(o.streams.Out, images, printers.PrintOptions{WithNamespace: all, Wide: out.wide()})
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "count the rollouts of every namespace")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "json or yaml for structured output")
+	out = outputFlag(cmd, "json", "yaml", "wide")
 	return cmd
 }
 
@@ -132,21 +132,29 @@ func dedupe(s []string) []string {
 	return out
 }
 
-func printRollbacks(out io.Writer, images []rolledBackImage, all bool) error {
+// printRollbacks prints the images as a table. The rollouts each was rolled
+// back in are listed with WithNamespace (the first three) or Wide (all):
+// within one namespace they are only counted.
+func printRollbacks(out io.Writer, images []rolledBackImage, opts printers.PrintOptions) error {
 	w := printers.GetNewTabWriter(out)
+	seen := opts.WithNamespace || opts.Wide
 	header := "IMAGE\tROLLOUTS\tABORTED\tREQUESTED"
-	if all {
+	if seen {
 		header += "\tSEEN IN"
 	}
 	fmt.Fprintln(w, header)
 	for _, img := range images {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d", img.Image, img.Rollouts, img.Aborted, img.Requested)
-		if all {
-			seen := strings.Join(img.In[:min(3, len(img.In))], ", ")
-			if more := len(img.In) - 3; more > 0 {
-				seen += fmt.Sprintf(" and %d more", more)
+		if seen {
+			shown := img.In
+			if !opts.Wide {
+				shown = img.In[:min(3, len(img.In))]
 			}
-			fmt.Fprintf(w, "\t%s", seen)
+			in := strings.Join(shown, ", ")
+			if more := len(img.In) - len(shown); more > 0 {
+				in += fmt.Sprintf(" and %d more", more)
+			}
+			fmt.Fprintf(w, "\t%s", in)
 		}
 		fmt.Fprintln(w)
 	}

@@ -39,7 +39,8 @@ func newSetCmd(o *options) *cobra.Command {
 }
 
 func newSetImageCmd(o *options) *cobra.Command {
-	return &cobra.Command{
+	var out *output
+	cmd := &cobra.Command{
 		Use:   "image NAME CONTAINER=IMAGE [CONTAINER=IMAGE...]",
 		Short: "Set container images on a rollout's target Deployment, starting a rollout",
 		Long: `Set the image of each named container in the pod template of the Rollout's
@@ -51,14 +52,16 @@ may be a container or an init container.
 
 Every argument is checked before anything is written. An image that is
 already set is left alone; if every one is, nothing is written. It prints the
-template's revision, which kubectl tug wait --for-revision waits on.
+template's revision, which kubectl tug wait --for-revision waits on; -o json
+or yaml prints the target, the revision and each container's image and
+whether it changed.
 
 Exit codes: 0 done (or nothing to change); 4 could not do it (a bad
 argument, a container the template does not have, no such Rollout or
 Deployment, no permission to patch deployments.apps, no cluster).`,
 		Example: `  kubectl tug set image web app=registry.example.com/web:1.4.2
   kubectl tug set image web app=web:1.4.2 migrate=web-migrate:1.4.2
-  rev=$(kubectl tug set image web app=web:1.4.2 | sed -n 's/^revision //p')
+  rev=$(kubectl tug set image web app=web:1.4.2 -o json | jq -r .revision)
   kubectl tug wait web --for-revision "$rev"`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,13 +73,41 @@ Deployment, no permission to patch deployments.apps, no cluster).`,
 			if err != nil {
 				return err
 			}
-			return setImage(cmd.Context(), c, key, sets, o.streams.Out)
+			res, err := setImage(cmd.Context(), c, key, sets)
+			if err != nil {
+				return err
+			}
+			if out.structured() {
+				return out.print(o.streams.Out, res)
+			}
+			return printSetImage(o.streams.Out, res)
 		},
 	}
+	out = outputFlag(cmd, "json", "yaml")
+	return cmd
 }
 
 // imageSet is one CONTAINER=IMAGE argument.
 type imageSet struct{ container, image string }
+
+// setImageResult is what set image did, as -o prints it.
+type setImageResult struct {
+	Rollout    string `json:"rollout"`
+	Namespace  string `json:"namespace"`
+	Deployment string `json:"deployment"`
+	// Revision is the target's template's, which kubectl tug wait
+	// --for-revision takes.
+	Revision   string           `json:"revision"`
+	Containers []containerImage `json:"containers"`
+}
+
+// containerImage is one CONTAINER=IMAGE argument's outcome.
+type containerImage struct {
+	Container string `json:"container"`
+	Image     string `json:"image"`
+	// Changed is false for an image that was already set.
+	Changed bool `json:"changed"`
+}
 
 // parseImageSets checks every CONTAINER=IMAGE argument, so that a bad one
 // stops the command before it reads or writes anything.
@@ -105,18 +136,20 @@ func parseImageSets(args []string) ([]imageSet, error) {
 }
 
 // setImage patches the images of the Rollout's target Deployment.
-func setImage(ctx context.Context, c client.Client, key types.NamespacedName, sets []imageSet, out io.Writer) error {
+func setImage(ctx context.Context, c client.Client, key types.NamespacedName, sets []imageSet) (setImageResult, error) {
+	res := setImageResult{Rollout: key.Name, Namespace: key.Namespace}
 	var ro v1alpha1.Rollout
 	if err := c.Get(ctx, key, &ro); err != nil {
-		return fmt.Errorf("rollout %s: %w", key, err)
+		return res, fmt.Errorf("rollout %s: %w", key, err)
 	}
 	ref := ro.Spec.TargetRef
 	if ref.Kind != "Deployment" || ref.Name == "" {
-		return fmt.Errorf("rollout %s: its target is %s %q, not a Deployment; nothing was written", key, ref.Kind, ref.Name)
+		return res, fmt.Errorf("rollout %s: its target is %s %q, not a Deployment; nothing was written", key, ref.Kind, ref.Name)
 	}
 	target := types.NamespacedName{Namespace: key.Namespace, Name: ref.Name}
+	res.Deployment = ref.Name
 	if ref.Name == key.Name+"-primary" {
-		return fmt.Errorf("rollout %s: its target %s is named as its primary, which Tugboat manages; nothing was written", key, target)
+		return res, fmt.Errorf("rollout %s: its target %s is named as its primary, which Tugboat manages; nothing was written", key, target)
 	}
 	var d appsv1.Deployment
 	var changes []imageSet
@@ -156,23 +189,37 @@ func setImage(ctx context.Context, c client.Client, key types.NamespacedName, se
 		return nil
 	})
 	if err != nil {
-		return err
-	}
-	changed := map[string]bool{}
-	for _, ch := range changes {
-		changed[ch.container] = true
-		fmt.Fprintf(out, "deployment %s: container %s image set to %s\n", target, ch.container, ch.image)
+		return res, err
 	}
 	for _, s := range sets {
-		if !changed[s.container] {
-			fmt.Fprintf(out, "deployment %s: container %s image unchanged (%s)\n", target, s.container, s.image)
+		changed := slices.Contains(changes, s)
+		res.Containers = append(res.Containers, containerImage{Container: s.container, Image: s.image, Changed: changed})
+	}
+	res.Revision = rollout.Revision(d.Spec.Template)
+	return res, nil
+}
+
+// printSetImage says what set image did: the images set, then those that
+// were already, then the revision.
+func printSetImage(out io.Writer, res setImageResult) error {
+	target := res.Namespace + "/" + res.Deployment
+	changed := 0
+	for _, c := range res.Containers {
+		if c.Changed {
+			changed++
+			fmt.Fprintf(out, "deployment %s: container %s image set to %s\n", target, c.Container, c.Image)
 		}
 	}
-	if len(changes) == 0 {
+	for _, c := range res.Containers {
+		if !c.Changed {
+			fmt.Fprintf(out, "deployment %s: container %s image unchanged (%s)\n", target, c.Container, c.Image)
+		}
+	}
+	if changed == 0 {
 		fmt.Fprintf(out, "deployment %s: unchanged, nothing was written\n", target)
 	}
-	fmt.Fprintf(out, "revision %s\n", rollout.Revision(d.Spec.Template))
-	return nil
+	_, err := fmt.Fprintf(out, "revision %s\n", res.Revision)
+	return err
 }
 
 // planImages returns the sets that change an image of spec, or an error

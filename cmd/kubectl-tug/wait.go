@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +30,7 @@ const (
 	exitTrouble = 4
 )
 
-// waitResult is what `wait` found, as -o json prints it.
+// waitResult is what `wait` found, as -o prints it.
 type waitResult struct {
 	Name           string `json:"name"`
 	Namespace      string `json:"namespace"`
@@ -47,7 +46,7 @@ type waitResult struct {
 
 func newWaitCmd(o *options) *cobra.Command {
 	w := waitOptions{every: 2 * time.Second}
-	var output string
+	var out *output
 	cmd := &cobra.Command{
 		Use:   "wait NAME",
 		Short: "Wait until a rollout is healthy at a revision (for CI)",
@@ -58,12 +57,16 @@ Exit codes: 0 healthy at the revision; 1 aborted or degraded (the reason is
 printed); 2 paused, waiting for a person to promote; 3 timed out; 4 could
 not wait (bad flags, no cluster, no such Rollout). A cluster that refuses the
 login, or that has not answered once within --connect-timeout, is a 4; once it
-has answered, its errors are retried until --timeout.`,
+has answered, its errors are retried until --timeout.
+
+-o json or yaml prints the result (result, exitCode, the revisions, reason
+and message) for a script, with the same exit codes; when wait could not
+wait (4), nothing is printed on stdout.`,
+		Example: `  kubectl tug wait web --timeout 20m
+  kubectl tug wait web --for-revision "$rev" -o json
+  kubectl tug wait web -o yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "" && output != "json" {
-				return fmt.Errorf("-o: want json, got %q", output)
-			}
 			if w.firstAnswer <= 0 {
 				return fmt.Errorf("--connect-timeout: want a positive duration, got %s", w.firstAnswer)
 			}
@@ -78,7 +81,7 @@ has answered, its errors are retried until --timeout.`,
 			if err != nil {
 				return err
 			}
-			if err := printResult(o.streams.Out, res, output); err != nil {
+			if err := printResult(o.streams.Out, res, out); err != nil {
 				return err
 			}
 			if res.ExitCode != exitHealthy {
@@ -91,7 +94,7 @@ has answered, its errors are retried until --timeout.`,
 	cmd.Flags().DurationVar(&w.firstAnswer, "connect-timeout", 30*time.Second,
 		"how long the cluster may take to first serve the Rollout (exit 4 if it does not), and each request after")
 	cmd.Flags().StringVar(&w.want, "for-revision", "", "the revision to wait for (default: the target's current one)")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "json for a machine-readable result")
+	out = outputFlag(cmd, "json", "yaml")
 	return cmd
 }
 
@@ -239,12 +242,9 @@ func judge(ro *v1alpha1.Rollout, res *waitResult) {
 	}
 }
 
-func printResult(out io.Writer, res waitResult, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(res)
+func printResult(out io.Writer, res waitResult, o *output) error {
+	if o.structured() {
+		return o.print(out, res)
 	}
 	_, err := fmt.Fprintf(out, "rollout %s/%s: %s at revision %s (%s): %s\n", res.Namespace, res.Name, res.Result, res.WantRevision, res.Reason, res.Message)
 	return err

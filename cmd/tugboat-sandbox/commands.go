@@ -142,6 +142,12 @@ func runDemo(ctx context.Context, s *sandbox.Sandbox) (bool, error) {
 		return false, err
 	}
 	results = append(results, res)
+	// Revision 1 is two back now, further than fastTrackRevisions: it goes
+	// through the steps again, as a canary from history, gated by analysis.
+	if res, err = demo.RollBack(ctx, s.Client(), key, 1, demo.ThroughStepsReason, 3*time.Minute, os.Stdout); err != nil {
+		return false, err
+	}
+	results = append(results, res)
 	return demo.Summarize(os.Stdout, results), nil
 }
 

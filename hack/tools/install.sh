@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # install.sh DEST TOOL...
 #
-# Builds the real servers Tugboat's tests and sandbox run on, each from the Go
-# module in hack/tools/<group>, into DEST/<group>-<version>/. A tool whose binary
-# is already there is skipped, so a second run does nothing.
+# Builds the real servers Tugboat's tests and sandbox run on (and kubectl, for
+# the examples that script it), each from the Go module in hack/tools/<group>,
+# into DEST/<group>-<version>/. A tool whose binary is already there is
+# skipped, so a second run does nothing.
 set -euo pipefail
 
 dest=$1; shift
@@ -48,7 +49,7 @@ k8s_ldflags() {
 
 for tool in "$@"; do
 	case $tool in
-	kube-apiserver | kube-controller-manager | kube-scheduler)
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
 		build kubernetes "$k8s_version" "$dest/kubernetes-$k8s_version" "k8s.io/kubernetes/cmd/$tool" "$(k8s_ldflags)"
 		;;
 	etcd)

@@ -26,8 +26,9 @@ import (
 // this order:
 //
 //  1. create: the hand-back finalizer, and what the Rollout needs and lacks
-//     (primary, the Services, the attempt's AnalysisRuns); owner references
-//     an earlier version put on primary and the Services go;
+//     (primary, the rollback canary, the Services, the attempt's
+//     AnalysisRuns); owner references an earlier version put on primary and
+//     the Services go;
 //  2. primary back on the stable revision, when the plan says so;
 //  3. grow the canary, before traffic moves to it;
 //  4. traffic;
@@ -36,7 +37,8 @@ import (
 //  7. what re-running the plan could not undo, now that status records the
 //     plan: primary takes the canary's template, or a revision rolled back to;
 //  8. clean-up that is safe to repeat: runs of ended attempts stopped, the
-//     stable revision recorded; then the transition is announced.
+//     stable revision recorded, a rollback canary that traffic has left
+//     deleted; then the transition is announced.
 //
 // A problem found only by writing (a route that does not exist, an object
 // the API server refuses) comes back as a *rollout.SpecError for Reconcile
@@ -54,9 +56,15 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 		}
 		w.observed.PrimaryRevision = plan.Next.StableRevision // for a plan decided again in this reconcile
 	}
-	grow := w.target != nil && plan.CanaryReplicas != nil && *plan.CanaryReplicas > ptr.Deref(w.target.Spec.Replicas, 0)
+	// The canary's pods are the target's, or the rollback canary's while a
+	// rollback goes through the steps (the target has none meanwhile).
+	canary, idle := w.target, (*appsv1.Deployment)(nil)
+	if plan.Next.RollingBackThroughSteps() {
+		canary, idle = w.rollbackCanary, w.target
+	}
+	grow := canary != nil && plan.CanaryReplicas != nil && *plan.CanaryReplicas > ptr.Deref(canary.Spec.Replicas, 0)
 	if grow {
-		if err := r.scale(ctx, w.target, *plan.CanaryReplicas); err != nil {
+		if err := r.scale(ctx, canary, *plan.CanaryReplicas); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
@@ -71,8 +79,13 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 			return reconcile.Result{}, err
 		}
 	}
-	if n := plan.CanaryReplicas; !grow && w.target != nil && n != nil && ptr.Deref(w.target.Spec.Replicas, 1) != *n {
-		if err := r.scale(ctx, w.target, *n); err != nil {
+	if n := plan.CanaryReplicas; !grow && canary != nil && n != nil && ptr.Deref(canary.Spec.Replicas, 1) != *n {
+		if err := r.scale(ctx, canary, *n); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	if idle != nil && plan.Traffic != nil && ptr.Deref(idle.Spec.Replicas, 1) != 0 {
+		if err := r.scale(ctx, idle, 0); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
@@ -92,13 +105,14 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 			return reconcile.Result{}, fmt.Errorf("promote revision %s to deployment %s/%s: %w", plan.Next.CanaryRevision, primary.Namespace, primary.Name, err)
 		}
 	}
-	if plan.RollBackPrimary && w.primary != nil && w.rollbackTemplate != nil {
+	if plan.RollBackPrimary && w.primary != nil && plan.Next.Pin != nil && w.records[plan.Next.Pin.Revision] != nil {
 		// In place, as at a promotion; should this fail, primary is put on
-		// the stable revision status now records at the next reconcile.
+		// the revision status records at the next reconcile.
+		rev := plan.Next.Pin.Revision
 		primary := w.primary.DeepCopy()
-		setPrimaryFrom(primary, *w.rollbackTemplate, plan.Next.StableRevision)
+		setPrimaryFrom(primary, *w.records[rev], rev)
 		if err := r.updatePrimary(ctx, ro, w, primary); err != nil {
-			return reconcile.Result{}, fmt.Errorf("roll deployment %s/%s back to revision %s: %w", primary.Namespace, primary.Name, plan.Next.StableRevision, err)
+			return reconcile.Result{}, fmt.Errorf("roll deployment %s/%s back to revision %s: %w", primary.Namespace, primary.Name, rev, err)
 		}
 	}
 	if err := r.terminateRuns(ctx, ro, plan.Next); err != nil {
@@ -107,8 +121,11 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 	if err := r.recordStable(ctx, ro, w, plan); err != nil {
 		return reconcile.Result{}, err
 	}
+	if err := r.removeRollbackCanary(ctx, w, plan); err != nil {
+		return reconcile.Result{}, err
+	}
 	if changed && plan.Event() == rollout.RolledBack {
-		r.announceRollback(ctx, ro, plan, images(w.rollbackTemplate))
+		r.announceRollback(ctx, ro, plan, images(w.records[plan.Next.Pin.Revision]))
 	} else if changed {
 		r.announce(ro, base, plan)
 	}
@@ -142,11 +159,19 @@ func (r *Reconciler) create(ctx context.Context, ro *v1alpha1.Rollout, w *world,
 			repoint  bool
 		}{
 			{stableServiceName(ro), w.primary.Spec.Selector.MatchLabels, repointStable},
-			{canaryServiceName(ro), w.target.Spec.Selector.MatchLabels, true},
+			// The canary Service moves to the rollback canary's pods once
+			// status records the rollback (traffic is on stable then), and
+			// back once they are gone.
+			{canaryServiceName(ro), canaryPods(w), true},
 		} {
 			if err := r.ensureService(ctx, ro, w, svc.name, svc.selector, svc.repoint); err != nil {
 				return err
 			}
+		}
+	}
+	if plan.Next.RollingBackThroughSteps() {
+		if err := r.ensureRollbackCanary(ctx, ro, w, plan); err != nil {
+			return err
 		}
 	}
 	if err := r.createRuns(ctx, ro, w.runs, plan.Next); err != nil {

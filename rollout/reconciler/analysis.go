@@ -211,6 +211,9 @@ func rolloutArgs(ro *v1alpha1.Rollout, p rollout.Progress, given []argo.Analysis
 				v = p.StableRevision
 			}
 			out = append(out, argo.Argument{Name: a.Name, Value: ptr.To(v)})
+		case a.ValueFrom.FieldRef != nil && a.ValueFrom.FieldRef.FieldPath == "status.canaryWorkload":
+			// From the progress the run is for, which status may not show yet.
+			out = append(out, argo.Argument{Name: a.Name, Value: ptr.To(canaryWorkload(ro, p))})
 		case a.ValueFrom.FieldRef != nil:
 			v, err := fieldOf(ro, a.ValueFrom.FieldRef.FieldPath)
 			if err != nil {
@@ -279,7 +282,7 @@ func isCurrent(name, rolloutName string, p rollout.Progress) bool {
 // starts afresh starts with none.
 func explain(recorded []v1alpha1.RolloutAnalysis, runs []observedRun, plan rollout.Plan, now time.Time) []v1alpha1.RolloutAnalysis {
 	switch plan.Event() {
-	case rollout.Started, rollout.Restarted, rollout.Retried, rollout.StepsChanged:
+	case rollout.Started, rollout.Restarted, rollout.Retried, rollout.StepsChanged, rollout.RollingBack:
 		return nil
 	}
 	out := slices.Clone(recorded)

@@ -48,16 +48,23 @@ type world struct {
 	// disown are objects that carry an owner reference to the Rollout from an
 	// earlier version of Tugboat, which garbage collection must not follow.
 	disown []client.Object
-	// rollbackTemplate is the recorded template (target form) of the
-	// revision a pending rollback goes back to.
-	rollbackTemplate *corev1.PodTemplateSpec
+	// records are recorded templates (target form) by revision: the one a
+	// pending rollback goes back to, and the one a rollback through the
+	// steps runs.
+	records map[string]*corev1.PodTemplateSpec
+	// rollbackCanary is <name>-rollback, which runs a rollback through the
+	// steps; nil when there is none. rollingBack: status, as observed,
+	// records a rollback through the steps.
+	rollbackCanary *appsv1.Deployment
+	rollingBack    bool
 }
 
 // observe reads the world from the cache. It writes nothing: a problem only
 // a person can fix goes into observed.Problem, and what is missing is left
 // for act to create.
 func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, error) {
-	w := &world{services: map[string]*corev1.Service{}, servicesTaken: map[string]bool{}, stableRevision: p.StableRevision}
+	w := &world{services: map[string]*corev1.Service{}, servicesTaken: map[string]bool{}, stableRevision: p.StableRevision,
+		records: map[string]*corev1.PodTemplateSpec{}, rollingBack: p.RollingBackThroughSteps()}
 	o := &w.observed
 	o.Now = r.Now()
 	o.Requests = ro.PendingRequests()
@@ -80,7 +87,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 	default:
 		w.target = &target
 		o.TargetRevision = rollout.Revision(target.Spec.Template)
-		o.TargetImages = images(&target.Spec.Template)
+		o.CanaryImages = images(&target.Spec.Template)
 	}
 
 	primary, err := r.observePrimary(ctx, ro)
@@ -107,9 +114,26 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		replicas = max(1, ptr.Deref(w.target.Spec.Replicas, 1))
 	}
 	o.Replicas = replicas
-	if w.target != nil {
-		step := int(ptr.Deref(p.Step, 0))
-		o.CanaryReady = ready(w.target, rollout.CanaryReplicasFor(ro.Spec.Steps, step, replicas))
+	rollbackCanary, err := r.observeRollbackCanary(ctx, ro)
+	if errors.As(err, &se) {
+		problem(se)
+	} else if err != nil {
+		return nil, err
+	}
+	w.rollbackCanary = rollbackCanary
+	canaryWants := rollout.CanaryReplicasFor(ro.Spec.Steps, int(ptr.Deref(p.Step, 0)), replicas)
+	switch {
+	case p.RollingBackThroughSteps():
+		rev := p.Pin.Revision
+		t, err := r.recordedTemplate(ctx, ro, rev)
+		if err != nil {
+			return nil, err
+		}
+		w.records[rev], o.CanaryRecorded, o.CanaryImages = t, t != nil, images(t)
+		d := w.rollbackCanary
+		o.CanaryReady = d != nil && d.Annotations[annotationRevision] == rev && ready(d, canaryWants)
+	case w.target != nil:
+		o.CanaryReady = ready(w.target, canaryWants)
 	}
 
 	for _, name := range []string{stableServiceName(ro), canaryServiceName(ro)} {
@@ -228,7 +252,7 @@ func (r *Reconciler) meshFrom(ro *v1alpha1.Rollout, w *world) (traffic.Mesh, boo
 		if w.primary != nil && w.primary.Spec.Selector != nil {
 			stable = w.primary.Spec.Selector.MatchLabels
 		}
-		return meshOf(ro, stable, w.target.Spec.Selector.MatchLabels), true
+		return meshOf(ro, stable, canaryPods(w)), true
 	}
 	stable, canary := w.services[stableServiceName(ro)], w.services[canaryServiceName(ro)]
 	if stable == nil || canary == nil {

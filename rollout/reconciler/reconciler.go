@@ -143,6 +143,7 @@ func (r *Reconciler) record(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 		weight = plan.Traffic.Split.Canary
 	}
 	plan.Next.WriteTo(&ro.Status, weight)
+	ro.Status.CanaryWorkload = canaryWorkload(ro, plan.Next)
 	status.Set(&ro.Status.Conditions, plan.Outcome, plan.Message, ro.Generation)
 	status.SetRolledBack(&ro.Status.Conditions, ro.Status.Rollback, ro.Generation)
 	ro.Status.Phase = status.Phase(ro.Status.Conditions)

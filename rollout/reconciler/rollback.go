@@ -42,8 +42,8 @@ func fastTrack(ro *v1alpha1.Rollout) int64 {
 }
 
 // observeRollback resolves a pending rollback request against the history:
-// which revision, whether its template is recorded (then w.rollbackTemplate
-// holds it), or why it is refused.
+// which revision, whether its template is recorded (then w.records holds
+// it), at once or through the steps, or why it is refused.
 func (r *Reconciler) observeRollback(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress, w *world) error {
 	id := w.observed.Requests.Rollback
 	if id == "" {
@@ -85,16 +85,14 @@ func (r *Reconciler) observeRollback(ctx context.Context, ro *v1alpha1.Rollout, 
 		to.Refused = fmt.Sprintf("rollback refused: the revision serving (%s) is not in the history of rollout %s/%s, so how far back revision %d lies is not known", p.StableRevision, ro.Namespace, ro.Name, want)
 		return nil
 	}
-	if i < serving && int64(serving-i) > fastTrack(ro) {
-		to.Refused = fmt.Sprintf("rollback refused: revision %d is %d revisions before the one serving, and spec.rollback.fastTrackRevisions (%d) lets a rollback go back at once only that far; going back further, through the steps, is not available yet",
-			want, serving-i, fastTrack(ro))
-		return nil
-	}
+	// Further back than spec.rollback.fastTrackRevisions, the revision goes
+	// through the steps again.
+	to.ThroughSteps = i < serving && int64(serving-i) > fastTrack(ro)
 	t, err := r.recordedTemplate(ctx, ro, to.Revision)
 	if err != nil {
 		return err
 	}
-	w.rollbackTemplate, to.Recorded = t, t != nil
+	w.records[to.Revision], to.Recorded = t, t != nil
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -90,14 +91,6 @@ func TestRollbackToARevision(t *testing.T) {
 			t.Errorf("stable %s, rollback %+v", ro.Status.StableRevision, ro.Status.Rollback)
 		}
 		f.wantEvent("rb", "RollbackRefused")
-	})
-
-	t.Run("further back than fastTrackRevisions is refused", func(t *testing.T) {
-		f.rollBack("rb", "r00", 1, "")
-		a := f.eventually("rb", "refused", 30*time.Second, answered("r00")).Status.RollbackRequest
-		if a.Accepted || !strings.Contains(a.Message, "revision 1 is 2 revisions before the one serving, and spec.rollback.fastTrackRevisions (1)") {
-			t.Errorf("answer %+v", a)
-		}
 	})
 
 	t.Run("to the previous revision: primary goes back at once, pinned", func(t *testing.T) {
@@ -229,4 +222,95 @@ func TestDeletedWhilePinned(t *testing.T) {
 		t.Errorf("the target was handed back on %s, want v1, the revision rolled back to", v)
 	}
 	f.wantEvent("dp", "TargetRestored")
+}
+
+// A rollback further back than fastTrackRevisions rolls the old revision
+// out again, from its record, as a canary in <name>-rollback, through the
+// steps; the target keeps its template (what git says) and no pods.
+func TestRollbackThroughSteps(t *testing.T) {
+	f := given(t)
+	f.app("rs", 2, managedRoute("rs"))
+	f.rollout(newRollout("rs", weight(50), pause("")))
+	v1 := f.eventually("rs", "initialized", time.Minute, hasReason("Healthy")).Status.StableRevision
+	var v3 string
+	for _, version := range []string{"v2", "v3"} {
+		v3 = f.release("rs", version)
+		f.eventually("rs", version+" paused", time.Minute, atStep(1, "WaitingForPromotion"))
+		f.annotate("rs", v1alpha1.AnnotationPromote, "p-"+version)
+		f.eventually("rs", version+" promoted", time.Minute, stableAt(v3))
+	}
+
+	t.Run("revision 1 is two back: it goes through the steps as a canary", func(t *testing.T) {
+		f.rollBack("rs", "r1", 1, "v2 and v3 lose orders")
+		ro := f.eventually("rs", "answered", 30*time.Second, answered("r1"))
+		if a := ro.Status.RollbackRequest; !a.Accepted || !strings.Contains(a.Message, "rolling back to revision 1 ("+v1+") from "+v3+" through the steps") {
+			t.Fatalf("answer %+v", a)
+		}
+		ro = f.eventually("rs", "at the pause", time.Minute, atStep(1, "WaitingForPromotion"))
+		pin := ro.Status.Rollback
+		if ro.Status.StableRevision != v3 || ro.Status.CanaryRevision != v1 || ro.Status.CanaryWorkload != "rs-rollback" || pin == nil || !pin.ThroughSteps || pin.Target != v3 {
+			t.Fatalf("status %+v, rollback %+v", ro.Status, pin)
+		}
+		f.wantWeights("rs", 50, 50)
+		var canary appsv1.Deployment
+		f.get(&canary, "rs-rollback")
+		if v := canary.Spec.Template.Spec.Containers[0].Env[0].Value; v != "v1" || canary.Spec.Selector.MatchLabels["app"] != "rs-rollback" || !metav1.IsControlledBy(&canary, ro) {
+			t.Errorf("rollback canary runs %s, selector %v, owners %v", v, canary.Spec.Selector.MatchLabels, canary.OwnerReferences)
+		}
+		if n := f.replicas("rs"); n != 0 {
+			t.Errorf("the target runs %d pods while rolling back through the steps", n)
+		}
+		var svc corev1.Service
+		f.get(&svc, "rs-canary")
+		if svc.Spec.Selector["app"] != "rs-rollback" {
+			t.Errorf("canary service selects %v", svc.Spec.Selector)
+		}
+		var target appsv1.Deployment
+		f.get(&target, "rs")
+		if v := target.Spec.Template.Spec.Containers[0].Env[0].Value; v != "v3" {
+			t.Errorf("the target's template was changed to %s", v)
+		}
+		f.wantEvent("rs", "RollingBack")
+	})
+
+	t.Run("promoted, it holds: pinned on revision 1, the rollback canary gone", func(t *testing.T) {
+		f.annotate("rs", v1alpha1.AnnotationPromote, "p-back")
+		ro := f.eventually("rs", "rolled back", time.Minute, hasReason("RolledBack"))
+		pin := ro.Status.Rollback
+		if ro.Status.StableRevision != v1 || ro.Status.CanaryRevision != "" || pin == nil || pin.ThroughSteps || pin.Number != 1 || pin.From != v3 || pin.RequestedBy != "jane" {
+			t.Fatalf("status %+v, rollback %+v", ro.Status, pin)
+		}
+		if err := pollUntil(t, time.Minute, f.primaryServes("rs", "v1")); err != nil {
+			t.Fatalf("primary never served v1: %v", err)
+		}
+		f.wantWeights("rs", 100, 0)
+		f.gone(&appsv1.Deployment{}, "rs-rollback", "the rollback canary")
+		err := pollUntil(t, 30*time.Second, func() bool {
+			var svc corev1.Service
+			f.get(&svc, "rs-canary")
+			return svc.Spec.Selector["app"] == "rs"
+		})
+		if err != nil {
+			t.Errorf("the canary service never selected the target's pods again: %v", err)
+		}
+		f.wantEvent("rs", "RolledBack")
+	})
+
+	t.Run("cancelled on the way: traffic back on stable, the rollback canary gone", func(t *testing.T) {
+		v4 := f.release("rs", "v4")
+		f.eventually("rs", "v4 paused", time.Minute, atStep(1, "WaitingForPromotion"))
+		f.annotate("rs", v1alpha1.AnnotationPromote, "p-v4")
+		f.eventually("rs", "v4 promoted", time.Minute, stableAt(v4))
+		f.rollBack("rs", "r2", 2, "")
+		f.eventually("rs", "rolling back to 2", time.Minute, func(ro *v1alpha1.Rollout) bool {
+			return ro.Status.Rollback != nil && ro.Status.Rollback.ThroughSteps && reason(ro) == "WaitingForPromotion"
+		})
+		f.annotate("rs", v1alpha1.AnnotationRollbackCancel, "c1")
+		ro := f.eventually("rs", "cancelled", 30*time.Second, stableAt(v4))
+		if ro.Status.Rollback != nil {
+			t.Errorf("rollback %+v", ro.Status.Rollback)
+		}
+		f.wantWeights("rs", 100, 0)
+		f.gone(&appsv1.Deployment{}, "rs-rollback", "the rollback canary")
+	})
 }

@@ -30,9 +30,15 @@ const Pinned Outcome = "pinned"
 // out as usual and clears the pin.
 var Fix = Release{Name: "fix", Image: "ghcr.io/stefanprodan/podinfo:6.7.3", ErrorRate: "0.001", LatencyMs: "45", Want: Promoted}
 
+// ThroughStepsReason is the demo's last act: once the fix is promoted,
+// revision 1 lies further back than fastTrackRevisions.
+const ThroughStepsReason = "the fix breaks a client pinned to the first release"
+
 // RollBack asks, as kubectl tug rollback does, for the Rollout to go back to
 // revision to of its history, and follows it until primary serves that
-// revision, Ready, with all the traffic; then it shows the history.
+// revision, Ready, with all the traffic, pinned: at once for a revision
+// within spec.rollback.fastTrackRevisions, through the steps for one
+// further back. Then it shows the history.
 func RollBack(ctx context.Context, c client.Client, key types.NamespacedName, to int64, reason string, timeout time.Duration, out io.Writer) (Result, error) {
 	act := Release{Name: fmt.Sprintf("rollback to %d", to), Want: Pinned}
 	id := "demo-" + time.Now().UTC().Format("20060102T150405.000000000")
@@ -44,13 +50,14 @@ func RollBack(ctx context.Context, c client.Client, key types.NamespacedName, to
 	if err != nil {
 		return Result{}, err
 	}
-	fmt.Fprintf(out, "\n▶ a person rolls back to revision %d: %q; want it serving at once, pinned\n", to, reason)
+	fmt.Fprintf(out, "\n▶ a person rolls back to revision %d: %q; want it serving, pinned\n", to, reason)
 	start := time.Now()
 	if err := c.Patch(ctx, &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return Result{}, fmt.Errorf("request the rollback: %w", err)
 	}
 	res := Result{Release: act, Got: TimedOut}
 	var ro v1alpha1.Rollout
+	last := ""
 	var lastErr error
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		if lastErr = c.Get(ctx, key, &ro); lastErr != nil {
@@ -65,6 +72,14 @@ func RollBack(ctx context.Context, c client.Client, key types.NamespacedName, to
 			return true, nil
 		}
 		res.Message = a.Message
+		if line, err := progress(ctx, c, &ro); err == nil && line != last {
+			fmt.Fprintf(out, "  %5s  %s\n", time.Since(start).Round(time.Second), line)
+			last = line
+		}
+		pin := ro.Status.Rollback
+		if pin == nil || pin.ThroughSteps || pin.Request != id {
+			return false, nil // on its way through the steps
+		}
 		var primary appsv1.Deployment
 		if lastErr = c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name + "-primary"}, &primary); lastErr != nil {
 			return false, nil
@@ -72,7 +87,7 @@ func RollBack(ctx context.Context, c client.Client, key types.NamespacedName, to
 		want := ptr.Deref(primary.Spec.Replicas, 1)
 		served := primary.Annotations[v1alpha1.AnnotationRevision] == ro.Status.StableRevision && primary.Status.ObservedGeneration == primary.Generation &&
 			primary.Status.UpdatedReplicas == want && primary.Status.ReadyReplicas == want && primary.Status.Replicas == want
-		if served && ro.Status.CanaryWeight == 0 && ro.Status.Rollback != nil {
+		if served && ro.Status.CanaryWeight == 0 {
 			res.Got = Pinned
 			return true, nil
 		}

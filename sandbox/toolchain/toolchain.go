@@ -1,7 +1,8 @@
 // Package toolchain finds the real servers that `make tools` builds from the
-// modules in hack/tools: kube-apiserver, etcd, Prometheus and the rest. Test
-// helpers use it; it fails with the command to run when a binary is missing,
-// rather than falling back to whatever is on the machine.
+// modules in hack/tools: kube-apiserver, etcd, Prometheus and the rest, and
+// kubectl for the examples that script it. Test helpers use it; it fails with
+// the command to run when a binary is missing, rather than falling back to
+// whatever is on the machine.
 package toolchain
 
 import (
@@ -24,6 +25,7 @@ const (
 	KubeAPIServer         Binary = "kube-apiserver"
 	KubeControllerManager Binary = "kube-controller-manager"
 	KubeScheduler         Binary = "kube-scheduler"
+	Kubectl               Binary = "kubectl"
 	Etcd                  Binary = "etcd"
 	Prometheus            Binary = "prometheus"
 	Promtool              Binary = "promtool"
@@ -36,6 +38,7 @@ var group = map[Binary]struct{ dir, versionKey string }{
 	KubeAPIServer:         {"kubernetes", "KUBERNETES_VERSION"},
 	KubeControllerManager: {"kubernetes", "KUBERNETES_VERSION"},
 	KubeScheduler:         {"kubernetes", "KUBERNETES_VERSION"},
+	Kubectl:               {"kubernetes", "KUBERNETES_VERSION"},
 	Etcd:                  {"etcd", "ETCD_VERSION"},
 	Prometheus:            {"prometheus", "PROMETHEUS_VERSION"},
 	Promtool:              {"prometheus", "PROMETHEUS_VERSION"},

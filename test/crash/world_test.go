@@ -210,9 +210,14 @@ func (w *world) drive(rng *rand.Rand) *driver {
 				switch {
 				case atRest(ro) && ro.Status.Rollback == nil && rollbackAnswered(ro) && rng.IntN(5) == 0:
 					// A person goes back to the revision before (refused
-					// while there is none).
+					// while there is none), or now and then to the first,
+					// which further back goes through the steps.
 					d.tokens++
-					raw, _ := json.Marshal(v1alpha1.RollbackRequest{ID: "k" + strconv.Itoa(d.tokens), Reason: "crash tier"})
+					req := v1alpha1.RollbackRequest{ID: "k" + strconv.Itoa(d.tokens), Reason: "crash tier"}
+					if rng.IntN(3) == 0 {
+						req.ToRevision = 1
+					}
+					raw, _ := json.Marshal(req)
 					if annotate(ctx, w.ns, ro.Name, v1alpha1.AnnotationRollback, string(raw)) == nil {
 						d.mu.Lock()
 						d.rollbacks++

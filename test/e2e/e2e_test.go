@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/sandbox"
@@ -138,12 +139,52 @@ func TestCanaryPromotedThenRolledBack(t *testing.T) {
 	if err := demo.WaitQuiet(t.Context(), box.Prometheus.URL, s.key, "30s", 2*time.Minute, &s.log); err != nil {
 		t.Fatal(err)
 	}
+	var fix string
 	s.when(demo.Fix).then(demo.Promoted, func(ro *v1alpha1.Rollout) error {
 		if ro.Status.Rollback != nil || ro.Status.Phase != v1alpha1.PhaseHealthy {
 			return fmt.Errorf("after the fix: %+v", ro.Status)
 		}
+		fix = ro.Status.StableRevision
 		return nil
 	})
+
+	// Revision 1 is two back now: through the steps, as a canary of its own
+	// workload that the analysis measures, then pinned.
+	s.whenRolledBack(1, demo.ThroughStepsReason).then(demo.Pinned, func(ro *v1alpha1.Rollout) error {
+		pin := ro.Status.Rollback
+		if pin == nil || pin.Number != 1 || pin.From != fix || ro.Status.StableRevision != pin.Revision || ro.Status.CanaryWorkload != "" {
+			return fmt.Errorf("after the rollback through the steps: pin %+v, status %+v", pin, ro.Status)
+		}
+		if !strings.Contains(s.result.Message, "through the steps") {
+			return fmt.Errorf("answer %q does not say it goes through the steps", s.result.Message)
+		}
+		return s.measured("podinfo-rollback")
+	})
+
+	// A revision not in history is refused, and nothing changes.
+	s.whenRolledBack(99, "no such revision").then("refused", func(ro *v1alpha1.Rollout) error {
+		if !strings.Contains(s.result.Message, "revision 99 is not in the history") || ro.Status.Rollback == nil || ro.Status.Rollback.Number != 1 {
+			return fmt.Errorf("after a refused rollback: %q, pin %+v", s.result.Message, ro.Status.Rollback)
+		}
+		return nil
+	})
+}
+
+// measured checks that an AnalysisRun of the scenario's Rollout measured
+// workload (its workload argument names it) and passed.
+func (s *scenario) measured(workload string) error {
+	var runs v1alpha1.AnalysisRunList
+	if err := box.Client().List(s.t.Context(), &runs, client.InNamespace(s.key.Namespace), client.MatchingLabels{v1alpha1.LabelRollout: s.key.Name}); err != nil {
+		return err
+	}
+	for _, run := range runs.Items {
+		for _, a := range run.Spec.Args {
+			if a.Name == "workload" && a.Value != nil && *a.Value == workload && run.Status.Phase == "Successful" {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no successful analysis run measured %s", workload)
 }
 
 // explainsFailure checks status.analysis: the metric failed, with the query

@@ -1,0 +1,149 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/rollout"
+)
+
+// A rollback through the steps rolls an old revision out as a canary, from
+// its record. The target holds another template (what git says), so the old
+// one runs in a Deployment of its own, <name>-rollback, whose pods the
+// canary Service and subset select meanwhile. It is owned by the Rollout
+// and deleted once traffic has left it.
+const rollbackSuffix = "-rollback"
+
+func rollbackCanaryName(ro *v1alpha1.Rollout) string { return ro.Name + rollbackSuffix }
+
+// canaryWorkload names the Deployment whose pods take the canary's traffic
+// under progress p (status.canaryWorkload), empty at rest.
+func canaryWorkload(ro *v1alpha1.Rollout, p rollout.Progress) string {
+	switch {
+	case !p.InRollout():
+		return ""
+	case p.RollingBackThroughSteps():
+		return rollbackCanaryName(ro)
+	}
+	return ro.Spec.TargetRef.Name
+}
+
+// rollbackLabels rewrites the target's selector labels for the rollback
+// canary, as primaryLabels does for primary.
+func rollbackLabels(selector, labels map[string]string) map[string]string {
+	out := maps.Clone(labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for k, v := range selector {
+		out[k] = v + rollbackSuffix
+	}
+	return out
+}
+
+// rollbackCanaryFor builds <name>-rollback: the recorded template of rev,
+// with its own selector labels, the target's strategy, and replicas pods.
+func rollbackCanaryFor(ro *v1alpha1.Rollout, target *appsv1.Deployment, t corev1.PodTemplateSpec, rev string, replicas int32) *appsv1.Deployment {
+	sel := target.Spec.Selector.MatchLabels
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ro.Namespace,
+			Name:      rollbackCanaryName(ro),
+			Labels:    ownedLabels(ro),
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas:        ptr.To(replicas),
+			Selector:        &metav1.LabelSelector{MatchLabels: rollbackLabels(sel, sel)},
+			MinReadySeconds: target.Spec.MinReadySeconds,
+			Strategy:        *target.Spec.Strategy.DeepCopy(),
+		},
+	}
+	setPrimaryFrom(d, t, rev) // the selector's labels on the template, the revision annotated
+	return d
+}
+
+// observeRollbackCanary returns <name>-rollback, nil when there is none; one
+// this Rollout does not own is a conflict.
+func (r *Reconciler) observeRollbackCanary(ctx context.Context, ro *v1alpha1.Rollout) (*appsv1.Deployment, error) {
+	var d appsv1.Deployment
+	key := client.ObjectKey{Namespace: ro.Namespace, Name: rollbackCanaryName(ro)}
+	switch err := r.Client.Get(ctx, key, &d); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get rollback canary deployment %s: %w", key, err)
+	case !metav1.IsControlledBy(&d, ro):
+		return nil, rollout.Invalid("deployment %s exists and is not this Rollout's rollback canary", key)
+	}
+	return &d, nil
+}
+
+// ensureRollbackCanary makes <name>-rollback run the revision the plan rolls
+// back to through the steps: created at the plan's size, or put on that
+// revision when it ran another.
+func (r *Reconciler) ensureRollbackCanary(ctx context.Context, ro *v1alpha1.Rollout, w *world, plan rollout.Plan) error {
+	rev := plan.Next.Pin.Revision
+	t := w.records[rev]
+	if t == nil || w.target == nil {
+		return nil // decided on already: the rollback ends without its record
+	}
+	if d := w.rollbackCanary; d != nil {
+		if d.Annotations[annotationRevision] == rev {
+			return nil
+		}
+		d = d.DeepCopy()
+		setPrimaryFrom(d, *t, rev)
+		if err := r.Client.Update(ctx, d); err != nil {
+			return fmt.Errorf("put rollback canary %s/%s on revision %s: %w", d.Namespace, d.Name, rev, err)
+		}
+		w.rollbackCanary = d
+		return nil
+	}
+	d := rollbackCanaryFor(ro, w.target, *t, rev, ptr.Deref(plan.CanaryReplicas, 0))
+	if err := controllerutil.SetControllerReference(ro, d, r.Client.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Client.Create(ctx, d); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return errCacheBehind // created by an earlier reconcile; not in the cache yet
+		}
+		return fmt.Errorf("create rollback canary deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	w.rollbackCanary = d
+	return nil
+}
+
+// removeRollbackCanary deletes <name>-rollback once no rollback through the
+// steps needs it and traffic has left it; the canary Service and subset
+// select the target's pods again at the next reconcile.
+func (r *Reconciler) removeRollbackCanary(ctx context.Context, w *world, plan rollout.Plan) error {
+	d := w.rollbackCanary
+	if d == nil || plan.Next.RollingBackThroughSteps() || plan.Traffic == nil || !plan.Traffic.AllStable() {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, d, client.Preconditions{UID: &d.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete rollback canary deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	return nil
+}
+
+// canaryPods is the selector of the pods taking the canary's traffic: the
+// rollback canary's while status records a rollback through the steps or the
+// rollback canary is still there, the target's otherwise.
+func canaryPods(w *world) map[string]string {
+	sel := w.target.Spec.Selector.MatchLabels
+	if w.rollingBack || w.rollbackCanary != nil {
+		return rollbackLabels(sel, sel)
+	}
+	return sel
+}
