@@ -124,11 +124,18 @@ func handBack(p Progress, o Observed) Plan {
 		hb.RouteTo, plan.Traffic = PrimaryPods, ptr.To(traffic.AtRest())
 	}
 	targetReplicas := d.TargetReplicas
+	// Primary serves the stable revision, or the one a rollback through the
+	// steps is promoting (committed: primary took it).
+	serves := p.StableRevision
+	goingBack := p.RollingBackThroughSteps() && p.Promoting && o.PrimaryRevision == p.CanaryRevision
+	if goingBack {
+		serves = p.CanaryRevision
+	}
 	if !d.GivenBack {
 		hb.GiveBack, hb.Replicas = true, replicas
-		onStable := d.Primary && o.PrimaryRevision == p.StableRevision
-		hb.RestoreTemplate = p.StableRevision != "" && o.TargetRevision != p.StableRevision && (onStable || p.Pin != nil && o.StableRecorded)
-		hb.FromRecord = hb.RestoreTemplate && !onStable
+		onServing := d.Primary && o.PrimaryRevision == serves
+		hb.RestoreTemplate = serves != "" && o.TargetRevision != serves && (onServing || p.Pin != nil && o.StableRecorded)
+		hb.FromRecord = hb.RestoreTemplate && !onServing
 		targetReplicas = max(targetReplicas, replicas)
 		if hb.RestoreTemplate {
 			plan.Transition = TargetRestored
@@ -138,6 +145,8 @@ func handBack(p Progress, o Observed) Plan {
 	if hb.GiveBack || d.TargetServing < want {
 		plan.Message = fmt.Sprintf("the Rollout is being deleted; deployment %s takes the traffic back once %d of its pods are Ready", d.TargetName, want)
 		switch {
+		case hb.RestoreTemplate && goingBack:
+			plan.Message += fmt.Sprintf("; it gets revision %s, the one a rollback through the steps was promoting, from primary", serves)
 		case hb.RestoreTemplate && p.Pin != nil && !p.Pin.ThroughSteps:
 			plan.Message += fmt.Sprintf("; it gets back revision %s, the one rolled back to from %s", p.StableRevision, o.TargetRevision)
 		case hb.RestoreTemplate:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/utils/ptr"
 )
 
 // Every stage of a hand-back is a plan.
@@ -16,6 +17,8 @@ func TestHandBack(t *testing.T) {
 		return p, o
 	}
 	atRest := Progress{StableRevision: "s1"}
+	goingBack := Progress{StableRevision: "s1", CanaryRevision: "s0", Step: ptr.To[int32](2), Promoting: true,
+		Pin: &Pin{Revision: "s0", Number: 1, From: "s1", Target: "s1", Since: t0, ThroughSteps: true}}
 	waiting := func(want int32, hb *HandBack, msg string) Plan {
 		return Plan{Outcome: HandingBack, Next: atRest,
 			Message:  "the Rollout is being deleted; deployment app takes the traffic back once " + msg,
@@ -45,6 +48,13 @@ func TestHandBack(t *testing.T) {
 		want: Plan{Outcome: HandingBack, Transition: TargetRestored, Next: Progress{StableRevision: "s0", Pin: &Pin{Revision: "s0", Number: 1, From: "s1", Target: "s1", Since: t0}},
 			Message:  "the Rollout is being deleted; deployment app takes the traffic back once 3 of its pods are Ready; it gets back revision s0, the one rolled back to from s1",
 			HandBack: &HandBack{RouteTo: PrimaryPods, GiveBack: true, RestoreTemplate: true, FromRecord: true, Replicas: 3}, Traffic: desired(0), RequeueAfter: 30 * time.Second},
+	}, {
+		name: "deleted while primary takes a revision rolled back to through the steps: the target gets that revision, from primary",
+		p:    goingBack,
+		edit: func(o *Observed) { o.TargetRevision, o.PrimaryRevision, o.StableRecorded = "s1", "s0", true },
+		want: Plan{Outcome: HandingBack, Transition: TargetRestored, Next: goingBack,
+			Message:  "the Rollout is being deleted; deployment app takes the traffic back once 3 of its pods are Ready; it gets revision s0, the one a rollback through the steps was promoting, from primary",
+			HandBack: &HandBack{RouteTo: PrimaryPods, GiveBack: true, RestoreTemplate: true, Replicas: 3}, Traffic: desired(0), RequeueAfter: 30 * time.Second},
 	}, {
 		name: "given back, the target not Ready yet: waits, traffic on primary",
 		p:    atRest,

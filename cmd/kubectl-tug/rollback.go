@@ -39,7 +39,9 @@ type rollbackResult struct {
 	// status.observedRequests.rollbackCancel takes it).
 	Request string `json:"request"`
 	Cancel  bool   `json:"cancel,omitempty"`
-	// Result is RolledBack, Unpinned (--cancel), Refused or Pending.
+	// Result is RolledBack, Unpinned (--cancel), Refused, Pending, or, for a
+	// rollback through the steps, RollingBack (still on its way at the
+	// timeout), Aborted or Ended (cancelled or replaced on its way).
 	Result         string `json:"result"`
 	ExitCode       int    `json:"exitCode"`
 	Message        string `json:"message"`
@@ -70,7 +72,11 @@ a GitOps tool keeps showing the target in sync. A new template on the target
 ends the pin, as does kubectl tug rollback --cancel.
 
 Without --to-revision it goes back to the revision that was stable before
-the one serving. It waits for the controller's answer and prints it.
+the one serving. It waits for the controller's answer and prints it. A
+revision within spec.rollback.fastTrackRevisions serves at once; one further
+back goes through the steps again, as a canary gated by analysis, and
+rollback waits until it holds (exit 0), is aborted or ended on its way
+(exit 1), or --timeout runs out while it is on its way (exit 2).
 
 -o json or yaml prints the answer (result, exitCode, message, the revision
 serving and the pin) with the same exit codes; when rollback could not ask
@@ -82,6 +88,7 @@ to patch the Rollout, bad flags, no cluster, no such Rollout).`,
 		Example: `  kubectl tug rollback web --reason "checkout errors since 10:30"
   kubectl tug rollback web --to-revision 3
   kubectl tug rollback web --to-revision 3 -o json
+  kubectl tug rollback web --to-revision 1 --timeout 15m   # through the steps
   kubectl tug rollback web --cancel`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -205,6 +212,11 @@ func rollback(ctx context.Context, c client.Client, key types.NamespacedName, r 
 	case !wait.Interrupted(err) && ctx.Err() == nil:
 		return res, err
 	}
+	if res.Result == "RollingBack" {
+		res.ExitCode = exitPending
+		res.Message = fmt.Sprintf("request %s accepted, still going through the steps after %s: %s (kubectl tug wait %s follows it)", res.Request, r.timeout, res.Message, key.Name)
+		return res, nil
+	}
 	res.Result, res.ExitCode = "Pending", exitPending
 	res.Message = fmt.Sprintf("request %s is written and pending: the controller has not answered within %s (kubectl tug get rollout %s shows what it does)",
 		res.Request, r.timeout, key.Name)
@@ -248,6 +260,17 @@ func judgeRollback(ro *v1alpha1.Rollout, key types.NamespacedName, annotation st
 		res.Result, res.ExitCode, res.Message = "Refused", exitRefused, "the controller took request "+res.Request+" without an answer"
 	case !a.Accepted:
 		res.Result, res.ExitCode, res.Message = "Refused", exitRefused, orDash(a.Message)
+	case s.Rollback != nil && s.Rollback.Request == res.Request && s.Rollback.ThroughSteps && s.Abort != nil:
+		res.Result, res.ExitCode = "Aborted", exitRefused
+		res.Message = "the rollback through the steps was aborted: " + s.Abort.Message + " (kubectl tug retry or kubectl tug rollback --cancel)"
+	case s.Rollback != nil && s.Rollback.Request == res.Request && s.Rollback.ThroughSteps:
+		// Accepted, and on its way: answered once promoted and pinned.
+		res.Result, res.Message = "RollingBack", orDash(a.Message)+"; "+orDash(s.Message)
+		return false, nil
+	case res.Result == "RollingBack" && (s.Rollback == nil || s.Rollback.Request != res.Request):
+		// Seen on its way, and gone: cancelled, lifted or replaced.
+		res.Result, res.ExitCode = "Ended", exitRefused
+		res.Message = "the rollback no longer holds: " + orDash(s.Message)
 	default:
 		res.Result, res.ExitCode, res.Message = "RolledBack", exitRolledBack, orDash(a.Message)
 	}

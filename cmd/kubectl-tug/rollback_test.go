@@ -240,6 +240,35 @@ func TestRollback(t *testing.T) {
 		}
 	}
 
+	// Through the steps: accepted, and followed until it holds; on its way
+	// at the timeout it is pending (2), aborted on its way it failed (1).
+	onItsWay := func(aborted bool) func(string, *v1alpha1.RolloutStatus) {
+		return func(v string, s *v1alpha1.RolloutStatus) {
+			id := v1alpha1.RollbackRequestID(v)
+			s.ObservedRequests.Rollback, s.StableRevision, s.CanaryRevision = id, "h3", "h1"
+			s.RollbackRequest = &v1alpha1.RollbackRequestStatus{ID: id, Accepted: true, Message: "rolling back to revision 1 (h1) from h3 through the steps"}
+			s.Rollback = &v1alpha1.RolloutRollback{Request: id, Revision: "h1", Number: 1, From: "h3", Target: "h3", Since: metav1.Now(), ThroughSteps: true}
+			s.Message, s.Abort = "step 2: waiting for the analysis verdict", nil
+			if aborted {
+				s.Abort = &v1alpha1.RolloutAbort{Reason: "AnalysisFailed", Message: "step 2: analysis Failed: metric success-rate Failed"}
+			}
+		}
+	}
+	for _, tc := range []struct {
+		aborted bool
+		code    int
+		says    string
+	}{
+		{false, exitPending, "accepted, still going through the steps after 2s: rolling back to revision 1 (h1) from h3 through the steps; step 2: waiting"},
+		{true, exitRefused, "the rollback through the steps was aborted: step 2: analysis Failed"},
+	} {
+		got = p.answer("web", v1alpha1.AnnotationRollback, onItsWay(tc.aborted))
+		code, out = p.run("rollback", "web", "--to-revision", "1", "--timeout", "2s")
+		if _, err := got(); code != tc.code || err != nil || !strings.Contains(out, tc.says) {
+			t.Errorf("through the steps (aborted %v): exit %d, want %d (answer: %v)\n%s", tc.aborted, code, tc.code, err, out)
+		}
+	}
+
 	// Refused: the reason, exit 1; asking again is a new request.
 	got = p.answer("web", v1alpha1.AnnotationRollback, answered(false, "rollback refused: no revision 9 in history"))
 	code, out = p.run("rollback", "web", "--to-revision", "9")

@@ -121,7 +121,7 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 	if err := r.recordStable(ctx, ro, w, plan); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := r.removeRollbackCanary(ctx, w, plan); err != nil {
+	if err := r.removeRollbackCanary(ctx, ro, w, plan); err != nil {
 		return reconcile.Result{}, err
 	}
 	if changed && plan.Event() == rollout.RolledBack {
@@ -159,9 +159,8 @@ func (r *Reconciler) create(ctx context.Context, ro *v1alpha1.Rollout, w *world,
 			repoint  bool
 		}{
 			{stableServiceName(ro), w.primary.Spec.Selector.MatchLabels, repointStable},
-			// The canary Service moves to the rollback canary's pods once
-			// status records the rollback (traffic is on stable then), and
-			// back once they are gone.
+			// The canary Service selects the rollback canary's pods while
+			// status records a rollback through the steps (see canaryPods).
 			{canaryServiceName(ro), canaryPods(w), true},
 		} {
 			if err := r.ensureService(ctx, ro, w, svc.name, svc.selector, svc.repoint); err != nil {

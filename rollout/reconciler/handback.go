@@ -86,6 +86,14 @@ func (r *Reconciler) observeDeletion(ctx context.Context, ro *v1alpha1.Rollout, 
 		}
 	}
 	w.disown = ownedBy(ro, w)
+	var rollbackCanary appsv1.Deployment
+	rollbackGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: rollbackCanaryName(ro)}, &rollbackCanary)
+	if err != nil {
+		return nil, err
+	}
+	if !rollbackGone && isManaged(&rollbackCanary, ro) {
+		w.rollbackCanary = &rollbackCanary
+	}
 	var vs istiov1.VirtualService
 	vsGone, err := r.missing(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.TrafficRouting.Istio.VirtualService.Name}, &vs)
 	if err != nil {
@@ -141,6 +149,12 @@ func (r *Reconciler) actHandBack(ctx context.Context, ro *v1alpha1.Rollout, w *w
 	}
 	if !hb.Release {
 		return r.finish(ctx, ro, plan)
+	}
+	if w.rollbackCanary != nil {
+		// A rollback through the steps under way: traffic left it above.
+		if err := r.deleteRollbackCanary(ctx, ro, w.rollbackCanary); err != nil {
+			return reconcile.Result{}, err
+		}
 	}
 	if hb.DeletePrimary && w.primary != nil {
 		if err := r.Client.Delete(ctx, w.primary, client.Preconditions{UID: &w.primary.UID}); client.IgnoreNotFound(err) != nil {

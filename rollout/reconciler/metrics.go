@@ -71,7 +71,7 @@ func (m *Metrics) observe(ro *v1alpha1.Rollout) {
 		step = float64(*ro.Status.CurrentStepIndex)
 	}
 	m.step.WithLabelValues(ro.Namespace, ro.Name).Set(step)
-	if pin := ro.Status.Rollback; pin != nil {
+	if pin := ro.Status.Rollback; pin != nil && !pin.ThroughSteps { // a pin that holds
 		m.pinned.WithLabelValues(ro.Namespace, ro.Name).Set(float64(pin.Since.Unix()))
 	} else {
 		m.pinned.DeleteLabelValues(ro.Namespace, ro.Name)

@@ -54,9 +54,10 @@ type world struct {
 	records map[string]*corev1.PodTemplateSpec
 	// rollbackCanary is <name>-rollback, which runs a rollback through the
 	// steps; nil when there is none. rollingBack: status, as observed,
-	// records a rollback through the steps.
+	// records a rollback through the steps, to rollingBackTo.
 	rollbackCanary *appsv1.Deployment
 	rollingBack    bool
+	rollingBackTo  string
 }
 
 // observe reads the world from the cache. It writes nothing: a problem only
@@ -65,6 +66,9 @@ type world struct {
 func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, error) {
 	w := &world{services: map[string]*corev1.Service{}, servicesTaken: map[string]bool{}, stableRevision: p.StableRevision,
 		records: map[string]*corev1.PodTemplateSpec{}, rollingBack: p.RollingBackThroughSteps()}
+	if w.rollingBack {
+		w.rollingBackTo = p.Pin.Revision
+	}
 	o := &w.observed
 	o.Now = r.Now()
 	o.Requests = ro.PendingRequests()
@@ -114,7 +118,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		replicas = max(1, ptr.Deref(w.target.Spec.Replicas, 1))
 	}
 	o.Replicas = replicas
-	rollbackCanary, err := r.observeRollbackCanary(ctx, ro)
+	rollbackCanary, err := r.observeRollbackCanary(ctx, ro, w.rollingBack || o.Requests.Rollback != "")
 	if errors.As(err, &se) {
 		problem(se)
 	} else if err != nil {

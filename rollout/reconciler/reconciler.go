@@ -57,6 +57,9 @@ type Reconciler struct {
 	// the cache has not caught up: deciding on it could take a committed
 	// promotion for one not yet made.
 	primaryFrom sync.Map
+	// rollbackDeleted holds, per Rollout, the UID of the rollback canary this
+	// controller last deleted, until the cache no longer shows it.
+	rollbackDeleted sync.Map
 }
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch;patch
@@ -79,6 +82,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			r.Metrics.forget(req.NamespacedName)
 			r.patchedFrom.Delete(req.NamespacedName)
 			r.primaryFrom.Delete(req.NamespacedName)
+			r.rollbackDeleted.Delete(req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}

@@ -254,8 +254,11 @@ func TestRollbackThroughSteps(t *testing.T) {
 		f.wantWeights("rs", 50, 50)
 		var canary appsv1.Deployment
 		f.get(&canary, "rs-rollback")
-		if v := canary.Spec.Template.Spec.Containers[0].Env[0].Value; v != "v1" || canary.Spec.Selector.MatchLabels["app"] != "rs-rollback" || !metav1.IsControlledBy(&canary, ro) {
-			t.Errorf("rollback canary runs %s, selector %v, owners %v", v, canary.Spec.Selector.MatchLabels, canary.OwnerReferences)
+		// Labelled as primary is, with no owner reference that foreground
+		// deletion would follow before the hand-back.
+		if v := canary.Spec.Template.Spec.Containers[0].Env[0].Value; v != "v1" || canary.Spec.Selector.MatchLabels["app"] != "rs-rollback" ||
+			len(canary.OwnerReferences) != 0 || canary.Labels[v1alpha1.LabelRollout] != "rs" {
+			t.Errorf("rollback canary runs %s, selector %v, owners %v, labels %v", v, canary.Spec.Selector.MatchLabels, canary.OwnerReferences, canary.Labels)
 		}
 		if n := f.replicas("rs"); n != 0 {
 			t.Errorf("the target runs %d pods while rolling back through the steps", n)
@@ -312,5 +315,24 @@ func TestRollbackThroughSteps(t *testing.T) {
 		}
 		f.wantWeights("rs", 100, 0)
 		f.gone(&appsv1.Deployment{}, "rs-rollback", "the rollback canary")
+	})
+
+	t.Run("deleted on the way: the target serves what stable ran, the rollback canary goes", func(t *testing.T) {
+		f.rollBack("rs", "r3", 2, "")
+		f.eventually("rs", "rolling back to 2", time.Minute, func(ro *v1alpha1.Rollout) bool {
+			return ro.Status.Rollback != nil && ro.Status.Rollback.ThroughSteps && reason(ro) == "WaitingForPromotion"
+		})
+		var ro v1alpha1.Rollout
+		f.get(&ro, "rs")
+		if err := f.c.Delete(t.Context(), &ro, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
+			t.Fatal(err)
+		}
+		f.gone(&v1alpha1.Rollout{}, "rs", "the Rollout")
+		f.gone(&appsv1.Deployment{}, "rs-rollback", "the rollback canary")
+		var d appsv1.Deployment
+		f.get(&d, "rs")
+		if v := d.Spec.Template.Spec.Containers[0].Env[0].Value; v != "v4" || ptr.Deref(d.Spec.Replicas, 0) < 2 {
+			t.Errorf("the target was handed back on %s with %d replicas, want v4 with 2", v, ptr.Deref(d.Spec.Replicas, 0))
+		}
 	})
 }

@@ -52,7 +52,8 @@ func Set(conds *[]metav1.Condition, outcome rollout.Outcome, message string, gen
 }
 
 // ConditionRolledBack is True while a rollback pins the Rollout, with who
-// asked, why and since when; False once a pin has ended.
+// asked, why and since when; False (reason RollingBack) while one goes
+// through the steps, and once a pin has ended.
 const ConditionRolledBack = "RolledBack"
 
 // SetRolledBack records the rollback in force, if any, in conds. A Rollout
@@ -66,13 +67,20 @@ func SetRolledBack(conds *[]metav1.Condition, pin *v1alpha1.RolloutRollback, gen
 			Message: "no rollback holds", ObservedGeneration: generation})
 		return
 	}
-	msg := fmt.Sprintf("revision %d (%s), rolled back to from %s", pin.Number, pin.Revision, pin.From)
+	by := ""
 	if pin.RequestedBy != "" {
-		msg += " by " + pin.RequestedBy
+		by += " by " + pin.RequestedBy
 	}
 	if pin.Reason != "" {
-		msg += ": " + pin.Reason
+		by += ": " + pin.Reason
 	}
+	if pin.ThroughSteps {
+		// On its way: the revision rolled back from still serves.
+		msg := fmt.Sprintf("rolling back to revision %d (%s) from %s through the steps%s, asked at %s", pin.Number, pin.Revision, pin.From, by, pin.Since.UTC().Format(time.RFC3339))
+		meta.SetStatusCondition(conds, metav1.Condition{Type: ConditionRolledBack, Status: metav1.ConditionFalse, Reason: "RollingBack", Message: Shorten(msg), ObservedGeneration: generation})
+		return
+	}
+	msg := fmt.Sprintf("revision %d (%s), rolled back to from %s%s", pin.Number, pin.Revision, pin.From, by)
 	msg += fmt.Sprintf("; pinned since %s while the target's template is %s", pin.Since.UTC().Format(time.RFC3339), pin.Target)
 	c := metav1.Condition{Type: ConditionRolledBack, Status: metav1.ConditionTrue, Reason: "RolledBack", Message: Shorten(msg), ObservedGeneration: generation}
 	if old := meta.FindStatusCondition(*conds, ConditionRolledBack); old == nil || old.Status != metav1.ConditionTrue || old.Message != c.Message {

@@ -3,6 +3,7 @@ package status
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,5 +76,35 @@ func TestSetBoundsTheMessage(t *testing.T) {
 		if len(c.Message) > MaxMessage || !strings.HasSuffix(c.Message, "…") {
 			t.Errorf("condition %s: message of %d bytes", c.Type, len(c.Message))
 		}
+	}
+}
+
+func TestSetRolledBack(t *testing.T) {
+	since := metav1.NewTime(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	pin := &v1alpha1.RolloutRollback{Request: "r1", Revision: "s0", Number: 1, From: "s2", Target: "s2", Reason: "bad schema", RequestedBy: "jane", Since: since}
+	var conds []metav1.Condition
+	SetRolledBack(&conds, nil, 1)
+	if len(conds) != 0 {
+		t.Errorf("never rolled back: %+v", conds)
+	}
+	for _, tt := range []struct {
+		name   string
+		pin    *v1alpha1.RolloutRollback
+		status metav1.ConditionStatus
+		reason string
+		says   string
+	}{
+		{"on its way through the steps: not rolled back yet", func() *v1alpha1.RolloutRollback { p := *pin; p.ThroughSteps = true; return &p }(),
+			metav1.ConditionFalse, "RollingBack", "rolling back to revision 1 (s0) from s2 through the steps by jane: bad schema"},
+		{"holds", pin, metav1.ConditionTrue, "RolledBack", "revision 1 (s0), rolled back to from s2 by jane: bad schema; pinned since 2026-12-01T09:00:00Z"},
+		{"ended", nil, metav1.ConditionFalse, "Unpinned", "no rollback holds"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			SetRolledBack(&conds, tt.pin, 2)
+			c := meta.FindStatusCondition(conds, ConditionRolledBack)
+			if c == nil || c.Status != tt.status || c.Reason != tt.reason || !strings.Contains(c.Message, tt.says) {
+				t.Errorf("%+v", c)
+			}
+		})
 	}
 }
