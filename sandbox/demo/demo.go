@@ -119,10 +119,8 @@ func WaitHealthy(ctx context.Context, c client.Client, key types.NamespacedName,
 	return err
 }
 
-// Ship releases r to the target and follows the rollout, writing a line to
-// out each time something changes, until it is promoted, rolled back, or
-// the timeout runs out.
-func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Release, timeout time.Duration, out io.Writer) (Result, error) {
+// Start releases r to the target, as CI would, and returns its revision.
+func Start(ctx context.Context, c client.Client, key types.NamespacedName, r Release) (string, error) {
 	// The Deployment's status moves while we edit its template (its
 	// controller and Tugboat both write it), so a conflict is tried again
 	// on a fresh read.
@@ -138,9 +136,19 @@ func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Rele
 		return c.Update(ctx, &d)
 	})
 	if err != nil {
-		return Result{}, fmt.Errorf("release %s: %w", r.Name, err)
+		return "", fmt.Errorf("release %s: %w", r.Name, err)
 	}
-	rev := rollout.Revision(d.Spec.Template)
+	return rollout.Revision(d.Spec.Template), nil
+}
+
+// Ship releases r to the target and follows the rollout, writing a line to
+// out each time something changes, until it is promoted, rolled back, or
+// the timeout runs out.
+func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Release, timeout time.Duration, out io.Writer) (Result, error) {
+	rev, err := Start(ctx, c, key, r)
+	if err != nil {
+		return Result{}, err
+	}
 	fmt.Fprintf(out, "\n▶ release %q: %s, error rate %s, latency %sms (revision %s); want it %s\n", r.Name, r.Image, r.ErrorRate, r.LatencyMs, rev, r.Want)
 	start := time.Now()
 	res := Result{Release: r, Got: TimedOut}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -100,7 +101,9 @@ func (s *scenario) then(want demo.Outcome, check func(*v1alpha1.Rollout) error) 
 // TestCanaryPromotedThenRolledBack is the demo: a release within the SLO is
 // promoted, one outside it is rolled back with the reason in status; then a
 // person rolls back to the first revision, which serves at once, pinned and
-// counted, until a fix ships and rolls out as usual.
+// counted, until a fix ships and rolls out as usual. Then rollbacks of every
+// kind: through the steps to a revision two back, refused for one not in
+// history, and at once mid-rollout, aborting the release under way.
 func TestCanaryPromotedThenRolledBack(t *testing.T) {
 	s := given(t).theExample("podinfo", "podinfo")
 
@@ -168,6 +171,40 @@ func TestCanaryPromotedThenRolledBack(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Mid-rollout: a new release ends the pin and rolls out; going back to
+	// the fix (revision 3, within fastTrackRevisions of nothing: it is newer
+	// than revision 1 serving) aborts it and serves the fix at once.
+	again := demo.Release{Name: "again", Image: "ghcr.io/stefanprodan/podinfo:6.7.4", ErrorRate: "0.001", LatencyMs: "45"}
+	s.whenReleasedUntilStep(again, 1).whenRolledBack(3, "back to the fix mid-rollout").then(demo.Pinned, func(ro *v1alpha1.Rollout) error {
+		pin := ro.Status.Rollback
+		if pin == nil || pin.Number != 3 || pin.Revision != fix || ro.Status.CanaryRevision != "" || !strings.Contains(s.result.Message, "aborted") {
+			return fmt.Errorf("after the rollback mid-rollout: %q, pin %+v, status %+v", s.result.Message, pin, ro.Status)
+		}
+		return nil
+	})
+}
+
+// whenReleasedUntilStep ships a release and waits until its rollout is at
+// step (or later), without waiting for its end.
+func (s *scenario) whenReleasedUntilStep(r demo.Release, step int32) *scenario {
+	s.t.Helper()
+	rev, err := demo.Start(s.t.Context(), box.Client(), s.key, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var ro v1alpha1.Rollout
+	err = wait.PollUntilContextTimeout(s.t.Context(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := box.Client().Get(ctx, s.key, &ro); err != nil {
+			return false, nil
+		}
+		st := ro.Status
+		return st.CanaryRevision == rev && st.Abort == nil && st.CurrentStepIndex != nil && *st.CurrentStepIndex >= step, nil
+	})
+	if err != nil {
+		s.t.Fatalf("release %s never reached step %d: %v; status %+v", r.Name, step, err, ro.Status)
+	}
+	return s
 }
 
 // measured checks that an AnalysisRun of the scenario's Rollout measured
