@@ -139,15 +139,9 @@ func rollBack(s Spec, p Progress, o Observed) Plan {
 // or a person cancels it. Promoted, it pins the Rollout (see promote).
 func rollingBack(s Spec, p Progress, o Observed) Plan {
 	pin := p.Pin
-	lift := func(why string) Plan {
-		rest := Progress{StableRevision: p.StableRevision, Requests: p.Requests, RollbackAnswer: p.RollbackAnswer, Rollbacks: p.Rollbacks}
-		plan := decide(s, rest, o)
-		if plan.Transition == "" && !plan.Outcome.IsTransition() {
-			plan.Transition = Unpinned
-		}
-		plan.Message = why + "; " + plan.Message
-		return plan
-	}
+	// Ended on the way: at rest on stable, as if it had never begun.
+	rest := Progress{StableRevision: p.StableRevision, Requests: p.Requests, RollbackAnswer: p.RollbackAnswer, Rollbacks: p.Rollbacks}
+	lift := func(why string) Plan { return unpin(s, rest, o, why) }
 	switch {
 	case o.Requests.RollbackCancel != "":
 		return lift(fmt.Sprintf("rollback to revision %d through the steps cancelled on request, traffic back on stable", pin.Number))
@@ -168,15 +162,9 @@ func rollingBack(s Spec, p Progress, o Observed) Plan {
 // to cancel it.
 func pinned(s Spec, p Progress, o Observed) Plan {
 	pin := p.Pin
-	lift := func(why string) Plan {
-		p.Pin = nil
-		plan := decide(s, p, o)
-		if plan.Transition == "" && !plan.Outcome.IsTransition() {
-			plan.Transition = Unpinned
-		}
-		plan.Message = why + "; " + plan.Message
-		return plan
-	}
+	unpinned := p
+	unpinned.Pin = nil
+	lift := func(why string) Plan { return unpin(s, unpinned, o, why) }
 	switch {
 	case o.Requests.RollbackCancel != "":
 		return lift(fmt.Sprintf("rollback to revision %d lifted on request", pin.Number))
@@ -211,6 +199,17 @@ func cancelAnswer(id string, p, next Progress) *v1alpha1.RollbackRequestStatus {
 		a.Message = "nothing to cancel: no rollback pins the Rollout"
 	}
 	return a
+}
+
+// unpin decides on progress p, a pin's end, saying why it ended; with no
+// other change, the end of the pin is the transition.
+func unpin(s Spec, p Progress, o Observed, why string) Plan {
+	plan := decide(s, p, o)
+	if plan.Transition == "" && !plan.Outcome.IsTransition() {
+		plan.Transition = Unpinned
+	}
+	plan.Message = why + "; " + plan.Message
+	return plan
 }
 
 func pinMessage(pin *Pin) string {

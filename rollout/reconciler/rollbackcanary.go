@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"fmt"
-	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -43,14 +42,7 @@ func canaryWorkload(ro *v1alpha1.Rollout, p rollout.Progress) string {
 // rollbackLabels rewrites the target's selector labels for the rollback
 // canary, as primaryLabels does for primary.
 func rollbackLabels(selector, labels map[string]string) map[string]string {
-	out := maps.Clone(labels)
-	if out == nil {
-		out = map[string]string{}
-	}
-	for k, v := range selector {
-		out[k] = v + rollbackSuffix
-	}
-	return out
+	return suffixed(selector, labels, rollbackSuffix)
 }
 
 // rollbackCanaryFor builds <name>-rollback: the recorded template of rev,

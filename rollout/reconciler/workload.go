@@ -30,12 +30,17 @@ const (
 // overlap. Labels outside the selector are kept, so a Service that selects on
 // one of those reaches both versions (which subset-level splitting needs).
 func primaryLabels(selector, labels map[string]string) map[string]string {
+	return suffixed(selector, labels, primarySuffix)
+}
+
+// suffixed is labels with suffix added to the value of each selector label.
+func suffixed(selector, labels map[string]string, suffix string) map[string]string {
 	out := maps.Clone(labels)
 	if out == nil {
 		out = map[string]string{}
 	}
 	for k, v := range selector {
-		out[k] = v + primarySuffix
+		out[k] = v + suffix
 	}
 	return out
 }
