@@ -117,8 +117,8 @@ func (e *Emulator) Tick(ctx context.Context, d time.Duration) error {
 					continue
 				}
 				e.serve(m, dec.To, false)
-				if dec.Mirror != nil {
-					e.serve(m, *dec.Mirror, true)
+				for _, copied := range dec.Mirrors {
+					e.serve(m, copied, true)
 				}
 			}
 		}
@@ -154,16 +154,25 @@ func (e *Emulator) read(ctx context.Context) (*mesh, error) {
 	return m, nil
 }
 
-// serve answers one request at dst as the pod it reaches behaves.
-func (e *Emulator) serve(m *mesh, dst Destination, shadow bool) {
+// serve answers one request at dst as the pod it reaches behaves. A copy
+// (mirrored) is reported as Istio reports one: only by the receiving
+// sidecar (reporter destination, the Service from the inbound cluster's
+// metadata, so without the -shadow host), and not at all when no Ready pod
+// receives it; the sending side has no series for copies
+// (istio/istio#23496), and their answers are dropped.
+func (e *Emulator) serve(m *mesh, dst Destination, copied bool) {
 	host := shortHost(dst.Host)
 	ns := e.o.Namespace
 	service := host + "." + ns + ".svc.cluster.local"
-	if shadow {
-		service = host + "-shadow." + ns + ".svc.cluster.local" // Envoy's authority for mirrored requests
+	reporter := "source"
+	if copied {
+		if e.podFor(m, host, dst.Subset) == nil {
+			return
+		}
+		reporter = "destination"
 	}
 	lv := map[string]string{
-		"reporter": "source", "source_workload": "loadgen", "source_workload_namespace": ns,
+		"reporter": reporter, "source_workload": "loadgen", "source_workload_namespace": ns,
 		"destination_workload": "unknown", "destination_workload_namespace": ns,
 		"destination_service": service, "destination_service_name": host, "destination_service_namespace": ns,
 		"request_protocol": "http", "response_code": "503", "response_flags": "UH",

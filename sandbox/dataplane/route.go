@@ -28,12 +28,12 @@ type Destination struct {
 }
 
 // Decision is the outcome of routing one request: where it goes, and where
-// a copy is mirrored, if anywhere.
+// copies are mirrored, if anywhere.
 type Decision struct {
-	To     Destination
-	Mirror *Destination
-	Route  string
-	Found  bool
+	To      Destination
+	Mirrors []Destination
+	Route   string
+	Found   bool
 }
 
 // Route picks the destination of req among the HTTP routes of the
@@ -52,19 +52,33 @@ func Route(services []*networkingv1.VirtualService, req Request, rng *rand.Rand)
 			if dst := pick(r.GetRoute(), rng); dst != nil {
 				d.To = Destination{Host: dst.GetHost(), Subset: dst.GetSubset()}
 			}
-			if m := r.GetMirror(); m != nil {
-				pct := 100.0
-				if p := r.GetMirrorPercentage(); p != nil {
-					pct = p.GetValue()
-				}
-				if rng.Float64()*100 < pct {
-					d.Mirror = &Destination{Host: m.GetHost(), Subset: m.GetSubset()}
-				}
-			}
+			d.Mirrors = mirrorsOf(r, rng)
 			return d
 		}
 	}
 	return Decision{}
+}
+
+// mirrorsOf draws the copies of one request, as Istio configures Envoy: the
+// mirror (with mirrorPercentage) and each entry of mirrors (with its own
+// percentage), each drawn on its own; a percentage that is not set means
+// every request, an explicit 0 none (Istio's MirrorPercentByPolicy).
+func mirrorsOf(r *networkingv1.HTTPRoute, rng *rand.Rand) []Destination {
+	var out []Destination
+	draw := func(dst *networkingv1.Destination, p *networkingv1.Percent) {
+		pct := 100.0
+		if p != nil {
+			pct = p.GetValue()
+		}
+		if dst != nil && rng.Float64()*100 < pct {
+			out = append(out, Destination{Host: dst.GetHost(), Subset: dst.GetSubset()})
+		}
+	}
+	draw(r.GetMirror(), r.GetMirrorPercentage())
+	for _, m := range r.GetMirrors() {
+		draw(m.GetDestination(), m.GetPercentage())
+	}
+	return out
 }
 
 func hasHost(hosts []string, h string) bool {

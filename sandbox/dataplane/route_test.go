@@ -38,15 +38,50 @@ func TestSplit(t *testing.T) {
 	for range n {
 		d := Route([]*networkingv1.VirtualService{vs()}, Request{Host: "podinfo", Path: "/"}, rng)
 		counts[d.To.Host]++
-		if d.Mirror != nil {
-			mirrored++
-		}
+		mirrored += len(d.Mirrors)
 	}
 	if share := float64(counts["podinfo-canary"]) / n * 100; math.Abs(share-10) > 1 {
 		t.Errorf("canary share %.2f%%, want 10±1", share)
 	}
 	if share := float64(mirrored) / n * 100; math.Abs(share-25) > 1.5 {
 		t.Errorf("mirrored %.2f%%, want 25±1.5", share)
+	}
+}
+
+// TestMirrors: the mirror and each entry of mirrors copy at their own
+// percentage, each drawn on its own; unset is 100, an explicit 0 none.
+func TestMirrors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	v := vs()
+	primary := v.Http[1]
+	primary.Mirror, primary.MirrorPercentage = nil, nil
+	primary.Mirrors = []*networkingv1.HTTPMirrorPolicy{
+		{Destination: &networkingv1.Destination{Host: "pr-1"}, Percentage: &networkingv1.Percent{Value: 10}},
+		{Destination: &networkingv1.Destination{Host: "pr-2"}, Percentage: &networkingv1.Percent{Value: 40}},
+		{Destination: &networkingv1.Destination{Host: "pr-3"}},
+		{Destination: &networkingv1.Destination{Host: "pr-4"}, Percentage: &networkingv1.Percent{Value: 0}},
+	}
+	counts, both := map[string]int{}, 0
+	const n = 20000
+	for range n {
+		d := Route([]*networkingv1.VirtualService{v}, Request{Host: "podinfo", Path: "/"}, rng)
+		got := map[string]bool{}
+		for _, m := range d.Mirrors {
+			counts[m.Host]++
+			got[m.Host] = true
+		}
+		if got["pr-1"] && got["pr-2"] {
+			both++
+		}
+	}
+	for host, want := range map[string]float64{"pr-1": 10, "pr-2": 40, "pr-3": 100, "pr-4": 0} {
+		if share := float64(counts[host]) / n * 100; math.Abs(share-want) > 1.5 {
+			t.Errorf("%s copied %.2f%%, want %.0f±1.5", host, share, want)
+		}
+	}
+	// Drawn apart: both at once about 10% × 40% of the time.
+	if share := float64(both) / n * 100; math.Abs(share-4) > 0.8 {
+		t.Errorf("pr-1 and pr-2 together %.2f%%, want 4±0.8", share)
 	}
 }
 
