@@ -1,0 +1,132 @@
+package shadow
+
+import (
+	"maps"
+	"strings"
+	"testing"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// runFilter runs the filter's envoy_on_request on one request's headers, as
+// Envoy's Lua filter would, and returns the headers the preview receives
+// and the status the filter answered with itself (0: it let the request
+// through).
+func runFilter(t *testing.T, src string, in map[string]string) (map[string]string, int) {
+	t.Helper()
+	L := lua.NewState()
+	defer L.Close()
+	if err := L.DoString(src); err != nil {
+		t.Fatalf("the filter does not load: %v\n%s", err, src)
+	}
+	headers := maps.Clone(in)
+	status := 0
+	hm := L.NewTable()
+	hm.RawSetString("get", L.NewFunction(func(L *lua.LState) int {
+		if v, ok := headers[L.CheckString(2)]; ok {
+			L.Push(lua.LString(v))
+		} else {
+			L.Push(lua.LNil)
+		}
+		return 1
+	}))
+	hm.RawSetString("remove", L.NewFunction(func(L *lua.LState) int { delete(headers, L.CheckString(2)); return 0 }))
+	hm.RawSetString("replace", L.NewFunction(func(L *lua.LState) int { headers[L.CheckString(2)] = L.CheckString(3); return 0 }))
+	handle := L.NewTable()
+	handle.RawSetString("headers", L.NewFunction(func(L *lua.LState) int { L.Push(hm); return 1 }))
+	handle.RawSetString("respond", L.NewFunction(func(L *lua.LState) int {
+		st := L.CheckTable(2).RawGetString(":status")
+		status = int(lua.LVAsNumber(st))
+		return 0
+	}))
+	if err := L.CallByParam(lua.P{Fn: L.GetGlobal("envoy_on_request"), NRet: 0, Protect: true}, handle); err != nil {
+		t.Fatalf("envoy_on_request: %v", err)
+	}
+	return headers, status
+}
+
+func TestSanitizer(t *testing.T) {
+	s := Sanitizer{Hosts: []string{"web", "shop.example.com", "*.api.example.com"}, Namespace: "prod",
+		Remove: []string{"authorization", "cookie", "x-api-key", "x-tenant-token"}}
+	src, err := s.Lua()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := map[string]string{"authorization": "Bearer s3cret", "cookie": "session=1", "x-api-key": "k", "x-tenant-token": "t", "accept": "text/html"}
+	with := func(authority string) map[string]string {
+		h := maps.Clone(creds)
+		h[":authority"] = authority
+		return h
+	}
+	for _, tt := range []struct {
+		name      string
+		authority string
+		copied    bool
+	}{
+		{"a copy with Envoy's -shadow suffix, before the port", "web.prod.svc.cluster.local-shadow:9898", true},
+		{"a copy without the suffix (Istio 1.28 and later), by production's short name", "web", true},
+		{"by the namespace-qualified name and a port", "web.prod:80", true},
+		{"by the full name", "WEB.prod.svc.cluster.local", true},
+		{"production's external host", "shop.example.com-shadow", true},
+		{"a subdomain of a wildcard host", "eu.api.example.com", true},
+		{"any -shadow host at all", "other.ns.svc.cluster.local-shadow", true},
+		{"the preview's own clients keep their headers", "web.pr-42.svc.cluster.local", false},
+		{"the wildcard's own domain is not its subdomain", "api.example.com", false},
+		{"a name that merely ends like production's", "notweb", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, status := runFilter(t, src, with(tt.authority))
+			if status != 0 {
+				t.Fatalf("answered %d", status)
+			}
+			for _, h := range s.Remove {
+				if _, kept := got[h]; kept == tt.copied {
+					t.Errorf("header %s kept %v", h, kept)
+				}
+			}
+			if got["accept"] != "text/html" {
+				t.Errorf("other headers changed: %v", got)
+			}
+			if (got[MirroredHeader] == "true") != tt.copied {
+				t.Errorf("%s: %q", MirroredHeader, got[MirroredHeader])
+			}
+		})
+	}
+
+	// A client cannot pass for a copy, nor hide one.
+	h := with("web.pr-42.svc.cluster.local")
+	h[MirroredHeader] = "true"
+	if got, _ := runFilter(t, src, h); got[MirroredHeader] != "" {
+		t.Errorf("a client-sent %s reached the preview", MirroredHeader)
+	}
+}
+
+// Broken, the filter answers 503 instead of letting a copy through with its
+// credentials.
+func TestSanitizerFailsClosed(t *testing.T) {
+	src, err := Sanitizer{Hosts: []string{"web"}, Namespace: "prod", Remove: []string{"cookie"}}.Lua()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = strings.Replace(src, `headers:remove(MARK)`, `headers:nosuch(MARK)`, 1)
+	got, status := runFilter(t, src, map[string]string{":authority": "web", "cookie": "session=1"})
+	if status != 503 {
+		t.Errorf("answered %d, headers %v; want 503", status, got)
+	}
+}
+
+// Names are checked before they are written into the script.
+func TestSanitizerRefusesWhatCouldChangeTheScript(t *testing.T) {
+	for _, s := range []Sanitizer{
+		{Hosts: []string{"web"}, Remove: []string{`cookie"} os.exit() --`}},
+		{Hosts: []string{"web"}, Remove: []string{"Cookie"}},
+		{Hosts: []string{`web"]=true} os.exit() --`}, Remove: []string{"cookie"}},
+		{Hosts: []string{"web"}, Namespace: "prod\"", Remove: []string{"cookie"}},
+		{Hosts: []string{"web"}},
+		{Remove: []string{"cookie"}},
+	} {
+		if src, err := s.Lua(); err == nil {
+			t.Errorf("%+v rendered:\n%s", s, src)
+		}
+	}
+}
