@@ -29,6 +29,10 @@ func held(s Spec, p Progress, o Observed) Plan {
 		since = o.Now
 	}
 	switch {
+	case why == TargetNotFound && p.RollingBackThroughSteps():
+		// The rollback canary's pods are there, but what they stand in for
+		// is not: the rollback stops, traffic on stable.
+		plan = abort(p, o, TargetNotFound, msg+" while rolling back through the steps, so the rollback stops")
 	case why == TargetNotFound:
 		plan = abort(p, o, TargetNotFound, msg+" mid-rollout, so the canary has no pods")
 	case o.Requests.Abort != "":

@@ -66,6 +66,14 @@ func TestRollBackThroughSteps(t *testing.T) {
 		t.Errorf("decided again while aborted: %s, next %+v", again.Outcome, again.Next)
 	}
 
+	// The target gone on the way stops it, saying so.
+	gone := o
+	gone.Problem, gone.TargetRevision = TargetMissing("deployment prod/web not found"), ""
+	if plan := Decide(spec, mid, gone); plan.Outcome != TargetNotFound || plan.Next.Abort == nil || plan.Traffic.Split.Canary != 0 ||
+		!strings.Contains(plan.Message, "while rolling back through the steps, so the rollback stops") {
+		t.Errorf("target gone on the way: %s, abort %+v\n%s", plan.Outcome, plan.Next.Abort, plan.Message)
+	}
+
 	// Every step done: primary takes the old revision from its record, never
 	// the target's template.
 	promoting := mid
