@@ -149,3 +149,25 @@ func notFoundIsMisconfigured(err error, kind, ns, name string) error {
 	}
 	return fmt.Errorf("get %s %s/%s: %w", kind, ns, name, err)
 }
+
+// ApplyPreview records owner's mirror of a production route of the
+// VirtualService namespace/name (nil removes it) and puts the mirroring
+// routes of every preview recorded there, in one write, or none when it
+// carries them already. Other owners' routes and mirrors stay; a route gone
+// or not fitting wraps traffic.ErrMisconfigured, and the rest is written
+// even then when want is nil (the mirror goes whatever else is wrong).
+func (r *Router) ApplyPreview(ctx context.Context, namespace, name, route, owner string, want *traffic.PreviewMirror) error {
+	var vs istiov1.VirtualService
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &vs); err != nil {
+		return notFoundIsMisconfigured(err, "virtualservice", namespace, name)
+	}
+	patch, err := previewPatch(&vs, owner, route, want)
+	if err != nil && (want != nil || patch == nil) {
+		return err
+	}
+	w := &write{obj: &vs, resource: "virtualservices", patch: patch, what: fmt.Sprintf("mirror route %s of virtualservice %s/%s for %s", route, namespace, name, owner)}
+	if werr := w.do(ctx, r.Client); werr != nil {
+		return werr
+	}
+	return err
+}

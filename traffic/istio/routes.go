@@ -202,26 +202,36 @@ func placeRoutes(routes []*networkingv1.HTTPRoute, r Routes, want traffic.Desire
 // their weights, retries, timeouts...), narrowed to the requests that also
 // meet the mirror's match, copying a share of them to the canary.
 func mirrorRoute(mr traffic.MirrorRoute, managed *networkingv1.HTTPRoute, canary *networkingv1.Destination) (*networkingv1.HTTPRoute, error) {
-	route := proto.Clone(managed).(*networkingv1.HTTPRoute)
-	route.Name = mr.Name
+	route, err := narrowed(managed, mr.Name, mr.Match)
+	if err != nil {
+		return nil, err
+	}
 	route.Mirror = proto.Clone(canary).(*networkingv1.Destination)
 	route.MirrorPercentage = &networkingv1.Percent{Value: float64(mr.Percentage)}
-	route.Mirrors = nil
-	base := managed.GetMatch()
+	return route, nil
+}
+
+// narrowed is a copy of route, named name, for the requests that also meet
+// one of match; it mirrors nothing.
+func narrowed(route *networkingv1.HTTPRoute, name string, match []traffic.RequestMatch) (*networkingv1.HTTPRoute, error) {
+	out := proto.Clone(route).(*networkingv1.HTTPRoute)
+	out.Name = name
+	out.Mirror, out.MirrorPercentage, out.Mirrors = nil, nil, nil
+	base := route.GetMatch()
 	if len(base) == 0 {
 		base = []*networkingv1.HTTPMatchRequest{{}}
 	}
-	route.Match = nil
+	out.Match = nil
 	for _, b := range base {
-		for _, m := range mr.Match {
+		for _, m := range match {
 			both, err := and(b, m)
 			if err != nil {
-				return nil, fmt.Errorf("mirror route %q and managed route %q: %w", mr.Name, managed.GetName(), err)
+				return nil, fmt.Errorf("mirror route %q and route %q: %w", name, route.GetName(), err)
 			}
-			route.Match = append(route.Match, both)
+			out.Match = append(out.Match, both)
 		}
 	}
-	return route, nil
+	return out, nil
 }
 
 // and narrows a managed route's match by a mirror's. Both setting the same

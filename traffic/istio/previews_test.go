@@ -1,0 +1,175 @@
+package istio_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/tugboatdev/tugboat/traffic"
+	"github.com/tugboatdev/tugboat/traffic/istio"
+)
+
+// mirrors sums up each route's mirrors as "name: host%percentage ...".
+func mirrors(vs *unstructured.Unstructured) []string {
+	var out []string
+	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+	for _, h := range http {
+		h := h.(map[string]any)
+		list, _ := h["mirrors"].([]any)
+		if len(list) == 0 {
+			continue
+		}
+		var ms []string
+		for _, m := range list {
+			m := m.(map[string]any)
+			dst := m["destination"].(map[string]any)
+			pct, _, _ := unstructured.NestedFloat64(m, "percentage", "value")
+			if pct == 0 {
+				if v, ok, _ := unstructured.NestedInt64(m, "percentage", "value"); ok {
+					pct = float64(v)
+				}
+			}
+			ms = append(ms, fmt.Sprintf("%s%%%v", dst["host"], pct))
+		}
+		out = append(out, fmt.Sprintf("%s: %s", h["name"], strings.Join(ms, " ")))
+	}
+	return out
+}
+
+// A canary and two previews on one route: one write each, no owner removes
+// another's routes, the copies follow the canary's weights, and the
+// VirtualService settles.
+func TestPreviewsBesideACanary(t *testing.T) {
+	c, ns := kubeClient(t)
+	create(t, c, ns, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web]
+  http:
+  - name: primary
+    route:
+    - {destination: {host: web-stable}, weight: 100}
+    - {destination: {host: web-canary}, weight: 0}
+  - name: user-fallback
+    route:
+    - {destination: {host: legacy}}
+`)
+	r := &istio.Router{Client: c}
+	m := traffic.Mesh{Namespace: ns, Owner: "web", VirtualService: "web", Routes: []string{"primary"}, StableService: "web-stable", CanaryService: "web-canary"}
+	method := func(v string) *traffic.ValueMatch { return &traffic.ValueMatch{Kind: traffic.Exact, Value: v} }
+	pr1 := &traffic.PreviewMirror{Host: "web.pr-1.svc.cluster.local", Port: 80, Percentage: 10, Match: []traffic.RequestMatch{{Method: method("GET")}, {Method: method("HEAD")}}}
+	pr2 := &traffic.PreviewMirror{Host: "web.pr-2.svc.cluster.local", Port: 80, Percentage: 20, Match: []traffic.RequestMatch{{Method: method("GET")}}}
+	preview := func(owner string, want *traffic.PreviewMirror) {
+		t.Helper()
+		if err := r.ApplyPreview(t.Context(), ns, "web", "primary", owner, want); err != nil {
+			t.Fatalf("ApplyPreview(%s): %v", owner, err)
+		}
+	}
+	want := func(what string, routesWant, mirrorsWant []string) string {
+		t.Helper()
+		vs := get(t, c, ns, "VirtualService", "web")
+		got := routes(vs)
+		for i := range got { // mirroring routes are named by a hash: keep the part before it
+			if name, _, ok := strings.Cut(got[i], ": "); ok && strings.HasPrefix(name, "primary-mirror-") {
+				got[i] = "primary-mirror" + got[i][len(name):]
+			}
+		}
+		gotMirrors := mirrors(vs)
+		for i := range gotMirrors {
+			gotMirrors[i] = gotMirrors[i][strings.Index(gotMirrors[i], ": ")+2:]
+		}
+		if diff := cmp.Diff(routesWant, got); diff != "" {
+			t.Errorf("%s: routes (-want +got):\n%s", what, diff)
+		}
+		if diff := cmp.Diff(mirrorsWant, gotMirrors); diff != "" {
+			t.Errorf("%s: mirrors (-want +got):\n%s", what, diff)
+		}
+		return vs.GetResourceVersion()
+	}
+
+	apply(t, r, m, traffic.Desired{Split: traffic.CanaryAt(20), HeaderRoutes: []traffic.HeaderRoute{header("beta", "always")}})
+	preview("preview:pr-1/web", pr1)
+	preview("preview:pr-2/web", pr2)
+	want("a canary at 20% and two previews",
+		[]string{"beta: web-canary=100", "primary-mirror: web-stable=80 web-canary=20", "primary-mirror: web-stable=80 web-canary=20", "primary: web-stable=80 web-canary=20", "user-fallback: legacy=<nil>"},
+		[]string{"web.pr-1.svc.cluster.local%10 web.pr-2.svc.cluster.local%20", "web.pr-1.svc.cluster.local%10"})
+
+	// The canary moves: the copies' routes move with it, in the same write.
+	apply(t, r, m, traffic.Desired{Split: traffic.CanaryAt(50), HeaderRoutes: []traffic.HeaderRoute{header("beta", "always")}})
+	rv := want("the canary at 50%",
+		[]string{"beta: web-canary=100", "primary-mirror: web-stable=50 web-canary=50", "primary-mirror: web-stable=50 web-canary=50", "primary: web-stable=50 web-canary=50", "user-fallback: legacy=<nil>"},
+		[]string{"web.pr-1.svc.cluster.local%10 web.pr-2.svc.cluster.local%20", "web.pr-1.svc.cluster.local%10"})
+
+	// Asked again for what is there, no owner writes.
+	apply(t, r, m, traffic.Desired{Split: traffic.CanaryAt(50), HeaderRoutes: []traffic.HeaderRoute{header("beta", "always")}})
+	preview("preview:pr-1/web", pr1)
+	preview("preview:pr-2/web", pr2)
+	if again := get(t, c, ns, "VirtualService", "web").GetResourceVersion(); again != rv {
+		t.Errorf("the VirtualService did not settle: resourceVersion %s, then %s", rv, again)
+	}
+
+	// The canary aborted: its routes go, the previews' stay, on stable.
+	// (A route put whole carries no weight of 0: the typed object omits it,
+	// and Istio reads it as 0.)
+	apply(t, r, m, traffic.AtRest())
+	want("the canary aborted",
+		[]string{"primary-mirror: web-stable=100 web-canary=<nil>", "primary-mirror: web-stable=100 web-canary=<nil>", "primary: web-stable=100 web-canary=0", "user-fallback: legacy=<nil>"},
+		[]string{"web.pr-1.svc.cluster.local%10 web.pr-2.svc.cluster.local%20", "web.pr-1.svc.cluster.local%10"})
+
+	// One preview goes: the other keeps its copies.
+	preview("preview:pr-1/web", nil)
+	want("pr-1 gone",
+		[]string{"primary-mirror: web-stable=100 web-canary=<nil>", "primary: web-stable=100 web-canary=0", "user-fallback: legacy=<nil>"},
+		[]string{"web.pr-2.svc.cluster.local%20"})
+
+	// The last goes: nothing of the previews is left, the user's route as it was.
+	preview("preview:pr-2/web", nil)
+	want("all gone", []string{"primary: web-stable=100 web-canary=0", "user-fallback: legacy=<nil>"}, nil)
+	if a := get(t, c, ns, "VirtualService", "web").GetAnnotations(); a["tugboat.dev/preview-mirrors"] != "" {
+		t.Errorf("record left: %v", a)
+	}
+}
+
+// A preview of a route that is not there is a misfit, and nothing is
+// written; its removal, with the route gone since, takes its routes and
+// record away.
+func TestPreviewOfAMissingRoute(t *testing.T) {
+	c, ns := kubeClient(t)
+	create(t, c, ns, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api}
+spec:
+  hosts: [api]
+  http:
+  - name: orders
+    route:
+    - {destination: {host: orders}}
+`)
+	r := &istio.Router{Client: c}
+	pm := &traffic.PreviewMirror{Host: "orders.pr-7.svc.cluster.local", Percentage: 5, Match: []traffic.RequestMatch{{Method: &traffic.ValueMatch{Value: "GET"}}}}
+	before := get(t, c, ns, "VirtualService", "api").GetResourceVersion()
+	if err := r.ApplyPreview(t.Context(), ns, "api", "payments", "preview:pr-7/orders", pm); !errors.Is(err, traffic.ErrMisconfigured) || !strings.Contains(err.Error(), `route "payments"`) {
+		t.Errorf("a missing route: %v", err)
+	}
+	if rv := get(t, c, ns, "VirtualService", "api").GetResourceVersion(); rv != before {
+		t.Errorf("written anyway: resourceVersion %s, then %s", before, rv)
+	}
+	if err := r.ApplyPreview(t.Context(), ns, "api", "orders", "preview:pr-7/orders", pm); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, c, ns, "VirtualService", "api", func(spec map[string]any) { withoutItem(spec, "http", "orders") })
+	if err := r.ApplyPreview(t.Context(), ns, "api", "orders", "preview:pr-7/orders", nil); err != nil {
+		t.Errorf("removal with the route gone: %v", err)
+	}
+	vs := get(t, c, ns, "VirtualService", "api")
+	if a := vs.GetAnnotations()["tugboat.dev/preview-mirrors"]; a != "" || len(routes(vs)) != 0 {
+		t.Errorf("after removal: record %q, routes %v", a, routes(vs))
+	}
+}
