@@ -12,11 +12,11 @@ import (
 // Percentage percent of the requests that meet any of Match go, as well, to
 // Host:Port. Owner names the preview; several may mirror one route.
 type PreviewMirror struct {
-	Owner      string
-	Host       string
-	Port       int32
-	Percentage int32
-	Match      []RequestMatch
+	Owner      string         `json:"-"`
+	Host       string         `json:"host"`
+	Port       int32          `json:"port,omitempty"`
+	Percentage int32          `json:"percentage"`
+	Match      []RequestMatch `json:"match"`
 }
 
 // MirrorTo is one entry of an added route's mirrors list.

@@ -36,6 +36,20 @@ const (
 	Regex
 )
 
+// MarshalText writes the kind by name, as records keep it.
+func (k MatchKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a kind by name.
+func (k *MatchKind) UnmarshalText(b []byte) error {
+	for _, c := range []MatchKind{Exact, Prefix, Regex} {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown match kind %q", b)
+}
+
 func (k MatchKind) String() string {
 	switch k {
 	case Exact:
@@ -50,9 +64,9 @@ func (k MatchKind) String() string {
 
 // HeaderMatch is a condition on one request header.
 type HeaderMatch struct {
-	Header string
-	Kind   MatchKind
-	Value  string
+	Header string    `json:"header"`
+	Kind   MatchKind `json:"kind"`
+	Value  string    `json:"value"`
 }
 
 // HeaderRoute sends every request that meets all of Match to the canary.
@@ -63,14 +77,15 @@ type HeaderRoute struct {
 
 // ValueMatch is a condition on a request's method or path.
 type ValueMatch struct {
-	Kind  MatchKind
-	Value string
+	Kind  MatchKind `json:"kind"`
+	Value string    `json:"value"`
 }
 
 // RequestMatch is a condition on a request: every part that is set must hold.
 type RequestMatch struct {
-	Method, Path *ValueMatch
-	Headers      []HeaderMatch
+	Method  *ValueMatch   `json:"method,omitempty"`
+	Path    *ValueMatch   `json:"path,omitempty"`
+	Headers []HeaderMatch `json:"headers,omitempty"`
 }
 
 // MirrorRoute copies Percentage percent of the requests that meet any of

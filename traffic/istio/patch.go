@@ -90,13 +90,7 @@ func routesPatch(vs *istiov1.VirtualService, m traffic.Mesh, d Destinations, wan
 	}
 	// The previews' mirroring routes copy the production routes' weights:
 	// they move with them, in the same write.
-	owned, added, err := keepMirroring(after, owned, added)
-	if err != nil {
-		if !want.AllStable() {
-			return nil, err
-		}
-		left = append(left, err)
-	}
+	owned, added = keepMirroring(after, owned, added)
 	patch, err := vsPatch(vs, after, owned, added)
 	if err != nil {
 		return nil, err
@@ -137,7 +131,7 @@ func vsPatch(before, after *istiov1.VirtualService, owned, added []string) (json
 			p.add(pointer("spec", "http", i), a[i])
 		}
 	}
-	p.annotations(before.Annotations, after.Annotations, annotationAddedRoutes, annotationHeaderRoutes, annotationPreviewMirrors)
+	p.annotations(before.Annotations, after.Annotations, annotationAddedRoutes, annotationHeaderRoutes, annotationPreviewMirrors, annotationMirroringRoutes)
 	return p.lockedTo(before.ResourceVersion), nil
 }
 

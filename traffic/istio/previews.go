@@ -5,21 +5,28 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
+	"google.golang.org/protobuf/proto"
 	networkingv1 "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 
 	"github.com/tugboatdev/tugboat/traffic"
 )
 
-// annotationPreviewMirrors records, on the VirtualService, what each
-// preview mirroring one of its routes wants: a JSON object from owner to
-// its route and mirror. The routes that carry the copies (see
-// traffic.MirroringRoutes) are a function of this record and of the
-// production routes, so that whichever owner writes, a preview or a Rollout
-// moving the weights those routes copy, puts the same routes in one write,
-// and no owner removes another's.
-const annotationPreviewMirrors = "tugboat.dev/preview-mirrors"
+// Previews' mirrors are recorded on the VirtualService, so that whichever
+// owner writes (a preview, or a Rollout moving the weights the mirroring
+// routes copy) puts the same routes, in one write, and no owner removes
+// another's:
+//   - annotationPreviewMirrors: what each preview wants, a JSON object from
+//     owner to its production route and mirror;
+//   - annotationMirroringRoutes: the names of the mirroring routes the last
+//     write placed, which the next removes by name. It is kept apart, so
+//     that the copies can still be taken away when the wants cannot be read.
+const (
+	annotationPreviewMirrors  = "tugboat.dev/preview-mirrors"
+	annotationMirroringRoutes = "tugboat.dev/mirroring-routes"
+)
 
 // previewWant is one preview's entry in the record.
 type previewWant struct {
@@ -34,7 +41,7 @@ func readPreviews(vs *istiov1.VirtualService) (map[string]previewWant, error) {
 	}
 	var rec map[string]previewWant
 	if err := json.Unmarshal([]byte(v), &rec); err != nil {
-		return nil, fmt.Errorf("virtualservice %s/%s annotation %s: %w: %w", vs.Namespace, vs.Name, annotationPreviewMirrors, ErrRecordUnreadable, err)
+		return nil, fmt.Errorf("virtualservice %s/%s annotation %s, the record of what previews mirror: %w: %w", vs.Namespace, vs.Name, annotationPreviewMirrors, ErrRecordUnreadable, err)
 	}
 	if rec == nil {
 		rec = map[string]previewWant{}
@@ -42,19 +49,33 @@ func readPreviews(vs *istiov1.VirtualService) (map[string]previewWant, error) {
 	return rec, nil
 }
 
-func writePreviews(vs *istiov1.VirtualService, rec map[string]previewWant) error {
+// placedRoutes are the mirroring routes the last write placed.
+func placedRoutes(vs *istiov1.VirtualService) []string {
+	return strings.FieldsFunc(vs.Annotations[annotationMirroringRoutes], func(r rune) bool { return r == ',' })
+}
+
+func setAnnotation(vs *istiov1.VirtualService, key, value string) {
+	if value == "" {
+		delete(vs.Annotations, key)
+		return
+	}
+	if vs.Annotations == nil {
+		vs.Annotations = map[string]string{}
+	}
+	vs.Annotations[key] = value
+}
+
+func writePreviews(vs *istiov1.VirtualService, rec map[string]previewWant, placed []string) error {
+	setAnnotation(vs, annotationMirroringRoutes, strings.Join(placed, ","))
 	if len(rec) == 0 {
-		delete(vs.Annotations, annotationPreviewMirrors)
+		setAnnotation(vs, annotationPreviewMirrors, "")
 		return nil
 	}
 	v, err := json.Marshal(rec) // keys sorted: the same record is the same string
 	if err != nil {
 		return err
 	}
-	if vs.Annotations == nil {
-		vs.Annotations = map[string]string{}
-	}
-	vs.Annotations[annotationPreviewMirrors] = string(v)
+	setAnnotation(vs, annotationPreviewMirrors, string(v))
 	return nil
 }
 
@@ -74,53 +95,70 @@ func mirroring(rec map[string]previewWant) map[string][]traffic.MirroringRoute {
 	return out
 }
 
-func mirroringNames(m map[string][]traffic.MirroringRoute) []string {
-	var names []string
-	for _, route := range slices.Sorted(maps.Keys(m)) {
-		for _, r := range m[route] {
-			names = append(names, r.Name)
-		}
-	}
-	return names
-}
-
 // placeMirroring removes the routes named in old and puts, just before each
 // production route, the mirroring routes want has for it, copied from that
-// route as it now is (match, destinations and weights, retries...),
-// narrowed to their condition, with their mirrors. A production route that
-// is gone gets none, and the misfit is returned.
-func placeMirroring(vs *istiov1.VirtualService, old []string, want map[string][]traffic.MirroringRoute) error {
+// route as it now is (match, destinations and weights, its own mirrors,
+// retries...), narrowed to their condition, with the previews' copies. It
+// returns the names placed. What cannot be placed (the production route is
+// gone, a route of that name is someone else's) is left out: a misfit of
+// route own comes back as ownErr, one of any other route as others, so
+// that one preview's broken route stops no other owner.
+func placeMirroring(vs *istiov1.VirtualService, old []string, want map[string][]traffic.MirroringRoute, own string) (placed []string, ownErr, others error) {
 	kept := slices.DeleteFunc(slices.Clone(vs.Spec.GetHttp()), func(h *networkingv1.HTTPRoute) bool {
 		return slices.Contains(old, h.GetName())
 	})
-	var left misfits
+	var mine, theirs misfits
+	misfit := func(route string, err error) {
+		if route == own {
+			mine = append(mine, err)
+		} else {
+			theirs = append(theirs, err)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		at := slices.IndexFunc(kept, func(h *networkingv1.HTTPRoute) bool { return h.GetName() == name })
 		if at < 0 {
-			left = append(left, fmt.Errorf("virtualservice %s/%s route %q, mirrored by previews: %w", vs.Namespace, vs.Name, name, ErrRouteNotFound))
+			misfit(name, fmt.Errorf("virtualservice %s/%s route %q, mirrored by previews: %w", vs.Namespace, vs.Name, name, ErrRouteNotFound))
 			continue
 		}
 		var add []*networkingv1.HTTPRoute
 		for _, mr := range want[name] {
+			if findRoute(kept, mr.Name) != nil {
+				misfit(name, fmt.Errorf("virtualservice %s/%s route %q: %w", vs.Namespace, vs.Name, mr.Name, ErrRouteTaken))
+				continue
+			}
 			route, err := mirroringRoute(kept[at], mr)
 			if err != nil {
-				left = append(left, fmt.Errorf("virtualservice %s/%s: %w", vs.Namespace, vs.Name, err))
+				misfit(name, fmt.Errorf("virtualservice %s/%s: %w", vs.Namespace, vs.Name, err))
 				continue
 			}
 			add = append(add, route)
+			placed = append(placed, mr.Name)
 		}
 		kept = slices.Insert(kept, at, add...)
 	}
 	vs.Spec.Http = kept
-	return left.err()
+	return placed, mine.err(), theirs.err()
 }
 
-// mirroringRoute is the production route narrowed to one condition, with a
-// copy to each preview that asked for it.
+// mirroringRoute is the production route narrowed to one condition, copying
+// as it did (its mirror and mirrors) and to each preview that asked.
 func mirroringRoute(production *networkingv1.HTTPRoute, mr traffic.MirroringRoute) (*networkingv1.HTTPRoute, error) {
 	route, err := narrowed(production, mr.Name, []traffic.RequestMatch{mr.Match})
 	if err != nil {
 		return nil, err
+	}
+	if m := production.GetMirror(); m != nil {
+		// Istio takes mirror or mirrors, not both: production's own copy
+		// becomes an entry of the list (no percentage is every request).
+		own := &networkingv1.HTTPMirrorPolicy{Destination: proto.Clone(m).(*networkingv1.Destination)}
+		if p := production.GetMirrorPercentage(); p != nil {
+			own.Percentage = proto.Clone(p).(*networkingv1.Percent)
+		}
+		route.Mirrors = append(route.Mirrors, own)
+	}
+	for _, m := range production.GetMirrors() {
+		route.Mirrors = append(route.Mirrors, proto.Clone(m).(*networkingv1.HTTPMirrorPolicy))
 	}
 	for _, m := range mr.Mirrors {
 		dst := &networkingv1.Destination{Host: m.Host}
@@ -132,32 +170,37 @@ func mirroringRoute(production *networkingv1.HTTPRoute, mr traffic.MirroringRout
 	return route, nil
 }
 
-// keepMirroring puts the mirroring routes the record asks for back on vs,
-// copied from the production routes as they are now; owned and added
-// gain their names, for vsPatch.
-func keepMirroring(vs *istiov1.VirtualService, owned, added []string) ([]string, []string, error) {
+// keepMirroring, in a Rollout's write, puts the mirroring routes back on vs
+// copied from the production routes as they are now (at the new weights);
+// owned and added gain their names, for vsPatch. It never stops the
+// Rollout: what cannot be placed is left out (those copies stop), and with
+// the previews' record unreadable every mirroring route goes, which the
+// previews report on their own writes.
+func keepMirroring(vs *istiov1.VirtualService, owned, added []string) ([]string, []string) {
+	old := placedRoutes(vs)
 	rec, err := readPreviews(vs)
 	if err != nil {
-		return owned, added, err
+		rec = nil
 	}
-	if len(rec) == 0 {
-		return owned, added, nil
+	if len(old) == 0 && len(rec) == 0 {
+		return owned, added
 	}
-	m := mirroring(rec)
-	names := mirroringNames(m)
-	err = placeMirroring(vs, names, m)
-	return append(slices.Clone(owned), names...), append(slices.Clone(added), names...), err
+	placed, _, _ := placeMirroring(vs, old, mirroring(rec), "")
+	setAnnotation(vs, annotationMirroringRoutes, strings.Join(placed, ","))
+	return append(slices.Clone(owned), old...), append(slices.Clone(added), placed...)
 }
 
 // previewPatch returns the patch that records owner's mirror of route (nil
 // removes it) and puts the mirroring routes every recorded preview asks for.
+// A misfit of owner's own route means nothing is written, unless it is
+// removing itself.
 func previewPatch(vs *istiov1.VirtualService, owner, route string, want *traffic.PreviewMirror) (jsonPatch, error) {
 	after := vs.DeepCopy()
 	rec, err := readPreviews(after)
 	if err != nil {
 		return nil, err
 	}
-	old := mirroringNames(mirroring(rec))
+	old := placedRoutes(after)
 	if want == nil {
 		delete(rec, owner)
 	} else {
@@ -165,14 +208,12 @@ func previewPatch(vs *istiov1.VirtualService, owner, route string, want *traffic
 		w.Owner = ""
 		rec[owner] = previewWant{Route: route, Mirror: w}
 	}
-	m := mirroring(rec)
-	placeErr := placeMirroring(after, old, m)
-	if err := writePreviews(after, rec); err != nil {
+	placed, ownErr, _ := placeMirroring(after, old, mirroring(rec), route)
+	if ownErr != nil && want != nil {
+		return nil, ownErr
+	}
+	if err := writePreviews(after, rec, placed); err != nil {
 		return nil, err
 	}
-	patch, err := vsPatch(vs, after, old, mirroringNames(m))
-	if err != nil {
-		return nil, err
-	}
-	return patch, placeErr
+	return vsPatch(vs, after, old, placed)
 }

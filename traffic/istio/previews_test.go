@@ -173,3 +173,93 @@ spec:
 		t.Errorf("after removal: record %q, routes %v", a, routes(vs))
 	}
 }
+
+// One preview's broken route stops neither the Rollout nor another preview;
+// with the previews' record unreadable, an abort still takes every copy
+// away; production's own mirrors go on in the mirroring routes; and a
+// route of the mirroring route's name that is someone else's is refused.
+func TestPreviewMisfitsStayWithTheirOwner(t *testing.T) {
+	c, ns := kubeClient(t)
+	create(t, c, ns, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: [shop]
+  http:
+  - name: orders
+    route:
+    - {destination: {host: orders}}
+  - name: primary
+    mirrors:
+    - {destination: {host: analytics}, percentage: {value: 5}}
+    route:
+    - {destination: {host: shop-stable}, weight: 100}
+    - {destination: {host: shop-canary}, weight: 0}
+`)
+	r := &istio.Router{Client: c}
+	m := traffic.Mesh{Namespace: ns, Owner: "shop", VirtualService: "shop", Routes: []string{"primary"}, StableService: "shop-stable", CanaryService: "shop-canary"}
+	gets := []traffic.RequestMatch{{Method: &traffic.ValueMatch{Value: "GET"}}}
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "orders", "preview:pr-2/orders", &traffic.PreviewMirror{Host: "orders.pr-2", Percentage: 5, Match: gets}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", &traffic.PreviewMirror{Host: "shop.pr-1", Percentage: 10, Match: gets}); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, c, ns, "VirtualService", "shop", func(spec map[string]any) { withoutItem(spec, "http", "orders") })
+
+	// The Rollout steps on; pr-2's copies stop with its route, pr-1's go on
+	// at the new weights, beside production's own mirror.
+	apply(t, r, m, traffic.Desired{Split: traffic.CanaryAt(10)})
+	vs := get(t, c, ns, "VirtualService", "shop")
+	if got := mirrors(vs); !cmp.Equal(got, []string{mirrors(vs)[0][:strings.Index(mirrors(vs)[0], ": ")] + ": analytics%5 shop.pr-1%10", "primary: analytics%5"}) {
+		t.Errorf("mirrors after the Rollout's step: %v", got)
+	}
+	if got := routes(vs); len(got) != 2 || !strings.HasSuffix(got[0], "shop-stable=90 shop-canary=10") {
+		t.Errorf("routes after the Rollout's step: %v", got)
+	}
+	// pr-1 goes, whatever pr-2's route is doing.
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", nil); err != nil {
+		t.Errorf("pr-1's removal: %v", err)
+	}
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", &traffic.PreviewMirror{Host: "shop.pr-1", Percentage: 10, Match: gets}); err != nil {
+		t.Errorf("pr-1 again: %v", err)
+	}
+
+	// The record of wants broken by hand: an abort still takes every copy
+	// away from the canary's weights.
+	apply(t, r, m, traffic.Desired{Split: traffic.CanaryAt(50)})
+	u := get(t, c, ns, "VirtualService", "shop")
+	a := u.GetAnnotations()
+	a["tugboat.dev/preview-mirrors"] = "{oops"
+	u.SetAnnotations(a)
+	if err := c.Update(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, r, m, traffic.AtRest())
+	if got := routes(get(t, c, ns, "VirtualService", "shop")); !cmp.Equal(got, []string{"primary: shop-stable=100 shop-canary=0"}) {
+		t.Errorf("after an abort with the record unreadable: %v", got)
+	}
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", nil); !errors.Is(err, istio.ErrRecordUnreadable) {
+		t.Errorf("a preview's write with the record unreadable: %v", err)
+	}
+
+	// A user's route with the mirroring route's name is not taken over.
+	a = get(t, c, ns, "VirtualService", "shop").GetAnnotations()
+	delete(a, "tugboat.dev/preview-mirrors")
+	u = get(t, c, ns, "VirtualService", "shop")
+	u.SetAnnotations(a)
+	if err := c.Update(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	name := traffic.MirroringRoutes("primary", []traffic.PreviewMirror{{Match: gets}})[0].Name
+	edit(t, c, ns, "VirtualService", "shop", func(spec map[string]any) {
+		spec["http"] = append([]any{map[string]any{"name": name, "route": []any{map[string]any{"destination": map[string]any{"host": "mine"}}}}}, spec["http"].([]any)...)
+	})
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", &traffic.PreviewMirror{Host: "shop.pr-1", Percentage: 10, Match: gets}); !errors.Is(err, istio.ErrRouteTaken) {
+		t.Errorf("a user's route of the mirroring route's name: %v", err)
+	}
+	if got := routes(get(t, c, ns, "VirtualService", "shop")); len(got) != 2 || !strings.HasPrefix(got[0], name+": mine") {
+		t.Errorf("the user's route: %v", got)
+	}
+}

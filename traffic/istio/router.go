@@ -153,21 +153,19 @@ func notFoundIsMisconfigured(err error, kind, ns, name string) error {
 // ApplyPreview records owner's mirror of a production route of the
 // VirtualService namespace/name (nil removes it) and puts the mirroring
 // routes of every preview recorded there, in one write, or none when it
-// carries them already. Other owners' routes and mirrors stay; a route gone
-// or not fitting wraps traffic.ErrMisconfigured, and the rest is written
-// even then when want is nil (the mirror goes whatever else is wrong).
+// carries them already. Other owners' routes and mirrors stay. Owner's
+// route gone or not fitting wraps traffic.ErrMisconfigured and nothing is
+// written, unless want is nil (the mirror goes whatever else is wrong);
+// another preview's broken route never stops it.
 func (r *Router) ApplyPreview(ctx context.Context, namespace, name, route, owner string, want *traffic.PreviewMirror) error {
 	var vs istiov1.VirtualService
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &vs); err != nil {
 		return notFoundIsMisconfigured(err, "virtualservice", namespace, name)
 	}
 	patch, err := previewPatch(&vs, owner, route, want)
-	if err != nil && (want != nil || patch == nil) {
+	if err != nil {
 		return err
 	}
 	w := &write{obj: &vs, resource: "virtualservices", patch: patch, what: fmt.Sprintf("mirror route %s of virtualservice %s/%s for %s", route, namespace, name, owner)}
-	if werr := w.do(ctx, r.Client); werr != nil {
-		return werr
-	}
-	return err
+	return w.do(ctx, r.Client)
 }
