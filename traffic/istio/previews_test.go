@@ -131,7 +131,7 @@ spec:
 	// The last goes: nothing of the previews is left, the user's route as it was.
 	preview("preview:pr-2/web", nil)
 	want("all gone", []string{"primary: web-stable=100 web-canary=0", "user-fallback: legacy=<nil>"}, nil)
-	if a := get(t, c, ns, "VirtualService", "web").GetAnnotations(); a["tugboat.dev/preview-mirrors"] != "" {
+	if a := get(t, c, ns, "VirtualService", "web").GetAnnotations(); a["tugboat.dev/preview-mirrors"] != "" || a["tugboat.dev/mirroring-routes"] != "" {
 		t.Errorf("record left: %v", a)
 	}
 }
