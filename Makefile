@@ -30,7 +30,7 @@ help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: $(TOOL_BINS) ## Build the test servers and generators once (about 12 minutes the first time).
+tools: $(TOOL_BINS) ## Build the test servers, kubectl and generators once (about 15 minutes the first time).
 
 $(TOOL_BINS): hack/tools/versions.env
 	@hack/tools/install.sh $(TOOLS_DIR) $(notdir $@)

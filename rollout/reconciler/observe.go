@@ -53,10 +53,9 @@ type world struct {
 	// steps runs.
 	records map[string]*corev1.PodTemplateSpec
 	// rollbackCanary is <name>-rollback, which runs a rollback through the
-	// steps; nil when there is none. rollingBack: status, as observed,
-	// records a rollback through the steps, to rollingBackTo.
+	// steps; nil when there is none. rollingBackTo is the revision status,
+	// as observed, rolls back to through the steps; empty when it does not.
 	rollbackCanary *appsv1.Deployment
-	rollingBack    bool
 	rollingBackTo  string
 }
 
@@ -65,8 +64,8 @@ type world struct {
 // for act to create.
 func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollout.Progress) (*world, error) {
 	w := &world{services: map[string]*corev1.Service{}, servicesTaken: map[string]bool{}, stableRevision: p.StableRevision,
-		records: map[string]*corev1.PodTemplateSpec{}, rollingBack: p.RollingBackThroughSteps()}
-	if w.rollingBack {
+		records: map[string]*corev1.PodTemplateSpec{}}
+	if p.RollingBackThroughSteps() {
 		w.rollingBackTo = p.Pin.Revision
 	}
 	o := &w.observed
@@ -118,7 +117,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *v1alpha1.Rollout, p rollou
 		replicas = max(1, ptr.Deref(w.target.Spec.Replicas, 1))
 	}
 	o.Replicas = replicas
-	rollbackCanary, err := r.observeRollbackCanary(ctx, ro, w.rollingBack || o.Requests.Rollback != "")
+	rollbackCanary, err := r.observeRollbackCanary(ctx, ro, w.rollingBackTo != "" || o.Requests.Rollback != "")
 	if errors.As(err, &se) {
 		problem(se)
 	} else if err != nil {

@@ -136,7 +136,7 @@ func (r *Reconciler) ensureRollbackCanary(ctx context.Context, ro *v1alpha1.Roll
 // the target's pods then (see canaryPods), so no traffic reaches it.
 func (r *Reconciler) removeRollbackCanary(ctx context.Context, ro *v1alpha1.Rollout, w *world, plan rollout.Plan) error {
 	d := w.rollbackCanary
-	if d == nil || w.rollingBack || plan.Next.RollingBackThroughSteps() {
+	if d == nil || w.rollingBackTo != "" || plan.Next.RollingBackThroughSteps() {
 		return nil
 	}
 	return r.deleteRollbackCanary(ctx, ro, d)
@@ -157,7 +157,7 @@ func (r *Reconciler) deleteRollbackCanary(ctx context.Context, ro *v1alpha1.Roll
 // weight.
 func canaryPods(w *world) map[string]string {
 	sel := w.target.Spec.Selector.MatchLabels
-	if w.rollingBack {
+	if w.rollingBackTo != "" {
 		return rollbackLabels(sel, sel)
 	}
 	return sel
