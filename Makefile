@@ -39,7 +39,7 @@ $(TOOL_BINS): hack/tools/versions.env
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRDs in config/crd and the controller's ClusterRole.
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=tugboat-controller paths="./rollout/...;./analysis/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=tugboat-controller paths="./rollout/...;./analysis/...;./shadow/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: build
 build: ## Build the controller and the kubectl plugin into bin/.
