@@ -4,6 +4,7 @@ package scheme
 
 import (
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
+	istionetworkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -18,6 +19,7 @@ func New() (*runtime.Scheme, error) {
 		clientgoscheme.AddToScheme,
 		v1alpha1.AddToScheme,
 		istionetworking.AddToScheme,
+		istionetworkingv1alpha3.AddToScheme, // EnvoyFilter
 		apiextensionsv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
