@@ -39,6 +39,9 @@ type Rule struct {
 	// Namespaces selects the preview namespaces the rule lets mirror; an
 	// empty selector selects none (a rule names whom it trusts).
 	Namespaces labels.Selector
+	// SelectorError, when set, says why the rule's selector could not be
+	// read: it selects no namespace.
+	SelectorError string
 	// Rollouts and Routes are what may be copied from.
 	Rollouts []string
 	Routes   []RouteRef
@@ -128,6 +131,9 @@ func Evaluate(rules []Rule, r Request) Decision {
 func check(rule Rule, r Request) (int, string) {
 	if !covers(rule, r.Source) {
 		return -1, fmt.Sprintf("it does not cover %s", r.Source)
+	}
+	if rule.SelectorError != "" {
+		return 0, fmt.Sprintf("its namespace selector is invalid (%s), so it selects no namespace", rule.SelectorError)
 	}
 	if rule.Namespaces == nil || rule.Namespaces.Empty() || !rule.Namespaces.Matches(labels.Set(r.NamespaceLabels)) {
 		return 0, fmt.Sprintf("namespace %s is not among the namespaces it lets mirror (%s)", r.Namespace, selectorText(rule.Namespaces))
