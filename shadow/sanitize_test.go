@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	lua "github.com/yuin/gopher-lua"
+	"github.com/tugboatdev/tugboat/sandbox/envoylua"
 )
 
 // runFilter runs the filter's envoy_on_request on one request's headers, as
@@ -14,35 +14,14 @@ import (
 // through).
 func runFilter(t *testing.T, src string, in map[string]string) (map[string]string, int) {
 	t.Helper()
-	L := lua.NewState()
-	defer L.Close()
-	if err := L.DoString(src); err != nil {
+	got, err := envoylua.Run(src, in)
+	if err != nil {
 		t.Fatalf("the filter does not load: %v\n%s", err, src)
 	}
-	headers := maps.Clone(in)
-	status := 0
-	hm := L.NewTable()
-	hm.RawSetString("get", L.NewFunction(func(L *lua.LState) int {
-		if v, ok := headers[L.CheckString(2)]; ok {
-			L.Push(lua.LString(v))
-		} else {
-			L.Push(lua.LNil)
-		}
-		return 1
-	}))
-	hm.RawSetString("remove", L.NewFunction(func(L *lua.LState) int { delete(headers, L.CheckString(2)); return 0 }))
-	hm.RawSetString("replace", L.NewFunction(func(L *lua.LState) int { headers[L.CheckString(2)] = L.CheckString(3); return 0 }))
-	handle := L.NewTable()
-	handle.RawSetString("headers", L.NewFunction(func(L *lua.LState) int { L.Push(hm); return 1 }))
-	handle.RawSetString("respond", L.NewFunction(func(L *lua.LState) int {
-		st := L.CheckTable(2).RawGetString(":status")
-		status = int(lua.LVAsNumber(st))
-		return 0
-	}))
-	if err := L.CallByParam(lua.P{Fn: L.GetGlobal("envoy_on_request"), NRet: 0, Protect: true}, handle); err != nil {
-		t.Fatalf("envoy_on_request: %v", err)
+	if got.Err != nil {
+		t.Fatalf("envoy_on_request: %v", got.Err)
 	}
-	return headers, status
+	return got.Headers, got.Status
 }
 
 func TestSanitizer(t *testing.T) {
