@@ -3,8 +3,12 @@ package analysis
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
@@ -67,4 +71,27 @@ func DryRunMetrics(spec v1alpha1.AnalysisRunSpec) map[string]bool {
 		}
 	}
 	return out
+}
+
+// FieldOf reads a field of obj (a Rollout or a Preview, named kind in
+// errors) by path, for an argument's valueFrom.fieldRef: metadata.namespace,
+// spec.service.name, metadata.labels['app'] and the like.
+func FieldOf(obj runtime.Object, kind, path string) (string, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		if k, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
+			return m.GetLabels()[strings.TrimSuffix(k, "']")], nil
+		}
+		if k, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
+			return m.GetAnnotations()[strings.TrimSuffix(k, "']")], nil
+		}
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return "", err
+	}
+	v, found, err := unstructured.NestedFieldNoCopy(u, strings.Split(path, ".")...)
+	if err != nil || !found {
+		return "", fmt.Errorf("field %s not found in the %s", path, kind)
+	}
+	return fmt.Sprint(v), nil
 }

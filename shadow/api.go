@@ -122,3 +122,8 @@ func valueMatch(m v1alpha1.StringMatch) *traffic.ValueMatch {
 func SourceText(namespace, virtualService, route string) string {
 	return fmt.Sprintf("%s/%s/%s", namespace, virtualService, route)
 }
+
+// ProgressOf is what a Preview's status recorded.
+func ProgressOf(s v1alpha1.PreviewStatus) Progress {
+	return Progress{Phase: Phase(s.Phase), Message: s.Message, Generation: s.ObservedGeneration}
+}

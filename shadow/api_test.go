@@ -37,7 +37,9 @@ func TestRulesOfKeepsPolicyOrderAndDenies(t *testing.T) {
 	if rules[0].MaxPercentage != 10 {
 		t.Errorf("a rule without maxPercentage allows %d, want the default 10", rules[0].MaxPercentage)
 	}
-	pr := func(labels map[string]string, p *v1alpha1.Preview) Decision { return Evaluate(rules, RequestOf(p, labels)) }
+	pr := func(labels map[string]string, p *v1alpha1.Preview) Decision {
+		return Evaluate(rules, RequestOf(p, labels))
+	}
 	preview := func(mut func(*v1alpha1.Preview)) *v1alpha1.Preview {
 		p := &v1alpha1.Preview{ObjectMeta: metav1.ObjectMeta{Namespace: "pr-1", Name: "shop"}, Spec: v1alpha1.PreviewSpec{
 			Source:  v1alpha1.PreviewSource{Namespace: "prod", VirtualService: &v1alpha1.PreviewRouteRef{Name: "shop", Route: "primary"}},

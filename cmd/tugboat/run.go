@@ -22,6 +22,7 @@ import (
 	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/scheme"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
+	previewreconciler "github.com/tugboatdev/tugboat/shadow/reconciler"
 	"github.com/tugboatdev/tugboat/traffic/istio"
 )
 
@@ -76,6 +77,16 @@ func run(ctx context.Context, o Options) error {
 	}
 	if err := r.SetupWithManager(ctx, mgr, o.Workers); err != nil {
 		return fmt.Errorf("set up rollout controller: %w", err)
+	}
+	pr := &previewreconciler.Reconciler{
+		Client:   mgr.GetClient(),
+		Router:   &istio.Router{Client: mgr.GetClient()},
+		Recorder: mgr.GetEventRecorder("tugboat"),
+		Metrics:  previewreconciler.NewMetrics(ctrlmetrics.Registry),
+		Now:      time.Now,
+	}
+	if err := pr.SetupWithManager(ctx, mgr, o.Workers); err != nil {
+		return fmt.Errorf("set up preview controller: %w", err)
 	}
 	// Secrets are read one at a time, uncached: a cache would watch every
 	// Secret in the cluster. RBAC grants get per namespace (config/rbac).

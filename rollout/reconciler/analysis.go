@@ -12,14 +12,13 @@ import (
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/tugboatdev/tugboat/analysis"
+	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/rollout"
 )
@@ -177,24 +176,11 @@ func runName(ro string, p rollout.Progress, which string) string {
 }
 
 func (r *Reconciler) template(ctx context.Context, ns string, ref v1alpha1.AnalysisTemplateRef) (v1alpha1.AnalysisTemplateSpec, error) {
-	if ptr.Deref(ref.ClusterScope, false) {
-		var t v1alpha1.ClusterAnalysisTemplate
-		if err := r.Client.Get(ctx, client.ObjectKey{Name: ref.TemplateName}, &t); err != nil {
-			if apierrors.IsNotFound(err) {
-				return t.Spec, rollout.Invalid("clusteranalysistemplate %s not found", ref.TemplateName)
-			}
-			return t.Spec, fmt.Errorf("get clusteranalysistemplate %s: %w", ref.TemplateName, err)
-		}
-		return t.Spec, nil
+	spec, err := analysisreconciler.Template(ctx, r.Client, ns, ref)
+	if errors.Is(err, analysisreconciler.ErrTemplateNotFound) {
+		return spec, rollout.Invalid("%v", err)
 	}
-	var t v1alpha1.AnalysisTemplate
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.TemplateName}, &t); err != nil {
-		if apierrors.IsNotFound(err) {
-			return t.Spec, rollout.Invalid("analysistemplate %s/%s not found", ns, ref.TemplateName)
-		}
-		return t.Spec, fmt.Errorf("get analysistemplate %s/%s: %w", ns, ref.TemplateName, err)
-	}
-	return t.Spec, nil
+	return spec, err
 }
 
 // rolloutArgs resolves a step's arguments: values, fields of the Rollout, or
@@ -215,7 +201,7 @@ func rolloutArgs(ro *v1alpha1.Rollout, p rollout.Progress, given []argo.Analysis
 			// From the progress the run is for, which status may not show yet.
 			out = append(out, argo.Argument{Name: a.Name, Value: ptr.To(canaryWorkload(ro, p))})
 		case a.ValueFrom.FieldRef != nil:
-			v, err := fieldOf(ro, a.ValueFrom.FieldRef.FieldPath)
+			v, err := analysis.FieldOf(ro, "Rollout", a.ValueFrom.FieldRef.FieldPath)
 			if err != nil {
 				return nil, fmt.Errorf("argument %q: %w", a.Name, err)
 			}
@@ -223,26 +209,6 @@ func rolloutArgs(ro *v1alpha1.Rollout, p rollout.Progress, given []argo.Analysis
 		}
 	}
 	return out, nil
-}
-
-// fieldOf reads a field of the Rollout by path, such as metadata.namespace
-// or metadata.labels['app'].
-func fieldOf(ro *v1alpha1.Rollout, path string) (string, error) {
-	if k, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
-		return ro.Labels[strings.TrimSuffix(k, "']")], nil
-	}
-	if k, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
-		return ro.Annotations[strings.TrimSuffix(k, "']")], nil
-	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ro)
-	if err != nil {
-		return "", err
-	}
-	v, found, err := unstructured.NestedFieldNoCopy(obj, strings.Split(path, ".")...)
-	if err != nil || !found {
-		return "", fmt.Errorf("field %s not found in the Rollout", path)
-	}
-	return fmt.Sprint(v), nil
 }
 
 // terminateRuns stops the Rollout's analysis runs that are still measuring

@@ -1,0 +1,264 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	networkingv1 "istio.io/api/networking/v1"
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tugboatdev/tugboat/analysis"
+	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/shadow"
+)
+
+// source is the production route a preview copies, as resolved now.
+type source struct {
+	namespace, vs, route string
+	// workload is the production Deployment behind it (a Rollout's primary).
+	workload string
+	// hosts are the VirtualService's hosts.
+	hosts []string
+}
+
+// world is what one reconcile saw.
+type world struct {
+	observed shadow.Observed
+	request  shadow.Request
+	source   source
+	// selector is the preview Service's: the sanitizer runs on its pods.
+	selector map[string]string
+	// sanitizer is the filter's Lua; empty when the preview is not allowed.
+	sanitizer string
+	run       *v1alpha1.AnalysisRun
+	createRun bool
+	// placed are the routes this preview's mirror may be on: where status
+	// says it copied from, and where it copies from now.
+	placed []source
+}
+
+// observe reads, from the cache, what deciding on p needs. What stands in
+// the way of mirroring (a missing source, Service or template) is a
+// problem in the observation, not an error: the preview waits as Pending.
+func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview, deleting bool) (*world, error) {
+	w := &world{observed: shadow.Observed{
+		Now: r.Now(), Generation: p.Generation, Expires: shadow.Expiry(p), Deleting: deleting,
+	}}
+	problem := func(format string, args ...any) {
+		if w.observed.Problem == "" {
+			w.observed.Problem = fmt.Sprintf(format, args...)
+		}
+	}
+	if s, ok := recordedSource(p.Status.Source); ok {
+		w.placed = append(w.placed, s)
+	}
+	src, why, err := r.resolve(ctx, p)
+	switch {
+	case err != nil:
+		return nil, err
+	case why != "":
+		problem("%s", why)
+	default:
+		w.source = src
+		if !slices.ContainsFunc(w.placed, src.same) {
+			w.placed = append(w.placed, src)
+		}
+	}
+	if deleting {
+		return w, nil
+	}
+
+	var ns corev1.Namespace
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: p.Namespace}, &ns); err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("get namespace %s: %w", p.Namespace, err)
+	}
+	w.request = shadow.RequestOf(p, ns.Labels)
+	var policies v1alpha1.MirrorPolicyList
+	if err := r.Client.List(ctx, &policies, client.InNamespace(p.Spec.Source.Namespace)); err != nil {
+		return nil, fmt.Errorf("list mirror policies in %s: %w", p.Spec.Source.Namespace, err)
+	}
+	w.observed.Decision = shadow.Evaluate(shadow.RulesOf(policies.Items), w.request)
+
+	if why, err := r.observeService(ctx, p, w); err != nil {
+		return nil, err
+	} else if why != "" {
+		problem("%s", why)
+	}
+	if w.observed.Decision.Allowed && w.source.vs != "" {
+		lua, err := shadow.Sanitizer{
+			Hosts: w.source.hosts, Namespace: w.source.namespace, ClusterDomain: r.ClusterDomain,
+			Remove: w.observed.Decision.RemoveHeaders,
+		}.Lua()
+		if err != nil {
+			problem("the filter that strips the copies' headers cannot be built for %s: %v", shadow.SourceText(w.source.namespace, w.source.vs, w.source.route), err)
+		}
+		w.sanitizer = lua
+	}
+	if p.Spec.Analysis != nil {
+		w.observed.HasAnalysis = true
+		if why, err := r.observeRun(ctx, p, w); err != nil {
+			return nil, err
+		} else if why != "" {
+			problem("%s", why)
+		}
+	}
+	return w, nil
+}
+
+// resolve finds the production route p copies: a Rollout's first managed
+// route, or the VirtualService route it names. why says what is missing.
+func (r *Reconciler) resolve(ctx context.Context, p *v1alpha1.Preview) (s source, why string, _ error) {
+	s.namespace = p.Spec.Source.Namespace
+	if name := p.Spec.Source.Rollout; name != "" {
+		var ro v1alpha1.Rollout
+		switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: name}, &ro); {
+		case apierrors.IsNotFound(err):
+			return s, fmt.Sprintf("source rollout %s/%s not found", s.namespace, name), nil
+		case err != nil:
+			return s, "", fmt.Errorf("get rollout %s/%s: %w", s.namespace, name, err)
+		}
+		vs := ro.Spec.TrafficRouting.Istio.VirtualService
+		if len(vs.Routes) == 0 {
+			return s, fmt.Sprintf("source rollout %s/%s manages no route", s.namespace, name), nil
+		}
+		s.vs, s.route, s.workload = vs.Name, vs.Routes[0], ro.Name+"-primary"
+	} else if ref := p.Spec.Source.VirtualService; ref != nil {
+		s.vs, s.route = ref.Name, ref.Route
+	}
+	var vs istiov1.VirtualService
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: s.vs}, &vs); {
+	case apierrors.IsNotFound(err):
+		return s, fmt.Sprintf("source virtualservice %s/%s not found", s.namespace, s.vs), nil
+	case err != nil:
+		return s, "", fmt.Errorf("get virtualservice %s/%s: %w", s.namespace, s.vs, err)
+	}
+	if !slices.ContainsFunc(vs.Spec.GetHttp(), func(h *networkingv1.HTTPRoute) bool { return h.GetName() == s.route }) {
+		return s, fmt.Sprintf("source virtualservice %s/%s has no http route named %q", s.namespace, s.vs, s.route), nil
+	}
+	s.hosts = vs.Spec.GetHosts()
+	return s, "", nil
+}
+
+// recordedSource reads status.source back (namespace/virtualservice/route).
+func recordedSource(text string) (source, bool) {
+	parts := strings.Split(text, "/")
+	if len(parts) != 3 || slices.Contains(parts, "") {
+		return source{}, false
+	}
+	return source{namespace: parts[0], vs: parts[1], route: parts[2]}, true
+}
+
+// observeService reads the preview's Service: the copies' destination, and
+// the pods the sanitizer must run on.
+func (r *Reconciler) observeService(ctx context.Context, p *v1alpha1.Preview, w *world) (string, error) {
+	var svc corev1.Service
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: p.Spec.Service.Name}, &svc); {
+	case apierrors.IsNotFound(err):
+		return fmt.Sprintf("service %s/%s not found", p.Namespace, p.Spec.Service.Name), nil
+	case err != nil:
+		return "", fmt.Errorf("get service %s/%s: %w", p.Namespace, p.Spec.Service.Name, err)
+	}
+	if len(svc.Spec.Selector) == 0 {
+		return fmt.Sprintf("service %s/%s has no selector, so the filter that strips the copies' headers could not be put on its pods", p.Namespace, svc.Name), nil
+	}
+	if !slices.ContainsFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Port == p.Spec.Service.Port }) {
+		return fmt.Sprintf("service %s/%s has no port %d", p.Namespace, svc.Name, p.Spec.Service.Port), nil
+	}
+	w.selector = svc.Spec.Selector
+	return "", nil
+}
+
+// runName names the analysis of one spec generation: a new spec is judged
+// afresh, and a restart finds the same run.
+func runName(p *v1alpha1.Preview) string { return fmt.Sprintf("%s-preview-%d", p.Name, p.Generation) }
+
+// observeRun reads the preview's AnalysisRun for this generation, or builds
+// it from the templates, for act to create.
+func (r *Reconciler) observeRun(ctx context.Context, p *v1alpha1.Preview, w *world) (string, error) {
+	name := runName(p)
+	var run v1alpha1.AnalysisRun
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, &run); {
+	case err == nil && !metav1.IsControlledBy(&run, p):
+		return fmt.Sprintf("analysisrun %s/%s exists and is not this Preview's", p.Namespace, name), nil
+	case err == nil:
+		w.run = &run
+		w.observed.Analysis, w.observed.AnalysisMessage = run.Status.Phase, run.Status.Message
+		return "", nil
+	case !apierrors.IsNotFound(err):
+		return "", fmt.Errorf("get analysisrun %s/%s: %w", p.Namespace, name, err)
+	}
+	a := p.Spec.Analysis
+	var templates []v1alpha1.AnalysisTemplateSpec
+	for _, ref := range a.Templates {
+		spec, err := analysisreconciler.Template(ctx, r.Client, p.Namespace, ref)
+		if errors.Is(err, analysisreconciler.ErrTemplateNotFound) {
+			return err.Error(), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		templates = append(templates, spec)
+	}
+	args, err := previewArgs(p, w.source, a.Args)
+	if err != nil {
+		return fmt.Sprintf("analysis: %v", err), nil
+	}
+	spec, err := analysis.RunSpec(templates, args)
+	if err != nil {
+		return fmt.Sprintf("analysis: %v", err), nil
+	}
+	spec.DryRun = append(spec.DryRun, a.DryRun...)
+	spec.MeasurementRetention = append(spec.MeasurementRetention, a.MeasurementRetention...)
+	run = v1alpha1.AnalysisRun{
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: name, Labels: ownedLabels(p)},
+		Spec:       spec,
+	}
+	if md := a.AnalysisRunMetadata; md != nil {
+		for k, v := range md.Labels {
+			run.Labels[k] = v
+		}
+		run.Annotations = md.Annotations
+	}
+	w.run, w.createRun = &run, true
+	return "", nil
+}
+
+// previewArgs resolves the analysis arguments: values, or fields of the
+// Preview; status.sourceWorkload and status.source come from what this
+// reconcile resolved, which status may not show yet.
+func previewArgs(p *v1alpha1.Preview, src source, given []argo.AnalysisRunArgument) ([]argo.Argument, error) {
+	out := make([]argo.Argument, 0, len(given))
+	for _, a := range given {
+		var v string
+		switch {
+		case a.ValueFrom == nil:
+			v = a.Value
+		case a.ValueFrom.FieldRef != nil && a.ValueFrom.FieldRef.FieldPath == "status.sourceWorkload":
+			if src.workload == "" {
+				return nil, fmt.Errorf("argument %q: status.sourceWorkload is only known for a Rollout source", a.Name)
+			}
+			v = src.workload
+		case a.ValueFrom.FieldRef != nil && a.ValueFrom.FieldRef.FieldPath == "status.source":
+			v = shadow.SourceText(src.namespace, src.vs, src.route)
+		case a.ValueFrom.FieldRef != nil:
+			var err error
+			if v, err = analysis.FieldOf(p, "Preview", a.ValueFrom.FieldRef.FieldPath); err != nil {
+				return nil, fmt.Errorf("argument %q: %w", a.Name, err)
+			}
+		default:
+			return nil, fmt.Errorf("argument %q: a Preview's arguments take a value or valueFrom.fieldRef", a.Name)
+		}
+		out = append(out, argo.Argument{Name: a.Name, Value: ptr.To(v)})
+	}
+	return out, nil
+}

@@ -1,0 +1,82 @@
+package reconciler
+
+import (
+	"context"
+
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	istiov1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// indexSourceNamespace indexes Previews by the production namespace they
+// copy from.
+const indexSourceNamespace = "tugboat.dev/preview-source-namespace"
+
+// SetupWithManager registers the controller: a Preview is reconciled when
+// it, its AnalysisRun or EnvoyFilter, its namespace or Service, or anything
+// in its source namespace that decides on it (a MirrorPolicy, a Rollout, a
+// VirtualService) changes. A policy withdrawn stops the copies at once.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, workers int) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Preview{}, indexSourceNamespace, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Preview).Spec.Source.Namespace}
+	}); err != nil {
+		return err
+	}
+	bySource := r.previewsCopyingFrom()
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("preview").
+		For(&v1alpha1.Preview{}).
+		Owns(&v1alpha1.AnalysisRun{}).
+		Owns(&istiov1alpha3.EnvoyFilter{}).
+		Watches(&v1alpha1.MirrorPolicy{}, bySource).
+		Watches(&v1alpha1.Rollout{}, bySource).
+		Watches(&istiov1.VirtualService{}, bySource).
+		Watches(&corev1.Namespace{}, r.previewsIn(func(o client.Object) string { return o.GetName() }, nil)).
+		Watches(&corev1.Service{}, r.previewsIn(client.Object.GetNamespace, func(p *v1alpha1.Preview, o client.Object) bool {
+			return p.Spec.Service.Name == o.GetName()
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// previewsCopyingFrom maps an object to the Previews whose source is its
+// namespace.
+func (r *Reconciler) previewsCopyingFrom() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.PreviewList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{indexSourceNamespace: o.GetNamespace()}); err != nil {
+			return nil
+		}
+		return requests(list.Items, nil, o)
+	})
+}
+
+// previewsIn maps an object to the Previews in the namespace ns names, those
+// that keep says.
+func (r *Reconciler) previewsIn(ns func(client.Object) string, keep func(*v1alpha1.Preview, client.Object) bool) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.PreviewList
+		if err := r.Client.List(ctx, &list, client.InNamespace(ns(o))); err != nil {
+			return nil
+		}
+		return requests(list.Items, keep, o)
+	})
+}
+
+func requests(ps []v1alpha1.Preview, keep func(*v1alpha1.Preview, client.Object) bool, o client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	for i := range ps {
+		if keep == nil || keep(&ps[i], o) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ps[i].Namespace, Name: ps[i].Name}})
+		}
+	}
+	return reqs
+}
