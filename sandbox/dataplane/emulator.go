@@ -2,24 +2,20 @@ package dataplane
 
 import (
 	"context"
-	"fmt"
-	"maps"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	networkingv1 "istio.io/api/networking/v1"
-	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Options configure an Emulator.
 type Options struct {
-	// Namespace to emulate the mesh of.
+	// Namespace whose VirtualServices the load goes through; their
+	// destinations may be in any namespace.
 	Namespace string
 	// Rate is the requests per second sent to each VirtualService host.
 	Rate float64
@@ -27,8 +23,9 @@ type Options struct {
 	Tick time.Duration
 	// Seed makes the load reproducible.
 	Seed uint64
-	// OnError hears of a tick that could not read the mesh; the next tick
-	// tries again (default: ignored).
+	// OnError hears what Tick returns: a tick that could not read the
+	// mesh (the next one tries again), or EnvoyFilters left out
+	// (default: ignored).
 	OnError func(error)
 }
 
@@ -40,6 +37,9 @@ type Emulator struct {
 	carry    map[string]float64
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	receivedRequests *prometheus.CounterVec
+	receivedHeaders  *prometheus.CounterVec
 }
 
 // Istio's standard metric labels (a subset: those analysis templates use).
@@ -50,8 +50,8 @@ var istioLabels = []string{
 	"request_protocol", "response_code", "response_flags",
 }
 
-// New creates an emulator that registers istio_requests_total and
-// istio_request_duration_milliseconds with reg.
+// New creates an emulator that registers its metrics (see the package
+// documentation) with reg.
 func New(r client.Reader, reg prometheus.Registerer, o Options) *Emulator {
 	if o.Tick == 0 {
 		o.Tick = time.Second
@@ -70,8 +70,14 @@ func New(r client.Reader, reg prometheus.Registerer, o Options) *Emulator {
 			Name: "istio_request_duration_milliseconds", Help: "Request durations, as Istio's proxies measure them.",
 			Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000},
 		}, istioLabels),
+		receivedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tugboat_sandbox_received_requests_total", Help: "Requests that reached a pod, after its inbound filters.",
+		}, []string{"namespace", "workload", "mirrored", "method"}),
+		receivedHeaders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tugboat_sandbox_received_headers_total", Help: "Requests that reached a pod still carrying a sensitive header.",
+		}, []string{"namespace", "workload", "mirrored", "header"}),
 	}
-	reg.MustRegister(e.requests, e.duration)
+	reg.MustRegister(e.requests, e.duration, e.receivedRequests, e.receivedHeaders)
 	return e
 }
 
@@ -92,141 +98,97 @@ func (e *Emulator) Run(ctx context.Context) {
 	}
 }
 
-// mesh is the state requests are routed through, read once per tick.
-type mesh struct {
-	services []*networkingv1.VirtualService
-	subsets  map[string]map[string]map[string]string // host -> subset -> labels
-	svcs     map[string]*corev1.Service
-	pods     []corev1.Pod
-}
-
-// Tick reads the mesh and sends the requests due over d.
+// Tick reads the mesh and sends the requests due over d. An error reading
+// the mesh means nothing was sent; once the load is sent, Tick reports the
+// EnvoyFilters it left out because their Lua did not load.
 func (e *Emulator) Tick(ctx context.Context, d time.Duration) error {
-	m, err := e.read(ctx)
+	m, err := read(ctx, e.reader, e.o.Namespace)
 	if err != nil {
 		return err
 	}
+	defer m.close()
 	for _, vs := range m.services {
 		for _, host := range vs.GetHosts() {
 			e.carry[host] += e.o.Rate * d.Seconds()
 			n := int(e.carry[host])
 			e.carry[host] -= float64(n)
 			for range n {
-				dec := Route(m.services, Request{Host: host, Path: "/"}, e.rng)
+				req := request(e.rng, host, e.o.Namespace)
+				dec := Route(m.services, req, e.rng)
 				if !dec.Found {
 					continue
 				}
-				e.serve(m, dec.To, false)
+				e.serve(m, req, dec.To, false)
 				for _, copied := range dec.Mirrors {
-					e.serve(m, copied, true)
+					e.serve(m, req, copied, true)
 				}
 			}
 		}
 	}
-	return nil
+	return m.inbound.rejected
 }
 
-func (e *Emulator) read(ctx context.Context) (*mesh, error) {
-	in := client.InNamespace(e.o.Namespace)
-	var vss istiov1.VirtualServiceList
-	var drs istiov1.DestinationRuleList
-	var svcs corev1.ServiceList
-	var pods corev1.PodList
-	for _, l := range []client.ObjectList{&vss, &drs, &svcs, &pods} {
-		if err := e.reader.List(ctx, l, in); err != nil {
-			return nil, fmt.Errorf("emulator: list: %w", err)
-		}
+// serve answers one request at dst as the pod it reaches behaves, after
+// the pod's inbound filters. A copy (mirrored) is reported as Istio
+// reports one: only by the receiving sidecar (reporter destination, the
+// Service from the inbound cluster's metadata, so without the -shadow
+// host), and not at all when no Ready pod receives it; the sending side
+// has no series for copies (istio/istio#23496), and their answers are
+// dropped.
+func (e *Emulator) serve(m *mesh, req Request, dst Destination, copied bool) {
+	svc, known := resolve(dst.Host, e.o.Namespace)
+	var pod *corev1.Pod
+	if known {
+		pod = m.podFor(e.rng, svc, dst.Subset)
 	}
-	m := &mesh{subsets: map[string]map[string]map[string]string{}, svcs: map[string]*corev1.Service{}, pods: pods.Items}
-	for _, vs := range vss.Items {
-		m.services = append(m.services, &vs.Spec)
+	if copied && pod == nil {
+		return
 	}
-	for _, dr := range drs.Items {
-		host := shortHost(dr.Spec.GetHost())
-		m.subsets[host] = map[string]map[string]string{}
-		for _, s := range dr.Spec.GetSubsets() {
-			m.subsets[host][s.GetName()] = s.GetLabels()
-		}
-	}
-	for i := range svcs.Items {
-		m.svcs[svcs.Items[i].Name] = &svcs.Items[i]
-	}
-	return m, nil
-}
-
-// serve answers one request at dst as the pod it reaches behaves. A copy
-// (mirrored) is reported as Istio reports one: only by the receiving
-// sidecar (reporter destination, the Service from the inbound cluster's
-// metadata, so without the -shadow host), and not at all when no Ready pod
-// receives it; the sending side has no series for copies
-// (istio/istio#23496), and their answers are dropped.
-func (e *Emulator) serve(m *mesh, dst Destination, copied bool) {
-	host := shortHost(dst.Host)
-	ns := e.o.Namespace
-	service := host + "." + ns + ".svc.cluster.local"
 	reporter := "source"
 	if copied {
-		if e.podFor(m, host, dst.Subset) == nil {
-			return
-		}
 		reporter = "destination"
 	}
 	lv := map[string]string{
-		"reporter": reporter, "source_workload": "loadgen", "source_workload_namespace": ns,
-		"destination_workload": "unknown", "destination_workload_namespace": ns,
-		"destination_service": service, "destination_service_name": host, "destination_service_namespace": ns,
+		"reporter": reporter, "source_workload": "loadgen", "source_workload_namespace": e.o.Namespace,
+		"destination_workload": "unknown", "destination_workload_namespace": svc.namespace,
+		"destination_service": svc.fqdn(), "destination_service_name": svc.name, "destination_service_namespace": svc.namespace,
 		"request_protocol": "http", "response_code": "503", "response_flags": "UH",
 	}
+	if !known {
+		lv["destination_service"], lv["destination_service_name"] = dst.Host, dst.Host
+		lv["destination_workload_namespace"], lv["destination_service_namespace"] = "unknown", "unknown"
+	}
 	latency := 1.0
-	if pod := e.podFor(m, host, dst.Subset); pod != nil {
-		errRate, ms := behaviour(pod)
+	if pod != nil {
 		lv["destination_workload"] = workload(pod)
 		lv["response_flags"] = "-"
-		lv["response_code"] = "200"
-		if e.rng.Float64() < errRate {
-			lv["response_code"] = "500"
+		headers, status := m.inbound.receive(pod, envoyHeaders(req, copied))
+		if status != 0 {
+			lv["response_code"] = strconv.Itoa(status)
+		} else {
+			e.received(pod, headers, copied)
+			errRate, ms := behaviour(pod)
+			lv["response_code"] = "200"
+			if e.rng.Float64() < errRate {
+				lv["response_code"] = "500"
+			}
+			latency = ms * (0.5 + e.rng.ExpFloat64()*0.5)
 		}
-		latency = ms * (0.5 + e.rng.ExpFloat64()*0.5)
 	}
 	e.requests.With(lv).Inc()
 	e.duration.With(lv).Observe(latency)
 }
 
-// podFor picks a Ready pod behind a Service, within a subset if named.
-func (e *Emulator) podFor(m *mesh, host, subset string) *corev1.Pod {
-	svc, ok := m.svcs[host]
-	if !ok || len(svc.Spec.Selector) == 0 {
-		return nil
-	}
-	sel := maps.Clone(svc.Spec.Selector)
-	if subset != "" {
-		ls, ok := m.subsets[host][subset]
-		if !ok {
-			return nil
-		}
-		maps.Copy(sel, ls)
-	}
-	selector := labels.SelectorFromSet(sel)
-	var ready []*corev1.Pod
-	for i := range m.pods {
-		p := &m.pods[i]
-		if p.DeletionTimestamp == nil && isReady(p) && selector.Matches(labels.Set(p.Labels)) {
-			ready = append(ready, p)
+// received counts a request that reached pod, and the sensitive headers
+// it still carried.
+func (e *Emulator) received(pod *corev1.Pod, headers map[string]string, copied bool) {
+	ns, wl, mirrored := pod.Namespace, workload(pod), strconv.FormatBool(copied)
+	e.receivedRequests.WithLabelValues(ns, wl, mirrored, headers[":method"]).Inc()
+	for _, h := range sensitiveHeaders {
+		if _, ok := headers[h]; ok {
+			e.receivedHeaders.WithLabelValues(ns, wl, mirrored, h).Inc()
 		}
 	}
-	if len(ready) == 0 {
-		return nil
-	}
-	return ready[e.rng.IntN(len(ready))]
-}
-
-func isReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // behaviour reads the demo's error rate and latency from the pod's first
@@ -260,9 +222,4 @@ func workload(p *corev1.Pod) string {
 		}
 	}
 	return p.Name
-}
-
-func shortHost(h string) string {
-	name, _, _ := strings.Cut(h, ".")
-	return name
 }

@@ -77,28 +77,7 @@ func TestEmulatorAgainstTheAPIServer(t *testing.T) {
 	if err := e.Tick(ctx, 10*time.Second); err != nil { // 10000 requests
 		t.Fatal(err)
 	}
-	count := func(labels map[string]string) float64 {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		total := 0.0
-		for _, mf := range mfs {
-			if mf.GetName() != "istio_requests_total" {
-				continue
-			}
-		metrics:
-			for _, m := range mf.GetMetric() {
-				for _, lp := range m.GetLabel() {
-					if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-						continue metrics
-					}
-				}
-				total += m.GetCounter().GetValue()
-			}
-		}
-		return total
-	}
+	count := func(labels map[string]string) float64 { return sum(t, reg, "istio_requests_total", labels) }
 	stable := count(map[string]string{"destination_workload": "web-primary", "response_code": "200"})
 	canary := count(map[string]string{"destination_workload": "web", "response_code": "500"})
 	if stable+canary != 10000 || canary < 900 || canary > 1100 {
@@ -142,4 +121,30 @@ func TestEmulatorAgainstTheAPIServer(t *testing.T) {
 	if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil || len(list.Items) != 1 {
 		t.Fatalf("virtualservices: %v %d", err, len(list.Items))
 	}
+}
+
+// sum adds up the counters of the named metric whose labels include
+// labels.
+func sum(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue metrics
+				}
+			}
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
 }

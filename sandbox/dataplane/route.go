@@ -1,9 +1,3 @@
-// Package dataplane emulates the part of an Istio mesh that Tugboat's
-// sandbox lacks: it sends a steady load through VirtualService routes by
-// their weights, header matches and mirrors, to Ready pods selected by
-// Services and DestinationRule subsets, answers each request with the
-// behaviour its pod template asks for (DEMO_ERROR_RATE, DEMO_LATENCY_MS), and
-// exports Istio's standard metrics with Istio's label names.
 package dataplane
 
 import (
@@ -16,8 +10,12 @@ import (
 
 // Request is what the load generator sends.
 type Request struct {
-	Host    string
-	Path    string
+	// Host is the request's :authority: a VirtualService's host, or
+	// another name of the same Service.
+	Host   string
+	Method string
+	Path   string
+	// Headers are the other headers, with lower-case names.
 	Headers map[string]string
 }
 
@@ -106,6 +104,10 @@ func matches(ms []*networkingv1.HTTPMatchRequest, req Request) bool {
 
 func matchOne(m *networkingv1.HTTPMatchRequest, req Request) bool {
 	if u := m.GetUri(); u != nil && !stringMatch(u, req.Path) {
+		return false
+	}
+	// Istio matches the method as Envoy's :method header, case-sensitively.
+	if mm := m.GetMethod(); mm != nil && !stringMatch(mm, req.Method) {
 		return false
 	}
 	for name, sm := range m.GetHeaders() {

@@ -111,3 +111,34 @@ func TestHeaderMatchesRouteAsIstio(t *testing.T) {
 		t.Error("a request for another host was routed")
 	}
 }
+
+func TestMethodMatchesAsIstio(t *testing.T) {
+	method := func(sm *networkingv1.StringMatch) *networkingv1.HTTPMatchRequest {
+		return &networkingv1.HTTPMatchRequest{Method: sm}
+	}
+	exact := method(&networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Exact{Exact: "GET"}})
+	regex := method(&networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Regex{Regex: "GET|HEAD"}})
+	both := &networkingv1.HTTPMatchRequest{Method: exact.Method, Headers: map[string]*networkingv1.StringMatch{
+		"x-beta": {MatchType: &networkingv1.StringMatch_Exact{Exact: "true"}}}}
+	for _, tt := range []struct {
+		name  string
+		match *networkingv1.HTTPMatchRequest
+		req   Request
+		want  bool
+	}{
+		{"exact GET takes GET", exact, Request{Method: "GET"}, true},
+		{"exact GET leaves POST", exact, Request{Method: "POST"}, false},
+		{"exact GET leaves HEAD", exact, Request{Method: "HEAD"}, false},
+		{"methods are case-sensitive", exact, Request{Method: "get"}, false},
+		{"a regex covers several", regex, Request{Method: "HEAD"}, true},
+		{"a regex covers the whole method", regex, Request{Method: "GETS"}, false},
+		{"method and headers must both hold", both, Request{Method: "GET"}, false},
+		{"method and headers holding", both, Request{Method: "GET", Headers: map[string]string{"x-beta": "true"}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := matchOne(tt.match, tt.req); got != tt.want {
+				t.Errorf("matchOne = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

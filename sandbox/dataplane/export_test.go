@@ -1,0 +1,4 @@
+package dataplane
+
+// LuaEnvoyFilter is newLuaEnvoyFilter, for the tests against the API server.
+var LuaEnvoyFilter = newLuaEnvoyFilter
