@@ -148,7 +148,55 @@ func runDemo(ctx context.Context, s *sandbox.Sandbox) (bool, error) {
 		return false, err
 	}
 	results = append(results, res)
+	previews, err := runPreviews(ctx, s, key)
+	if err != nil {
+		return false, err
+	}
+	results = append(results, previews...)
 	return demo.Summarize(os.Stdout, results), nil
+}
+
+// runPreviews is the last act: two pull requests' builds, each in its own
+// preview namespace, receive copies of production's requests at once; the
+// good one is Succeeded, the bad one Failed with the explanation, and
+// production's success rate is what it was before.
+func runPreviews(ctx context.Context, s *sandbox.Sandbox, key types.NamespacedName) ([]demo.Result, error) {
+	fmt.Println("\n▶ previews: examples/preview's MirrorPolicy lets namespaces labelled tugboat.dev/preview=true copy 10% of podinfo's GET and HEAD requests")
+	if err := demo.AllowPreviews(ctx, s.Client(), s.Namespace); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	for _, b := range demo.PreviewBuilds {
+		fmt.Printf("  deploying %s into %s (error rate %s) with its Preview\n", b.Name, b.Namespace, b.ErrorRate)
+		if err := demo.DeployPreview(ctx, s.Client(), s.Namespace, b); err != nil {
+			return nil, err
+		}
+	}
+	var results []demo.Result
+	for _, b := range demo.PreviewBuilds {
+		fmt.Printf("\n▶ %s: want it %s\n", b.Name, b.Want)
+		res, _, err := demo.FollowPreview(ctx, s.Client(), b, 3*time.Minute, os.Stdout)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, res)
+	}
+	end := time.Now()
+	before, err := demo.ProductionSuccessRate(ctx, s.Prometheus.URL, key, start.Add(-end.Sub(start)), start)
+	if err != nil {
+		return nil, err
+	}
+	during, err := demo.ProductionSuccessRate(ctx, s.Prometheus.URL, key, start, end)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("\n  production's success rate: %.4f before the previews, %.4f while they received copies\n", before, during)
+	res := demo.Result{Release: demo.Release{Name: "production while mirrored", Want: "unchanged"}, Got: "unchanged", Took: end.Sub(start),
+		Message: fmt.Sprintf("%.4f before, %.4f during", before, during)}
+	if d := during - before; d < -0.005 || d > 0.005 {
+		res.Got = "changed"
+	}
+	return append(results, res), nil
 }
 
 // explore prints how to reach the sandbox and waits for Ctrl-C or `down`.

@@ -73,33 +73,46 @@ func Apply(ctx context.Context, c client.Client, example, namespace string) erro
 		return fmt.Errorf("examples/%s: no manifests (%v)", example, err)
 	}
 	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
+		if err := applyFile(ctx, c, f, namespace, nil); err != nil {
 			return err
-		}
-		d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
-		for {
-			var ext runtime.RawExtension
-			if err := d.Decode(&ext); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			if len(bytes.TrimSpace(ext.Raw)) == 0 {
-				continue
-			}
-			u := &unstructured.Unstructured{}
-			if err := u.UnmarshalJSON(ext.Raw); err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			u.SetNamespace(namespace)
-			if err := c.Create(ctx, u); err != nil {
-				return fmt.Errorf("%s: create %s %s: %w", f, u.GetKind(), u.GetName(), err)
-			}
 		}
 	}
 	return nil
+}
+
+// applyFile creates the manifests of one file in namespace, each changed
+// by edit first when it is set.
+func applyFile(ctx context.Context, c client.Client, f, namespace string, edit func(*unstructured.Unstructured) error) error {
+	raw, err := os.ReadFile(f)
+	if err != nil {
+		return err
+	}
+	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+	for {
+		var ext runtime.RawExtension
+		if err := d.Decode(&ext); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if len(bytes.TrimSpace(ext.Raw)) == 0 {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(ext.Raw); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		u.SetNamespace(namespace)
+		if edit != nil {
+			if err := edit(u); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+		}
+		if err := c.Create(ctx, u); err != nil {
+			return fmt.Errorf("%s: create %s %s: %w", f, u.GetKind(), u.GetName(), err)
+		}
+	}
 }
 
 // WaitHealthy waits until the Rollout is at rest on a stable revision. A
