@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/utils/ptr"
@@ -65,13 +67,7 @@ func describe(ctx context.Context, c client.Client, key types.NamespacedName, no
 		return err
 	}
 
-	fmt.Fprintln(out, "\nConditions:")
-	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tSINCE")
-	for _, cnd := range s.Conditions {
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", cnd.Type, cnd.Status, cnd.Reason, age(now, cnd.LastTransitionTime.Time))
-	}
-	w.Flush()
+	printConditions(out, s.Conditions, now)
 
 	fmt.Fprintln(out, "\nEvents:")
 	items := events.Items
@@ -85,6 +81,17 @@ func describe(ctx context.Context, c client.Client, key types.NamespacedName, no
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", age(now, eventTime(e)), e.Type, e.Reason, e.Note)
 	}
 	return w.Flush()
+}
+
+// printConditions prints conditions as a table, with how long each has held.
+func printConditions(out io.Writer, conditions []metav1.Condition, now time.Time) {
+	fmt.Fprintln(out, "\nConditions:")
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tSINCE")
+	for _, cnd := range conditions {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", cnd.Type, cnd.Status, cnd.Reason, age(now, cnd.LastTransitionTime.Time))
+	}
+	w.Flush()
 }
 
 func eventTime(e eventsv1.Event) time.Time {
@@ -168,8 +175,16 @@ func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout
 	if len(items) == 0 && len(ro.Status.Analysis) == 0 {
 		return nil
 	}
+	return printAnalysis(out, items, ro.Status.Analysis)
+}
+
+// printAnalysis prints each metric of runs live (phase, counters, last value
+// and why), with since when from analyses, the controller's explanation;
+// metrics that failed, erred or are inconclusive are then explained with
+// their query. A run is shown by its analysis label, else by its name.
+func printAnalysis(out io.Writer, runs []v1alpha1.AnalysisRun, analyses []v1alpha1.RolloutAnalysis) error {
 	explained := map[string]v1alpha1.MetricExplanation{}
-	for _, a := range ro.Status.Analysis {
+	for _, a := range analyses {
 		for _, m := range a.Metrics {
 			explained[a.Run+"/"+m.Name] = m
 		}
@@ -177,7 +192,7 @@ func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout
 	fmt.Fprintln(out, "\nAnalysis:")
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  RUN\tMETRIC\tPHASE\tSINCE\tOK/FAIL/INC/ERR\tLAST VALUE\tMESSAGE")
-	for _, run := range items {
+	for _, run := range runs {
 		for _, m := range run.Status.MetricResults {
 			last := "-"
 			if n := len(m.Measurements); n > 0 {
@@ -187,14 +202,14 @@ func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout
 			if e, ok := explained[run.Name+"/"+m.Name]; ok && e.Since != nil && e.Phase == m.Phase {
 				since = e.Since.Format(time.TimeOnly)
 			}
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d/%d/%d/%d\t%s\t%s\n", run.Labels["tugboat.dev/analysis"], m.Name, m.Phase, since,
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d/%d/%d/%d\t%s\t%s\n", cmp.Or(run.Labels["tugboat.dev/analysis"], run.Name), m.Name, m.Phase, since,
 				m.Successful, m.Failed, m.Inconclusive, m.Error, orDash(last), m.Message)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	for _, a := range ro.Status.Analysis {
+	for _, a := range analyses {
 		for _, m := range a.Metrics {
 			if !m.Phase.Completed() || m.Phase == argo.AnalysisPhaseSuccessful {
 				continue

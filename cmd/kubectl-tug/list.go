@@ -46,7 +46,7 @@ their names, as kubectl get does.`,
 				return err
 			}
 			if out.structured() {
-				return out.print(o.streams.Out, asList(rollouts))
+				return out.print(o.streams.Out, asList("Rollout", rollouts))
 			}
 			return printList(o.streams.Out, rollouts, time.Now(), printers.PrintOptions{Wide: out.wide()})
 		},
@@ -66,14 +66,17 @@ func list(ctx context.Context, c client.Client, ns string) ([]v1alpha1.Rollout, 
 	return rollouts.Items, nil
 }
 
-// asList is rollouts as kubectl get prints several objects: a v1 List whose
-// items carry their own apiVersion and kind.
-func asList(rollouts []v1alpha1.Rollout) *corev1.List {
+// asList is objects of one of Tugboat's kinds as kubectl get prints several:
+// a v1 List whose items carry their own apiVersion and kind.
+func asList[T any, PT interface {
+	*T
+	client.Object
+}](kind string, items []T) *corev1.List {
 	l := &corev1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: []runtime.RawExtension{}}
-	for i := range rollouts {
-		ro := &rollouts[i]
-		ro.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Rollout"))
-		l.Items = append(l.Items, runtime.RawExtension{Object: ro})
+	for i := range items {
+		obj := PT(&items[i])
+		obj.GetObjectKind().SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
+		l.Items = append(l.Items, runtime.RawExtension{Object: obj})
 	}
 	return l
 }

@@ -64,9 +64,14 @@ func (p *plugin) run(args ...string) (int, string) {
 
 // runApart runs the plugin and returns its exit code, stdout and stderr.
 func (p *plugin) runApart(args ...string) (code int, out, errOut string) {
+	return p.runFed("", args...)
+}
+
+// runFed is runApart with stdin.
+func (p *plugin) runFed(stdin string, args ...string) (code int, out, errOut string) {
 	var o, e bytes.Buffer
 	args = append(args, "--kubeconfig", p.kubeconfig, "-n", p.ns)
-	code = execute(p.t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &o, ErrOut: &e})
+	code = execute(p.t.Context(), args, genericiooptions.IOStreams{In: strings.NewReader(stdin), Out: &o, ErrOut: &e})
 	return code, o.String(), e.String()
 }
 

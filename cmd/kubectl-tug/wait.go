@@ -67,19 +67,16 @@ wait (4), nothing is printed on stdout.`,
   kubectl tug wait web -o yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if w.firstAnswer <= 0 {
-				return fmt.Errorf("--connect-timeout: want a positive duration, got %s", w.firstAnswer)
+			if err := w.check(); err != nil {
+				return err
 			}
 			c, key, err := o.key(args[0])
 			if err != nil {
 				return err
 			}
 			res, err := waitFor(cmd.Context(), c, key, w)
-			if cfg, cerr := o.flags.ToRESTConfig(); errors.Is(err, errNoAnswer) && cerr == nil {
-				return fmt.Errorf("%s: %w", cfg.Host, err) // which cluster, when the error cannot say
-			}
 			if err != nil {
-				return err
+				return o.withHost(err)
 			}
 			if err := printResult(o.streams.Out, res, out); err != nil {
 				return err
@@ -90,9 +87,7 @@ wait (4), nothing is printed on stdout.`,
 			return nil
 		},
 	}
-	cmd.Flags().DurationVar(&w.timeout, "timeout", 30*time.Minute, "how long to wait")
-	cmd.Flags().DurationVar(&w.firstAnswer, "connect-timeout", 30*time.Second,
-		"how long the cluster may take to first serve the Rollout (exit 4 if it does not), and each request after")
+	w.flags(cmd, "Rollout")
 	cmd.Flags().StringVar(&w.want, "for-revision", "", "the revision to wait for (default: the target's current one)")
 	out = outputFlag(cmd, "json", "yaml")
 	return cmd
@@ -113,16 +108,58 @@ type waitOptions struct {
 	every time.Duration
 }
 
+// flags gives cmd --timeout and --connect-timeout, for waiting on a kind.
+func (w *waitOptions) flags(cmd *cobra.Command, kind string) {
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 30*time.Minute, "how long to wait")
+	cmd.Flags().DurationVar(&w.firstAnswer, "connect-timeout", 30*time.Second,
+		"how long the cluster may take to first serve the "+kind+" (exit 4 if it does not), and each request after")
+}
+
+func (w waitOptions) check() error {
+	if w.firstAnswer <= 0 {
+		return fmt.Errorf("--connect-timeout: want a positive duration, got %s", w.firstAnswer)
+	}
+	return nil
+}
+
+// withHost names the cluster in an error that cannot: no answer from it.
+func (o *options) withHost(err error) error {
+	if cfg, cerr := o.flags.ToRESTConfig(); errors.Is(err, errNoAnswer) && cerr == nil {
+		return fmt.Errorf("%s: %w", cfg.Host, err)
+	}
+	return err
+}
+
 // errNoAnswer is why wait gives up on a cluster that never served the
 // Rollout: it could not wait, which is not the rollout's timeout.
 var errNoAnswer = errors.New("no answer from the cluster")
 
 // waitFor polls the rollout until it settles on the wanted revision, fails,
-// needs a person, or the timeout runs out. A refused login, a missing object,
-// or a cluster that does not answer within o.firstAnswer is an error; other
-// errors after the first answer are passing faults, asked again.
+// needs a person, or the timeout runs out.
 func waitFor(ctx context.Context, c client.Client, key types.NamespacedName, o waitOptions) (waitResult, error) {
-	res := waitResult{Name: key.Name, Namespace: key.Namespace, WantRevision: o.want}
+	start := waitResult{Name: key.Name, Namespace: key.Namespace, WantRevision: o.want}
+	res, settled, err := waitUntil(ctx, o, "rollout "+key.String(), start, func(ctx context.Context) (waitResult, bool, bool, error) {
+		got := start // each poll's own: one given up on may outlive the wait
+		answered, err := poll(ctx, c, key, o.want, &got)
+		return got, got.Result != "", answered, err
+	})
+	if err != nil || settled {
+		return res, err
+	}
+	res.Result, res.ExitCode = "Timeout", exitTimeout
+	res.Message = fmt.Sprintf("not healthy at revision %s after %s", res.WantRevision, o.timeout)
+	return res, nil
+}
+
+// waitUntil calls poll until it reports the object settled or the timeout
+// runs out (settled false, no error), and returns what the last poll that
+// worked found (start if none did). A refused login, a missing object, or a
+// cluster that does not answer within o.firstAnswer is an error; other
+// errors after the first answer are passing faults, asked again. answered,
+// from poll, reports whether the cluster served the object, even if what
+// poll read next failed.
+func waitUntil[R any](ctx context.Context, o waitOptions, what string, start R, poll func(context.Context) (res R, settled, answered bool, err error)) (R, bool, error) {
+	res, settled := start, false
 	answerBy := time.Now().Add(o.firstAnswer)
 	answered := false
 	var last, failed error // the latest passing fault; why wait cannot go on
@@ -143,11 +180,12 @@ func waitFor(ctx context.Context, c client.Client, key types.NamespacedName, o w
 		}
 		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
-		got, err := pollBy(ctx, c, key, o.want, &res)
-		answered = answered || got
+		got, done, ok, err := pollBy(ctx, what, poll)
+		answered = answered || ok
 		switch {
 		case err == nil:
-			return res.Result != "", nil
+			res, settled = got, done
+			return done, nil
 		case apierrors.IsNotFound(err) || apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err):
 			return stop(err)
 		}
@@ -159,17 +197,15 @@ func waitFor(ctx context.Context, c client.Client, key types.NamespacedName, o w
 	})
 	switch {
 	case failed != nil:
-		return res, failed
-	case err == nil || res.Result != "":
-		return res, nil
+		return res, false, failed
+	case err == nil || settled:
+		return res, settled, nil
 	case ctx.Err() != nil || !wait.Interrupted(err):
-		return res, err
+		return res, false, err
 	case !answered:
-		return res, noAnswer(o.timeout)
+		return res, false, noAnswer(o.timeout)
 	}
-	res.Result, res.ExitCode = "Timeout", exitTimeout
-	res.Message = fmt.Sprintf("not healthy at revision %s after %s", res.WantRevision, o.timeout)
-	return res, nil
+	return res, false, nil
 }
 
 // poll reads the rollout and its target once and judges them. answered
@@ -196,24 +232,23 @@ func poll(ctx context.Context, c client.Client, key types.NamespacedName, want s
 // which the first Get runs, takes no context (controller-runtime's apiutil),
 // so a cluster that takes connections and never answers would hold poll past
 // the first-answer limit. A poll given up on ends with its request timeout.
-func pollBy(ctx context.Context, c client.Client, key types.NamespacedName, want string, res *waitResult) (answered bool, err error) {
+func pollBy[R any](ctx context.Context, what string, poll func(context.Context) (R, bool, bool, error)) (res R, settled, answered bool, err error) {
 	type polled struct {
-		res      waitResult
-		answered bool
-		err      error
+		res               R
+		settled, answered bool
+		err               error
 	}
-	p := polled{res: *res} // the goroutine's own copy: it may outlive this call
 	done := make(chan polled, 1)
 	go func() {
-		p.answered, p.err = poll(ctx, c, key, want, &p.res)
+		var p polled
+		p.res, p.settled, p.answered, p.err = poll(ctx)
 		done <- p
 	}()
 	select {
 	case got := <-done:
-		*res = got.res
-		return got.answered, got.err
+		return got.res, got.settled, got.answered, got.err
 	case <-ctx.Done():
-		return false, fmt.Errorf("rollout %s: %w", key, ctx.Err())
+		return res, false, false, fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 }
 
