@@ -51,7 +51,9 @@ func Expiry(p *v1alpha1.Preview) time.Time {
 	if p.Spec.TTL != nil && p.Spec.TTL.Duration > 0 {
 		ttl = p.Spec.TTL.Duration
 	}
-	return p.CreationTimestamp.Add(ttl)
+	// To the second, as status stores it: an expiry that never equals the
+	// stored one would be written again on every reconcile.
+	return p.CreationTimestamp.Add(ttl).Truncate(time.Second)
 }
 
 // RulesOf are the rules of a namespace's mirror policies, policy by policy

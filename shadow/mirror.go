@@ -2,6 +2,9 @@ package shadow
 
 import (
 	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tugboatdev/tugboat/traffic"
 )
@@ -33,6 +36,16 @@ func (t Target) Host() string { return fmt.Sprintf("%s.%s.svc.cluster.local", t.
 // OwnerOf names a preview as an owner of mirror routes; no Rollout's name
 // (a DNS subdomain) can take this form.
 func OwnerOf(namespace, name string) string { return "preview:" + namespace + "/" + name }
+
+// PreviewOf names the preview an owner of mirror routes is, if it is one.
+func PreviewOf(owner string) (types.NamespacedName, bool) {
+	rest, ok := strings.CutPrefix(owner, "preview:")
+	ns, name, found := strings.Cut(rest, "/")
+	if !ok || !found || ns == "" || name == "" {
+		return types.NamespacedName{}, false
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, true
+}
 
 // Plan is the mirror an allowed request puts on the route: only the
 // methods asked for, each combined with every extra match (any of them

@@ -114,19 +114,34 @@ func (s Sanitizer) hosts() (exact, suffixes []string, _ error) {
 			return nil, nil, fmt.Errorf("host %q: not a DNS name", h)
 		case strings.HasPrefix(h, "*."):
 			suffixes = append(suffixes, h[1:])
-		case !strings.Contains(h, ".") && s.Namespace != "":
-			// A short name is the Service in the VirtualService's namespace;
-			// clients reach it by any of its names.
-			for _, n := range []string{h, h + "." + s.Namespace, h + "." + s.Namespace + ".svc", h + "." + s.Namespace + ".svc." + domain} {
-				exact = append(exact, n)
-			}
 		default:
-			exact = append(exact, h)
+			exact = append(exact, serviceNames(h, s.Namespace, domain)...)
 		}
 	}
 	slices.Sort(exact)
 	slices.Sort(suffixes)
 	return slices.Compact(exact), slices.Compact(suffixes), nil
+}
+
+// serviceNames are the names clients reach a Kubernetes Service by, whichever
+// of them the VirtualService names it by (web, web.prod, web.prod.svc or
+// web.prod.svc.cluster.local): a copy keeps the name its client used. The
+// short name counts only in the VirtualService's namespace. A host that is
+// not a Service's name (shop.example.com) is itself alone.
+func serviceNames(h, namespace, domain string) []string {
+	svc, ns := h, namespace
+	switch parts := strings.Split(strings.TrimSuffix(strings.TrimSuffix(h, "."+domain), ".svc"), "."); {
+	case len(parts) == 1 && namespace != "" && !strings.Contains(h, "."):
+	case len(parts) == 2 && (len(strings.Split(h, ".")) == 2 || strings.HasSuffix(h, ".svc") || strings.HasSuffix(h, ".svc."+domain)):
+		svc, ns = parts[0], parts[1]
+	default:
+		return []string{h}
+	}
+	names := []string{svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc." + domain}
+	if ns == namespace {
+		names = append(names, svc)
+	}
+	return names
 }
 
 func luaList(vs []string) string {

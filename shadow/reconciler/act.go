@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	istiov1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,140 +19,161 @@ import (
 	"github.com/tugboatdev/tugboat/traffic"
 )
 
-// act carries out an outcome in an order that never lets a copy reach the
-// preview unstripped: with the mirror on, the sanitizer is in place before
-// the mirror is written; with it off, the mirror goes before the sanitizer.
-// Then the analysis run is created, or stopped once it is no longer wanted.
+// act carries out an outcome so that no copy reaches the preview
+// unstripped: the mirror is written only once the sanitizer has existed for
+// the settle time, and the sanitizer stays as long as the Preview does (and
+// the settle time after its last mirror, see release). Then the analysis
+// run is created, or stopped once the outcome is final.
 func (r *Reconciler) act(ctx context.Context, p *v1alpha1.Preview, w *world, out shadow.Outcome) error {
 	owner := shadow.OwnerOf(p.Namespace, p.Name)
 	if out.Mirror {
-		if err := r.ensureFilter(ctx, p, w); err != nil {
+		age, err := r.ensureFilter(ctx, p, w)
+		if err != nil {
 			return err
 		}
-		for _, s := range w.placed {
-			if !s.same(w.source) {
-				if err := r.removeMirror(ctx, owner, s); err != nil {
+		if wait := r.settle() - age; wait > 0 {
+			return &problemError{retry: wait, msg: fmt.Sprintf("waiting %s for the filter that strips the copies' headers to reach the preview's proxies before the first copy", wait.Round(time.Second))}
+		}
+		for _, pl := range w.placed {
+			if pl.namespace != w.source.namespace || pl.vs != w.source.vs {
+				if err := r.removeMirror(ctx, owner, pl); err != nil {
 					return err
 				}
 			}
 		}
 		m := shadow.Plan(w.request, w.observed.Decision, shadow.TargetOf(p), shadow.MatchOf(p.Spec.Match))
-		err := r.Router.ApplyPreview(ctx, w.source.namespace, w.source.vs, w.source.route, owner,
+		err = r.Router.ApplyPreview(ctx, w.source.namespace, w.source.vs, w.source.route, owner,
 			&traffic.PreviewMirror{Host: m.Host, Port: m.Port, Percentage: m.Percentage, Match: m.Match})
-		if errors.Is(err, traffic.ErrMisconfigured) {
+		switch {
+		case errors.Is(err, traffic.ErrMisconfigured):
 			return &problemError{msg: fmt.Sprintf("the mirror cannot be put on %s: %v", shadow.SourceText(w.source.namespace, w.source.vs, w.source.route), err)}
-		}
-		if err != nil {
+		case apierrors.IsConflict(err):
+			return &problemError{retry: time.Second, msg: "the production VirtualService changed meanwhile; trying again"}
+		case err != nil:
 			return err
 		}
 	} else {
-		for _, s := range w.placed {
-			if err := r.removeMirror(ctx, owner, s); err != nil {
+		for _, pl := range w.placed {
+			if err := r.removeMirror(ctx, owner, pl); err != nil {
 				return err
 			}
-		}
-		if err := r.deleteFilter(ctx, p); err != nil {
-			return err
 		}
 	}
 	return r.actRun(ctx, p, w, out)
 }
 
-// same reports whether two sources are the same route.
-func (s source) same(o source) bool {
-	return s.namespace == o.namespace && s.vs == o.vs && s.route == o.route
-}
-
-// removeMirror takes owner's mirror off a route. A VirtualService that is
-// gone took the mirror with it; one whose record cannot be read leaves the
-// sanitizer in place, since copies may still flow.
-func (r *Reconciler) removeMirror(ctx context.Context, owner string, s source) error {
+// removeMirror takes owner's mirror off a VirtualService; one that is gone
+// took the mirror with it.
+func (r *Reconciler) removeMirror(ctx context.Context, owner string, pl placement) error {
 	var vs istiov1.VirtualService
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: s.vs}, &vs); {
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: pl.namespace, Name: pl.vs}, &vs); {
 	case apierrors.IsNotFound(err):
 		return nil
 	case err != nil:
-		return fmt.Errorf("get virtualservice %s/%s: %w", s.namespace, s.vs, err)
+		return fmt.Errorf("get virtualservice %s/%s: %w", pl.namespace, pl.vs, err)
 	}
-	err := r.Router.ApplyPreview(ctx, s.namespace, s.vs, s.route, owner, nil)
-	if errors.Is(err, traffic.ErrMisconfigured) {
-		return &problemError{msg: fmt.Sprintf("the mirror cannot be taken off %s: %v", shadow.SourceText(s.namespace, s.vs, s.route), err)}
-	}
-	return err
-}
-
-func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *world) error {
-	want, err := sanitizerFilter(p, w.selector, w.sanitizer)
-	if err != nil {
-		return err
-	}
-	var have istiov1alpha3.EnvoyFilter
-	switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &have); {
-	case apierrors.IsNotFound(err):
-		if err := controllerutil.SetControllerReference(p, want, r.Client.Scheme()); err != nil {
-			return err
-		}
-		if err := r.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("get envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
-	case !metav1.IsControlledBy(&have, p):
-		return &problemError{msg: fmt.Sprintf("envoyfilter %s/%s exists and is not this Preview's", have.Namespace, have.Name)}
-	}
-	if proto.Equal(&have.Spec, &want.Spec) && equality.Semantic.DeepEqual(have.Labels, want.Labels) {
-		return nil
-	}
-	have.Spec = *want.Spec.DeepCopy()
-	have.Labels = want.Labels
-	if err := r.Client.Update(ctx, &have); err != nil {
-		return fmt.Errorf("update envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
+	if err := r.Router.ApplyPreview(ctx, pl.namespace, pl.vs, "", owner, nil); err != nil && !errors.Is(err, traffic.ErrMisconfigured) {
+		return fmt.Errorf("take %s's mirror off virtualservice %s/%s: %w", owner, pl.namespace, pl.vs, err)
 	}
 	return nil
 }
 
-func (r *Reconciler) deleteFilter(ctx context.Context, p *v1alpha1.Preview) error {
+// ensureFilter puts the sanitizer on the preview's pods, and returns how
+// long it has been there. It carries a finalizer, so that nothing (the
+// namespace's deletion, say) takes it away before the mirror.
+func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *world) (time.Duration, error) {
+	want, err := sanitizerFilter(p, w.selector, w.sanitizer)
+	if err != nil {
+		return 0, err
+	}
 	var have istiov1alpha3.EnvoyFilter
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: filterName(p)}, &have); {
+	switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &have); {
+	case apierrors.IsNotFound(err):
+		controllerutil.AddFinalizer(want, finalizer)
+		if err := r.Client.Create(ctx, want); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return 0, &problemError{retry: time.Second, msg: "the filter that strips the copies' headers is being created"}
+			}
+			return 0, fmt.Errorf("create envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("get envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
+	case have.Labels[labelPreview] != p.Name || have.Labels[labelManagedBy] != managedBy:
+		return 0, &problemError{msg: fmt.Sprintf("envoyfilter %s/%s exists and is not this Preview's", have.Namespace, have.Name)}
+	case !have.DeletionTimestamp.IsZero():
+		return 0, &problemError{retry: r.settle(), msg: fmt.Sprintf("envoyfilter %s/%s, which strips the copies' headers, is being deleted", have.Namespace, have.Name)}
+	}
+	if !proto.Equal(&have.Spec, &want.Spec) || !controllerutil.ContainsFinalizer(&have, finalizer) {
+		have.Spec = *want.Spec.DeepCopy()
+		controllerutil.AddFinalizer(&have, finalizer)
+		if err := r.Client.Update(ctx, &have); err != nil {
+			if apierrors.IsConflict(err) {
+				return 0, &problemError{retry: time.Second, msg: "the filter that strips the copies' headers changed meanwhile; trying again"}
+			}
+			return 0, fmt.Errorf("update envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
+		}
+	}
+	return r.Now().Sub(have.CreationTimestamp.Time), nil
+}
+
+// deleteFilter takes the sanitizer of the preview key names away.
+func (r *Reconciler) deleteFilter(ctx context.Context, key client.ObjectKey) error {
+	var have istiov1alpha3.EnvoyFilter
+	name := filterName(key.Name)
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: name}, &have); {
 	case apierrors.IsNotFound(err):
 		return nil
 	case err != nil:
-		return fmt.Errorf("get envoyfilter %s/%s: %w", p.Namespace, filterName(p), err)
-	case !metav1.IsControlledBy(&have, p):
+		return fmt.Errorf("get envoyfilter %s/%s: %w", key.Namespace, name, err)
+	case have.Labels[labelPreview] != key.Name || have.Labels[labelManagedBy] != managedBy:
 		return nil
 	}
-	if err := r.Client.Delete(ctx, &have, client.Preconditions{UID: &have.UID}); err != nil && !apierrors.IsNotFound(err) {
+	if controllerutil.ContainsFinalizer(&have, finalizer) {
+		base := have.DeepCopy()
+		controllerutil.RemoveFinalizer(&have, finalizer)
+		if err := r.Client.Patch(ctx, &have, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("let envoyfilter %s/%s go: %w", have.Namespace, have.Name, err)
+		}
+	}
+	if err := r.Client.Delete(ctx, &have, client.Preconditions{UID: &have.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("delete envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
 	}
 	return nil
 }
 
-// actRun creates the analysis run the outcome measures with, or stops a
-// run the outcome no longer needs (the ttl ran out, the policy withdrew).
+// actRun creates the analysis run the outcome measures with, and stops runs
+// no longer wanted: this generation's once the outcome is final (a verdict,
+// or the ttl), any earlier generation's at once. A run is never stopped for
+// a passing reason (a policy withdrawn for a moment): stopped, it would
+// pass on what it measured so far.
 func (r *Reconciler) actRun(ctx context.Context, p *v1alpha1.Preview, w *world, out shadow.Outcome) error {
-	if w.run == nil {
-		return nil
-	}
-	if w.createRun {
-		if !out.Measure {
-			return nil
-		}
+	if w.run != nil && w.createRun && out.Measure {
 		if err := controllerutil.SetControllerReference(p, w.run, r.Client.Scheme()); err != nil {
 			return err
 		}
-		if err := r.Client.Create(ctx, w.run); err != nil && !apierrors.IsAlreadyExists(err) {
+		switch err := r.Client.Create(ctx, w.run); {
+		case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
+			return &problemError{msg: fmt.Sprintf("analysisrun %s/%s cannot be created: %v", w.run.Namespace, w.run.Name, err)}
+		case err != nil && !apierrors.IsAlreadyExists(err):
 			return fmt.Errorf("create analysisrun %s/%s: %w", w.run.Namespace, w.run.Name, err)
 		}
-		return nil
 	}
-	if out.Measure || w.run.Spec.Terminate || w.run.Status.Phase.Completed() {
-		return nil
+	var runs v1alpha1.AnalysisRunList
+	if err := r.Client.List(ctx, &runs, client.InNamespace(p.Namespace), client.MatchingLabels{labelPreview: p.Name, labelManagedBy: managedBy}); err != nil {
+		return fmt.Errorf("list analysis runs of preview %s/%s: %w", p.Namespace, p.Name, err)
 	}
-	patch := client.MergeFrom(w.run.DeepCopy())
-	w.run.Spec.Terminate = true
-	if err := r.Client.Patch(ctx, w.run, patch); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("terminate analysisrun %s/%s: %w", w.run.Namespace, w.run.Name, err)
+	for i := range runs.Items {
+		run := &runs.Items[i]
+		current := run.Name == runName(p)
+		if run.Spec.Terminate || run.Status.Phase.Completed() || !metav1.IsControlledBy(run, p) || (current && !out.Phase.Final()) {
+			continue
+		}
+		patch := client.MergeFrom(run.DeepCopy())
+		run.Spec.Terminate = true
+		if err := r.Client.Patch(ctx, run, patch); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("terminate analysisrun %s/%s: %w", run.Namespace, run.Name, err)
+		}
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ func ownedLabels(p *v1alpha1.Preview) map[string]string {
 }
 
 // filterName names the EnvoyFilter that strips a preview's copies.
-func filterName(p *v1alpha1.Preview) string { return "tugboat-preview-" + p.Name }
+func filterName(preview string) string { return "tugboat-preview-" + preview }
 
 // sanitizerFilter is the EnvoyFilter that runs the sanitizer's Lua on the
 // inbound listener of the preview's pods, just before the router: Envoy's
@@ -45,7 +45,7 @@ func sanitizerFilter(p *v1alpha1.Preview, selector map[string]string, lua string
 		return nil, fmt.Errorf("envoyfilter value: %w", err)
 	}
 	return &istiov1alpha3.EnvoyFilter{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: filterName(p), Labels: ownedLabels(p)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: filterName(p.Name), Labels: ownedLabels(p)},
 		Spec: networkingv1alpha3.EnvoyFilter{
 			WorkloadSelector: &networkingv1alpha3.WorkloadSelector{Labels: maps.Clone(selector)},
 			ConfigPatches: []*networkingv1alpha3.EnvoyFilter_EnvoyConfigObjectPatch{{

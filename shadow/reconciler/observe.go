@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -42,25 +43,53 @@ type world struct {
 	sanitizer string
 	run       *v1alpha1.AnalysisRun
 	createRun bool
-	// placed are the routes this preview's mirror may be on: where status
-	// says it copied from, and where it copies from now.
-	placed []source
+	// placed are the VirtualServices that record a mirror of this preview.
+	placed []placement
+}
+
+// placement is a VirtualService that records a mirror of a preview.
+type placement struct {
+	namespace, vs string
+	hosts         []string
+}
+
+// placements are the VirtualServices, in any namespace, whose record names
+// owner: where its mirrors are, whatever the Preview says now, and even
+// once it is gone.
+func (r *Reconciler) placements(ctx context.Context, owner string) ([]placement, error) {
+	var list istiov1.VirtualServiceList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexPreviewOwner: owner}); err != nil {
+		return nil, fmt.Errorf("list virtualservices recording %s: %w", owner, err)
+	}
+	out := make([]placement, 0, len(list.Items))
+	for _, vs := range list.Items {
+		out = append(out, placement{namespace: vs.Namespace, vs: vs.Name, hosts: vs.Spec.GetHosts()})
+	}
+	return out, nil
 }
 
 // observe reads, from the cache, what deciding on p needs. What stands in
 // the way of mirroring (a missing source, Service or template) is a
 // problem in the observation, not an error: the preview waits as Pending.
-func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview, deleting bool) (*world, error) {
-	w := &world{observed: shadow.Observed{
-		Now: r.Now(), Generation: p.Generation, Expires: shadow.Expiry(p), Deleting: deleting,
-	}}
+func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, error) {
+	w := &world{observed: shadow.Observed{Now: r.Now(), Generation: p.Generation, Expires: shadow.Expiry(p)}}
 	problem := func(format string, args ...any) {
 		if w.observed.Problem == "" {
 			w.observed.Problem = fmt.Sprintf(format, args...)
 		}
 	}
-	if s, ok := recordedSource(p.Status.Source); ok {
-		w.placed = append(w.placed, s)
+	placed, err := r.placements(ctx, shadow.OwnerOf(p.Namespace, p.Name))
+	if err != nil {
+		return nil, err
+	}
+	w.placed = placed
+	switch src := p.Spec.Source.Namespace; {
+	case src == p.Namespace:
+		// The sanitizer would run on production's own pods if the Service
+		// selected them, stripping real users' credentials.
+		problem("a Preview cannot copy from its own namespace %s: it belongs in the preview's namespace", src)
+	case p.Namespace == r.meshRoot():
+		problem("a Preview cannot live in %s, Istio's root namespace, where its filter would apply to every workload in the mesh", p.Namespace)
 	}
 	src, why, err := r.resolve(ctx, p)
 	switch {
@@ -70,12 +99,6 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview, deleting 
 		problem("%s", why)
 	default:
 		w.source = src
-		if !slices.ContainsFunc(w.placed, src.same) {
-			w.placed = append(w.placed, src)
-		}
-	}
-	if deleting {
-		return w, nil
 	}
 
 	var ns corev1.Namespace
@@ -95,8 +118,20 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview, deleting 
 		problem("%s", why)
 	}
 	if w.observed.Decision.Allowed && w.source.vs != "" {
+		// Production's hosts, and those of every route the preview still
+		// copies from (its source changed), so that no copy in flight from
+		// the old route arrives unstripped.
+		hosts := slices.Clone(w.source.hosts)
+		for _, pl := range w.placed {
+			for _, h := range pl.hosts {
+				if !strings.Contains(h, ".") {
+					h += "." + pl.namespace
+				}
+				hosts = append(hosts, h)
+			}
+		}
 		lua, err := shadow.Sanitizer{
-			Hosts: w.source.hosts, Namespace: w.source.namespace, ClusterDomain: r.ClusterDomain,
+			Hosts: hosts, Namespace: w.source.namespace, ClusterDomain: r.ClusterDomain,
 			Remove: w.observed.Decision.RemoveHeaders,
 		}.Lua()
 		if err != nil {
@@ -147,15 +182,6 @@ func (r *Reconciler) resolve(ctx context.Context, p *v1alpha1.Preview) (s source
 	}
 	s.hosts = vs.Spec.GetHosts()
 	return s, "", nil
-}
-
-// recordedSource reads status.source back (namespace/virtualservice/route).
-func recordedSource(text string) (source, bool) {
-	parts := strings.Split(text, "/")
-	if len(parts) != 3 || slices.Contains(parts, "") {
-		return source{}, false
-	}
-	return source{namespace: parts[0], vs: parts[1], route: parts[2]}, true
 }
 
 // observeService reads the preview's Service: the copies' destination, and
@@ -220,15 +246,14 @@ func (r *Reconciler) observeRun(ctx context.Context, p *v1alpha1.Preview, w *wor
 	spec.DryRun = append(spec.DryRun, a.DryRun...)
 	spec.MeasurementRetention = append(spec.MeasurementRetention, a.MeasurementRetention...)
 	run = v1alpha1.AnalysisRun{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: name, Labels: ownedLabels(p)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: name, Labels: map[string]string{}},
 		Spec:       spec,
 	}
 	if md := a.AnalysisRunMetadata; md != nil {
-		for k, v := range md.Labels {
-			run.Labels[k] = v
-		}
+		maps.Copy(run.Labels, md.Labels)
 		run.Annotations = md.Annotations
 	}
+	maps.Copy(run.Labels, ownedLabels(p)) // ours win: they find the run again
 	w.run, w.createRun = &run, true
 	return "", nil
 }

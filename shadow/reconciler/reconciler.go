@@ -51,6 +51,14 @@ type Reconciler struct {
 	Now func() time.Time
 	// ClusterDomain is the cluster's DNS domain (cluster.local when empty).
 	ClusterDomain string
+	// SanitizerSettle is how long the sanitizer must have existed before
+	// the first copy, and how long it stays after the last
+	// (DefaultSanitizerSettle when zero): Istio brings an EnvoyFilter and a
+	// VirtualService to different proxies in no set order.
+	SanitizerSettle time.Duration
+	// MeshRootNamespace is Istio's root namespace (istio-system when
+	// empty), where an EnvoyFilter applies to the whole mesh.
+	MeshRootNamespace string
 
 	// patchedFrom holds, per Preview, the resourceVersion of the last status
 	// this controller patched over: seeing it again means the cache is behind
@@ -58,9 +66,9 @@ type Reconciler struct {
 	patchedFrom sync.Map
 }
 
-// +kubebuilder:rbac:groups=tugboat.dev,resources=previews,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tugboat.dev,resources=previews,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=tugboat.dev,resources=previews/finalizers,verbs=update
-// +kubebuilder:rbac:groups=tugboat.dev,resources=previews/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=tugboat.dev,resources=previews/status,verbs=get;patch
 // +kubebuilder:rbac:groups=tugboat.dev,resources=mirrorpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -79,18 +87,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if apierrors.IsNotFound(err) {
 			r.patchedFrom.Delete(req.NamespacedName)
 			r.Metrics.forget(req.NamespacedName)
+			// Gone without us (its finalizer taken off by hand): what it left
+			// on production's routes is swept all the same.
+			return r.sweep(ctx, req.NamespacedName)
 		}
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		return reconcile.Result{}, err
 	}
 	deleting := !p.DeletionTimestamp.IsZero()
 	if deleting && !controllerutil.ContainsFinalizer(&p, finalizer) {
-		return reconcile.Result{}, nil
+		return r.sweep(ctx, req.NamespacedName)
 	}
-	if rv, ok := r.patchedFrom.Load(req.NamespacedName); ok && rv == p.ResourceVersion && !deleting {
+	if deleting {
+		return r.release(ctx, &p)
+	}
+	if rv, ok := r.patchedFrom.Load(req.NamespacedName); ok && rv == p.ResourceVersion {
 		log.FromContext(ctx).V(1).Info("cache behind our own status write; waiting for it")
 		return reconcile.Result{}, nil
 	}
-	if !deleting && !controllerutil.ContainsFinalizer(&p, finalizer) {
+	if !controllerutil.ContainsFinalizer(&p, finalizer) {
 		// Before any copy flows, so that deleting the Preview always takes
 		// the mirror away first.
 		base := p.DeepCopy()
@@ -99,33 +113,30 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, fmt.Errorf("add finalizer to preview %s/%s: %w", p.Namespace, p.Name, err)
 		}
 	}
-	w, err := r.observe(ctx, &p, deleting)
+	w, err := r.observe(ctx, &p)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	out := shadow.Decide(shadow.ProgressOf(p.Status), w.observed)
 	log.FromContext(ctx).V(1).Info("decided", "phase", out.Phase, "mirror", out.Mirror, "measure", out.Measure)
+	retry := out.RequeueAfter
 	if err := r.act(ctx, &p, w, out); err != nil {
 		var problem *problemError
 		if !errors.As(err, &problem) {
 			return reconcile.Result{}, err
 		}
-		// Found only by writing (a route of the mirror's name that is not
-		// Tugboat's, say): decided on like any other problem.
+		// Found only by acting (a route of the mirror's name that is not
+		// Tugboat's, a filter still settling): decided on like any other
+		// problem.
 		w.observed.Problem = problem.msg
 		out = shadow.Decide(shadow.ProgressOf(p.Status), w.observed)
 		if err := r.act(ctx, &p, w, out); err != nil && !errors.As(err, &problem) {
 			return reconcile.Result{}, err
 		}
-	}
-	if deleting {
-		base := p.DeepCopy()
-		controllerutil.RemoveFinalizer(&p, finalizer)
-		if err := r.Client.Patch(ctx, &p, client.MergeFrom(base)); err != nil {
-			return reconcile.Result{}, client.IgnoreNotFound(err)
+		retry = out.RequeueAfter
+		if problem.retry > 0 {
+			retry = min(retry, problem.retry)
 		}
-		r.Recorder.Eventf(&p, nil, "Normal", "MirrorRemoved", "Delete", "the Preview is being deleted: its mirror is off %s", p.Status.Source)
-		return reconcile.Result{}, nil
 	}
 	if err := r.record(ctx, &p, w, out); err != nil {
 		if apierrors.IsConflict(err) {
@@ -133,14 +144,79 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{RequeueAfter: out.RequeueAfter}, nil
+	return reconcile.Result{RequeueAfter: retry}, nil
+}
+
+// release lets a deleted Preview go: its mirrors come off every route, then,
+// once the proxies have had the settle time to stop copying, the sanitizer
+// goes and the finalizer with it.
+func (r *Reconciler) release(ctx context.Context, p *v1alpha1.Preview) (reconcile.Result, error) {
+	res, err := r.sweep(ctx, client.ObjectKeyFromObject(p))
+	if err != nil || res.RequeueAfter > 0 {
+		return res, err
+	}
+	if wait := p.DeletionTimestamp.Add(r.settle()).Sub(r.Now()); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	base := p.DeepCopy()
+	controllerutil.RemoveFinalizer(p, finalizer)
+	if err := r.Client.Patch(ctx, p, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		}
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	r.Recorder.Eventf(p, nil, "Normal", "MirrorRemoved", "Delete", "the Preview is being deleted: its mirror is off %s", p.Status.Source)
+	return reconcile.Result{}, nil
+}
+
+// sweep takes a preview's mirrors off every route that records one; once
+// none does (and the proxies have had the settle time), its sanitizer goes.
+func (r *Reconciler) sweep(ctx context.Context, key client.ObjectKey) (reconcile.Result, error) {
+	owner := shadow.OwnerOf(key.Namespace, key.Name)
+	placed, err := r.placements(ctx, owner)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	for _, pl := range placed {
+		if err := r.removeMirror(ctx, owner, pl); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	if len(placed) > 0 {
+		return reconcile.Result{RequeueAfter: r.settle()}, nil
+	}
+	return reconcile.Result{}, r.deleteFilter(ctx, key)
 }
 
 // problemError is a problem found only by acting, which the preview waits
-// out as Pending.
-type problemError struct{ msg string }
+// out as Pending; retry, when set, is when to look again.
+type problemError struct {
+	msg   string
+	retry time.Duration
+}
 
 func (e *problemError) Error() string { return e.msg }
+
+func (r *Reconciler) meshRoot() string {
+	if r.MeshRootNamespace != "" {
+		return r.MeshRootNamespace
+	}
+	return "istio-system"
+}
+
+// DefaultSanitizerSettle is the settle time unless the controller is told.
+const DefaultSanitizerSettle = 10 * time.Second
+
+// settle is how long Istio is given to bring the sanitizer to the preview's
+// proxies before the first copy, and to stop the copies before the
+// sanitizer goes.
+func (r *Reconciler) settle() time.Duration {
+	if r.SanitizerSettle > 0 {
+		return r.SanitizerSettle
+	}
+	return DefaultSanitizerSettle
+}
 
 // record writes the outcome into status with one patch, when anything
 // changed, and announces a new phase.
@@ -164,16 +240,27 @@ func (r *Reconciler) record(ctx context.Context, p *v1alpha1.Preview, w *world, 
 	case out.Mirror && (newSpec || st.MirroringSince == nil):
 		st.MirroringSince = &metav1.Time{Time: r.Now()}
 	}
-	if w.run != nil && !w.createRun {
-		explained := analysis.Explain(w.run, st.Analysis, r.Now())
-		st.Analysis = &explained
-	} else if newSpec {
-		st.Analysis = nil
+	var explained []v1alpha1.RolloutAnalysis
+	switch {
+	case w.run != nil && !w.createRun:
+		explained = []v1alpha1.RolloutAnalysis{analysis.Explain(w.run, st.Analysis, r.Now())}
+	case !newSpec && st.Analysis != nil:
+		explained = []v1alpha1.RolloutAnalysis{*st.Analysis}
 	}
 	shadow.SetConditions(&st.Conditions, out, p.Generation)
 	r.Metrics.observe(p)
-	if equality.Semantic.DeepEqual(base.Status, p.Status) {
+	// Successful measurements alone cost no write: the explanation is
+	// refreshed when the verdict changes or status is written anyway.
+	var recorded []v1alpha1.RolloutAnalysis
+	if st.Analysis != nil {
+		recorded = []v1alpha1.RolloutAnalysis{*st.Analysis}
+	}
+	if equality.Semantic.DeepEqual(base.Status, p.Status) && analysis.SameVerdict(recorded, explained) {
 		return nil
+	}
+	st.Analysis = nil
+	if len(explained) > 0 {
+		st.Analysis = &explained[0]
 	}
 	if err := r.Client.Status().Patch(ctx, p, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("patch status of preview %s/%s: %w", p.Namespace, p.Name, err)

@@ -92,17 +92,17 @@ func bindControllerRole() (*rest.Config, error) {
 
 var counter atomic.Int32
 
-// clock is the controller's Now, moved on by the tests.
+// clock is the controller's Now: the time, moved on by the tests.
 type clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	offset time.Duration
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
 func (c *clock) add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	c.offset += d
 }
 
 // fixture is one test's namespaces and controller.
@@ -119,7 +119,7 @@ type fixture struct {
 func given(t *testing.T, previewLabels map[string]string) *fixture {
 	t.Helper()
 	n := counter.Add(1)
-	f := &fixture{t: t, prod: fmt.Sprintf("prod%d", n), preview: fmt.Sprintf("pr%d", n), c: env.Client, clock: &clock{now: time.Now()}}
+	f := &fixture{t: t, prod: fmt.Sprintf("prod%d", n), preview: fmt.Sprintf("pr%d", n), c: env.Client, clock: &clock{}}
 	for _, ns := range []*corev1.Namespace{
 		{ObjectMeta: metav1.ObjectMeta{Name: f.prod}},
 		{ObjectMeta: metav1.ObjectMeta{Name: f.preview, Labels: previewLabels}},
@@ -157,6 +157,8 @@ func (f *fixture) start() {
 		Router:   &istio.Router{Client: mgr.GetClient()},
 		Recorder: mgr.GetEventRecorder("tugboat"),
 		Now:      f.clock.Now,
+		// Short, so that the tests wait a little for the sanitizer too.
+		SanitizerSettle: time.Second,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.SetupWithManager(ctx, mgr, 2); err != nil {
@@ -350,8 +352,10 @@ func TestAllowedPreviewMirrorsWithSanitizerThenFailsAndStops(t *testing.T) {
 	if got := f.mirrors(); len(got) != 0 {
 		t.Errorf("a failed preview still receives copies: %v", got)
 	}
-	if _, err := f.filter(); !apierrors.IsNotFound(err) {
-		t.Errorf("the sanitizer outlives the mirror: %v", err)
+	// The sanitizer stays while the Preview does: a copy still in flight
+	// from a proxy that has not heard of the removal is stripped too.
+	if _, err := f.filter(); err != nil {
+		t.Errorf("the sanitizer went with the mirror: %v", err)
 	}
 }
 
@@ -434,7 +438,48 @@ func TestMirrorGoesWhenPolicyWithdrawnTTLRunsOutOrDeleted(t *testing.T) {
 		if got := f.mirrors(); len(got) != 0 {
 			t.Errorf("a deleted preview's mirror stays: %v", got)
 		}
+		if _, err := f.filter(); !apierrors.IsNotFound(err) {
+			t.Errorf("a deleted preview's sanitizer stays: %v", err)
+		}
 	})
+	t.Run("finalizer taken off by hand, then deleted", func(t *testing.T) {
+		f := given(t, map[string]string{"tugboat.dev/preview": "true"})
+		f.policy()
+		p := f.newPreview(nil)
+		f.eventually("Mirroring", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Mirroring" })
+		f.eventuallyMirrors("the mirror", 2)
+		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(p), p); err != nil {
+				return err
+			}
+			p.Finalizers = nil
+			return f.c.Update(t.Context(), p)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.c.Delete(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+		f.eventuallyMirrors("the orphaned mirror swept", 0)
+		err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			_, err := f.filter()
+			return apierrors.IsNotFound(err), nil
+		})
+		if err != nil {
+			t.Errorf("the orphan's sanitizer stays: %v", err)
+		}
+	})
+}
+
+func TestPreviewInItsSourceNamespaceWaits(t *testing.T) {
+	f := given(t, map[string]string{"tugboat.dev/preview": "true"})
+	f.policy()
+	f.newPreview(func(p *v1alpha1.Preview) { p.Spec.Source.Namespace = f.preview })
+	p := f.eventually("Pending", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Pending" })
+	if !strings.Contains(p.Status.Message, "cannot copy from its own namespace") {
+		t.Errorf("message %q", p.Status.Message)
+	}
 }
 
 func TestPendingWhileSomethingIsMissing(t *testing.T) {

@@ -14,11 +14,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/shadow"
+	"github.com/tugboatdev/tugboat/traffic/istio"
 )
 
-// indexSourceNamespace indexes Previews by the production namespace they
-// copy from.
-const indexSourceNamespace = "tugboat.dev/preview-source-namespace"
+// Cache indexes: Previews by the production namespace they copy from, and
+// VirtualServices by the previews their record says mirror them.
+const (
+	indexSourceNamespace = "tugboat.dev/preview-source-namespace"
+	indexPreviewOwner    = "tugboat.dev/preview-owner"
+)
 
 // SetupWithManager registers the controller: a Preview is reconciled when
 // it, its AnalysisRun or EnvoyFilter, its namespace or Service, or anything
@@ -30,15 +35,21 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, wor
 	}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &istiov1.VirtualService{}, indexPreviewOwner, func(o client.Object) []string {
+		return istio.PreviewOwners(o.(*istiov1.VirtualService))
+	}); err != nil {
+		return err
+	}
 	bySource := r.previewsCopyingFrom()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("preview").
 		For(&v1alpha1.Preview{}).
 		Owns(&v1alpha1.AnalysisRun{}).
-		Owns(&istiov1alpha3.EnvoyFilter{}).
+		Watches(&istiov1alpha3.EnvoyFilter{}, byLabel()).
 		Watches(&v1alpha1.MirrorPolicy{}, bySource).
 		Watches(&v1alpha1.Rollout{}, bySource).
 		Watches(&istiov1.VirtualService{}, bySource).
+		Watches(&istiov1.VirtualService{}, recordedOwners()).
 		Watches(&corev1.Namespace{}, r.previewsIn(func(o client.Object) string { return o.GetName() }, nil)).
 		Watches(&corev1.Service{}, r.previewsIn(client.Object.GetNamespace, func(p *v1alpha1.Preview, o client.Object) bool {
 			return p.Spec.Service.Name == o.GetName()
@@ -68,6 +79,31 @@ func (r *Reconciler) previewsIn(ns func(client.Object) string, keep func(*v1alph
 			return nil
 		}
 		return requests(list.Items, keep, o)
+	})
+}
+
+// byLabel maps a sanitizer to its Preview.
+func byLabel() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		l := o.GetLabels()
+		if l[labelManagedBy] != managedBy || l[labelPreview] == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[labelPreview]}}}
+	})
+}
+
+// recordedOwners maps a VirtualService to the previews its record names,
+// so that the mirror of one that is gone is swept.
+func recordedOwners() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		var reqs []reconcile.Request
+		for _, owner := range istio.PreviewOwners(o.(*istiov1.VirtualService)) {
+			if key, ok := shadow.PreviewOf(owner); ok {
+				reqs = append(reqs, reconcile.Request{NamespacedName: key})
+			}
+		}
+		return reqs
 	})
 }
 

@@ -49,6 +49,17 @@ func readPreviews(vs *istiov1.VirtualService) (map[string]previewWant, error) {
 	return rec, nil
 }
 
+// PreviewOwners are the previews recorded as mirroring a route of vs, for
+// the Preview controller's index: it finds a preview's mirrors by them even
+// once the Preview is gone. An unreadable record names none.
+func PreviewOwners(vs *istiov1.VirtualService) []string {
+	rec, err := readPreviews(vs)
+	if err != nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(rec))
+}
+
 // placedRoutes are the mirroring routes the last write placed.
 func placedRoutes(vs *istiov1.VirtualService) []string {
 	return strings.FieldsFunc(vs.Annotations[annotationMirroringRoutes], func(r rune) bool { return r == ',' })
@@ -196,11 +207,17 @@ func keepMirroring(vs *istiov1.VirtualService, owned, added []string) ([]string,
 // removing itself.
 func previewPatch(vs *istiov1.VirtualService, owner, route string, want *traffic.PreviewMirror) (jsonPatch, error) {
 	after := vs.DeepCopy()
+	old := placedRoutes(after)
 	rec, err := readPreviews(after)
-	if err != nil {
+	if err != nil && want != nil {
 		return nil, err
 	}
-	old := placedRoutes(after)
+	if err != nil {
+		// Taking a mirror away must not wait for a person to repair the
+		// record: every mirroring route goes with it, and the previews still
+		// allowed put theirs back on their next write.
+		rec = map[string]previewWant{}
+	}
 	if want == nil {
 		delete(rec, owner)
 	} else {

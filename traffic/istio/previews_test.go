@@ -240,8 +240,34 @@ spec:
 	if got := routes(get(t, c, ns, "VirtualService", "shop")); !cmp.Equal(got, []string{"primary: shop-stable=100 shop-canary=0"}) {
 		t.Errorf("after an abort with the record unreadable: %v", got)
 	}
-	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", nil); !errors.Is(err, istio.ErrRecordUnreadable) {
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", &traffic.PreviewMirror{Host: "shop.pr-1", Percentage: 10, Match: gets}); !errors.Is(err, istio.ErrRecordUnreadable) {
 		t.Errorf("a preview's write with the record unreadable: %v", err)
+	}
+	// Taking a mirror away never waits for the record to be repaired: every
+	// mirroring route goes, and the record with them.
+	u = get(t, c, ns, "VirtualService", "shop")
+	a = u.GetAnnotations()
+	delete(a, "tugboat.dev/preview-mirrors")
+	u.SetAnnotations(a)
+	if err := c.Update(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", &traffic.PreviewMirror{Host: "shop.pr-1", Percentage: 10, Match: gets}); err != nil {
+		t.Fatal(err)
+	}
+	u = get(t, c, ns, "VirtualService", "shop")
+	a = u.GetAnnotations()
+	a["tugboat.dev/preview-mirrors"] = "{oops"
+	u.SetAnnotations(a)
+	if err := c.Update(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ApplyPreview(t.Context(), ns, "shop", "primary", "preview:pr-1/shop", nil); err != nil {
+		t.Errorf("a removal with the record unreadable: %v", err)
+	}
+	u = get(t, c, ns, "VirtualService", "shop")
+	if got := mirrors(u); !cmp.Equal(got, []string{"primary: analytics%5"}) || u.GetAnnotations()["tugboat.dev/preview-mirrors"] != "" {
+		t.Errorf("after a removal with the record unreadable: mirrors %v, record %q", got, u.GetAnnotations()["tugboat.dev/preview-mirrors"])
 	}
 
 	// A user's route with the mirroring route's name is not taken over.

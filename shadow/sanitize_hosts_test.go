@@ -1,0 +1,27 @@
+package shadow
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestServiceNamesCoverEveryNameAClientUses(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want []string
+	}{
+		{"web", []string{"web", "web.prod", "web.prod.svc", "web.prod.svc.cluster.local"}},
+		{"web.prod", []string{"web", "web.prod", "web.prod.svc", "web.prod.svc.cluster.local"}},
+		{"web.prod.svc", []string{"web", "web.prod", "web.prod.svc", "web.prod.svc.cluster.local"}},
+		{"web.prod.svc.cluster.local", []string{"web", "web.prod", "web.prod.svc", "web.prod.svc.cluster.local"}},
+		// Another namespace's Service: its short name means something else here.
+		{"api.payments.svc.cluster.local", []string{"api.payments", "api.payments.svc", "api.payments.svc.cluster.local"}},
+		{"shop.example.com", []string{"shop.example.com"}},
+	} {
+		got := serviceNames(tc.host, "prod", "cluster.local")
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("serviceNames(%q) = %v, want %v", tc.host, got, tc.want)
+		}
+	}
+}
