@@ -128,6 +128,7 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		"--prometheus-address=" + s.Prometheus.URL,
 		"--prometheus-allow-loopback",
 		"--measurement-coalesce=0s", // the demo shows every measurement as it comes
+		"--preview-settle=2s",       // the emulator has no proxies to wait for
 	}, o.Dir); err != nil {
 		return nil, err
 	}

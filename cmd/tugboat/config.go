@@ -41,6 +41,9 @@ type Options struct {
 	MeasurementCoalesce     time.Duration
 	MeasureTimeout          time.Duration
 	MaxMeasuring            int
+	ClusterDomain           string
+	MeshRootNamespace       string
+	PreviewSettle           time.Duration
 }
 
 // bindFlags declares the flags with their defaults.
@@ -61,6 +64,9 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.Duration("measurement-coalesce", time.Minute, "how long successful measurements that change no verdict may wait before they are written; 0 writes each one")
 	fs.Duration("measure-timeout", 2*time.Minute, "the longest one measurement may take, whatever its metric's timeout says; also how long a server may take to begin its answer")
 	fs.Int("max-measuring", 64, "measurements in flight at once, for all AnalysisRuns together (one namespace at most a quarter, each run at most 4)")
+	fs.String("cluster-domain", "cluster.local", "the cluster's DNS domain, for the names of production's Services a preview's filter recognises copies by")
+	fs.String("mesh-root-namespace", "istio-system", "Istio's root namespace, where no Preview may live (an EnvoyFilter there applies to the whole mesh)")
+	fs.Duration("preview-settle", 10*time.Second, "how long a preview's header-stripping filter exists before the first copy, and stays after the last (1s to 5m)")
 	fs.Bool("prometheus-allow-loopback", false, "let templates reach Prometheus on the controller's own host (the sandbox); never in a cluster")
 	fs.StringSlice("prometheus-allowed-hosts", nil, "addresses templates may name as their Prometheus (--prometheus-address is always allowed): host, host:port, *.domain[:port], a CIDR (for addresses written as IPs) or *; empty allows none")
 	fs.String("prometheus-ca-file", "", "CA (PEM) that --prometheus-address's certificate must chain to, instead of the system's roots; re-read when it changes")
@@ -110,6 +116,9 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		MeasurementCoalesce:     v.GetDuration("measurement-coalesce"),
 		MeasureTimeout:          v.GetDuration("measure-timeout"),
 		MaxMeasuring:            v.GetInt("max-measuring"),
+		ClusterDomain:           v.GetString("cluster-domain"),
+		MeshRootNamespace:       v.GetString("mesh-root-namespace"),
+		PreviewSettle:           v.GetDuration("preview-settle"),
 	}
 	return o, o.validate()
 }
@@ -135,6 +144,9 @@ func (o Options) validate() error {
 	}
 	if o.MeasureTimeout < time.Second || o.MeasureTimeout > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("measure-timeout must be between 1s and 10m, got %s", o.MeasureTimeout))
+	}
+	if o.PreviewSettle < time.Second || o.PreviewSettle > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("preview-settle must be between 1s and 5m, got %s", o.PreviewSettle))
 	}
 	if o.MaxMeasuring < 1 || o.MaxMeasuring > 10000 {
 		errs = append(errs, fmt.Errorf("max-measuring must be between 1 and 10000, got %d", o.MaxMeasuring))

@@ -23,7 +23,8 @@ func TestLoadOptions(t *testing.T) {
 	}
 	defaults := Options{MetricsAddress: ":8080", HealthAddress: ":8081", LeaderElect: true, QPS: 50, Burst: 100,
 		Workers: 4, LogLevel: "info", LogFormat: "json", SyncPeriod: 10 * time.Hour, MeasurementCoalesce: time.Minute,
-		MeasureTimeout: 2 * time.Minute, MaxMeasuring: 64}
+		MeasureTimeout: 2 * time.Minute, MaxMeasuring: 64,
+		ClusterDomain: "cluster.local", MeshRootNamespace: "istio-system", PreviewSettle: 10 * time.Second}
 	tests := []struct {
 		name    string
 		args    []string

@@ -84,6 +84,10 @@ func run(ctx context.Context, o Options) error {
 		Recorder: mgr.GetEventRecorder("tugboat"),
 		Metrics:  previewreconciler.NewMetrics(ctrlmetrics.Registry),
 		Now:      time.Now,
+
+		ClusterDomain:     o.ClusterDomain,
+		MeshRootNamespace: o.MeshRootNamespace,
+		SanitizerSettle:   o.PreviewSettle,
 	}
 	if err := pr.SetupWithManager(ctx, mgr, o.Workers); err != nil {
 		return fmt.Errorf("set up preview controller: %w", err)
