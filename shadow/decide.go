@@ -57,8 +57,6 @@ type Observed struct {
 	HasAnalysis     bool
 	Analysis        argo.AnalysisPhase
 	AnalysisMessage string
-	// Deleting: the Preview is being deleted.
-	Deleting bool
 }
 
 // Outcome is the phase to record and whether the mirror is in force.
@@ -74,19 +72,17 @@ type Outcome struct {
 }
 
 // Decide is the preview's outcome now. A final phase holds (for the spec
-// it was reached with); otherwise deletion, the ttl, the policy and the
+// it was reached with); otherwise the ttl, a problem, the policy and the
 // analysis decide, in that order, so that a policy withdrawn or a ttl run
 // out stops the copies at once whatever the analysis says.
 func Decide(p Progress, o Observed) Outcome {
 	switch {
-	case o.Deleting:
-		return Outcome{Phase: p.Phase, Message: "being deleted: the mirror goes"}
 	case p.Phase.Final() && p.Generation == o.Generation:
 		return Outcome{Phase: p.Phase, Message: p.Message}
 	case !o.Now.Before(o.Expires):
 		return Outcome{Phase: Expired, Message: fmt.Sprintf("the ttl ran out at %s before a verdict; the mirror is gone", o.Expires.UTC().Format(time.RFC3339))}
 	case o.Problem != "":
-		return Outcome{Phase: Pending, Message: o.Problem, RequeueAfter: time.Minute}
+		return Outcome{Phase: Pending, Message: o.Problem, RequeueAfter: min(time.Minute, until(o))}
 	case !o.Decision.Allowed:
 		return Outcome{Phase: Denied, Message: "denied: " + o.Decision.Reason, RequeueAfter: until(o)}
 	}

@@ -44,15 +44,19 @@ func TestDecide(t *testing.T) {
 		{"a verdict holds, past the ttl too", Progress{Phase: Failed, Message: "analysis Failed: x", Generation: 1}, seen(func(o *Observed) { o.Now = o.Expires.Add(time.Hour) }),
 			Failed, false, false, "analysis Failed: x"},
 		{"a new spec starts over", Progress{Phase: Failed, Generation: 1}, seen(func(o *Observed) { o.Generation = 2 }), Mirroring, true, true, "receiving copies"},
-		{"being deleted: the mirror goes", mirroring, seen(func(o *Observed) { o.Deleting = true }), Mirroring, false, false, "being deleted"},
+		{"pending an hour before the ttl runs out: looks again within the minute", Progress{}, seen(func(o *Observed) { o.Problem = "x"; o.Expires = o.Now.Add(time.Hour) }), Pending, false, false, "x"},
+		{"pending a moment before the ttl runs out: wakes at expiry", Progress{}, seen(func(o *Observed) { o.Problem = "x"; o.Expires = o.Now.Add(10 * time.Second) }), Pending, false, false, "x"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out := Decide(tt.p, tt.o)
 			if out.Phase != tt.phase || out.Mirror != tt.mirror || out.Measure != tt.measure || !strings.Contains(out.Message, tt.says) {
 				t.Errorf("%+v; want phase %s, mirror %v, measure %v, saying %q", out, tt.phase, tt.mirror, tt.measure, tt.says)
 			}
-			if out.Mirror && (out.RequeueAfter <= 0 || out.RequeueAfter > tt.o.Expires.Sub(tt.o.Now)) {
-				t.Errorf("requeue after %s while mirroring until %s", out.RequeueAfter, tt.o.Expires)
+			if !out.Phase.Final() && (out.RequeueAfter <= 0 || out.RequeueAfter > tt.o.Expires.Sub(tt.o.Now) || out.RequeueAfter > 24*time.Hour) {
+				t.Errorf("%s: requeue after %s with the ttl running out at %s", out.Phase, out.RequeueAfter, tt.o.Expires)
+			}
+			if out.Phase == Pending && out.RequeueAfter > time.Minute {
+				t.Errorf("pending, it looks again only after %s", out.RequeueAfter)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -91,6 +92,11 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 	case p.Namespace == r.meshRoot():
 		problem("a Preview cannot live in %s, Istio's root namespace, where its filter would apply to every workload in the mesh", p.Namespace)
 	}
+	for i, m := range p.Spec.Match {
+		if why := regexProblem(i, m); why != "" {
+			problem("%s", why)
+		}
+	}
 	src, why, err := r.resolve(ctx, p)
 	switch {
 	case err != nil:
@@ -148,6 +154,30 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 		}
 	}
 	return w, nil
+}
+
+// regexProblem checks a match's regular expressions as Envoy reads them
+// (RE2, which Go's regexp is): one that does not compile would be refused by
+// Istio, or break production's whole route table in Envoy.
+func regexProblem(i int, m v1alpha1.PreviewMatch) string {
+	check := func(field string, sm *v1alpha1.StringMatch) string {
+		if sm == nil || sm.Regex == "" {
+			return ""
+		}
+		if _, err := regexp.Compile(sm.Regex); err != nil {
+			return fmt.Sprintf("spec.match[%d].%s.regex: %v", i, field, err)
+		}
+		return ""
+	}
+	if why := check("path", m.Path); why != "" {
+		return why
+	}
+	for j, h := range m.Headers {
+		if why := check(fmt.Sprintf("headers[%d].headerValue", j), &h.HeaderValue); why != "" {
+			return why
+		}
+	}
+	return ""
 }
 
 // resolve finds the production route p copies: a Rollout's first managed

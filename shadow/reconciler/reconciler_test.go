@@ -515,3 +515,18 @@ func (f *fixture) touch() {
 		f.t.Fatal(err)
 	}
 }
+
+func TestARegexEnvoyCannotReadWaits(t *testing.T) {
+	f := given(t, map[string]string{"tugboat.dev/preview": "true"})
+	f.policy()
+	f.newPreview(func(p *v1alpha1.Preview) {
+		p.Spec.Match = []v1alpha1.PreviewMatch{{Path: &v1alpha1.StringMatch{Regex: "/api/(v1"}}}
+	})
+	p := f.eventually("Pending", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Pending" })
+	if !strings.Contains(p.Status.Message, "spec.match[0].path.regex") {
+		t.Errorf("message %q", p.Status.Message)
+	}
+	if got := f.mirrors(); len(got) != 0 {
+		t.Errorf("mirrors %v", got)
+	}
+}

@@ -8,9 +8,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -47,7 +49,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, wor
 		Owns(&v1alpha1.AnalysisRun{}).
 		Watches(&istiov1alpha3.EnvoyFilter{}, byLabel()).
 		Watches(&v1alpha1.MirrorPolicy{}, bySource).
-		Watches(&v1alpha1.Rollout{}, bySource).
+		// A Rollout's status moves on every step; only its spec names the route.
+		Watches(&v1alpha1.Rollout{}, bySource, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.AnalysisTemplate{}, r.previewsIn(client.Object.GetNamespace, nil)).
+		Watches(&v1alpha1.ClusterAnalysisTemplate{}, r.previewsIn(func(client.Object) string { return "" }, nil)).
 		Watches(&istiov1.VirtualService{}, bySource).
 		Watches(&istiov1.VirtualService{}, recordedOwners()).
 		Watches(&corev1.Namespace{}, r.previewsIn(func(o client.Object) string { return o.GetName() }, nil)).
@@ -70,8 +75,8 @@ func (r *Reconciler) previewsCopyingFrom() handler.EventHandler {
 	})
 }
 
-// previewsIn maps an object to the Previews in the namespace ns names, those
-// that keep says.
+// previewsIn maps an object to the Previews in the namespace ns names (every
+// namespace for ""), those that keep says.
 func (r *Reconciler) previewsIn(ns func(client.Object) string, keep func(*v1alpha1.Preview, client.Object) bool) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list v1alpha1.PreviewList
