@@ -70,12 +70,16 @@ func RulesOf(policies []v1alpha1.MirrorPolicy) []Rule {
 				Policy: p.Name, Name: mr.Name,
 				Rollouts:           mr.Rollouts,
 				MaxPercentage:      mr.MaxPercentage,
+				MaxPreviews:        mr.MaxPreviews,
 				Methods:            mr.Methods,
 				AllowUnsafeMethods: mr.AllowUnsafeMethods,
 				RemoveHeaders:      mr.RemoveHeaders,
 			}
 			if rule.MaxPercentage == 0 {
 				rule.MaxPercentage = 10 // the API's default
+			}
+			if rule.MaxPreviews == 0 {
+				rule.MaxPreviews = 5 // the API's default
 			}
 			for _, rt := range mr.Routes {
 				rule.Routes = append(rule.Routes, RouteRef{VirtualService: rt.Name, Route: rt.Route})

@@ -47,6 +47,8 @@ type Rule struct {
 	Routes   []RouteRef
 	// MaxPercentage bounds the share a preview may copy.
 	MaxPercentage int32
+	// MaxPreviews bounds how many previews mirror the source at once.
+	MaxPreviews int32
 	// Methods are the request methods a preview may receive copies of;
 	// AllowUnsafeMethods must also be set for any but the safe ones.
 	Methods            []string
@@ -66,6 +68,8 @@ type Request struct {
 	NamespaceLabels map[string]string
 	Source          Source
 	Percentage      int32
+	// Others are the other previews that mirror the source now.
+	Others int
 	// Methods it wants copies of; AllowUnsafeMethods opts in to methods
 	// that are not safe (RFC 9110: anything but GET, HEAD, OPTIONS, TRACE).
 	Methods            []string
@@ -140,6 +144,9 @@ func check(rule Rule, r Request) (int, string) {
 	}
 	if r.Percentage > rule.MaxPercentage {
 		return 1, fmt.Sprintf("percentage %d is over its maxPercentage %d", r.Percentage, rule.MaxPercentage)
+	}
+	if rule.MaxPreviews > 0 && r.Others >= int(rule.MaxPreviews) {
+		return 1, fmt.Sprintf("%d other previews mirror %s already, its maxPreviews", r.Others, r.Source)
 	}
 	allowed := rule.Methods
 	if len(allowed) == 0 {

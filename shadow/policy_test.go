@@ -96,3 +96,19 @@ func TestSafe(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxPreviewsBoundsTheMirrorsOfOneSource(t *testing.T) {
+	rule := Rule{Policy: "p", Name: "r", Namespaces: labels.SelectorFromSet(labels.Set{"preview": "true"}), Rollouts: []string{"web"}, MaxPercentage: 10, MaxPreviews: 2}
+	req := Request{Namespace: "pr-9", Name: "web", NamespaceLabels: map[string]string{"preview": "true"},
+		Source: Source{Namespace: "prod", Rollout: "web"}, Percentage: 10}
+	for others, allowed := range []bool{true, true, false} {
+		req.Others = others
+		d := Evaluate([]Rule{rule}, req)
+		if d.Allowed != allowed {
+			t.Errorf("with %d other previews: %+v, want allowed %v", others, d, allowed)
+		}
+		if !allowed && !strings.Contains(d.Reason, "2 other previews mirror rollout prod/web already, its maxPreviews") {
+			t.Errorf("reason %q", d.Reason)
+		}
+	}
+}

@@ -74,6 +74,13 @@ type MirrorRule struct {
 	// +kubebuilder:default=10
 	// +optional
 	MaxPercentage int32 `json:"maxPercentage,omitempty"`
+	// MaxPreviews is how many Previews may mirror one route at once, from 1
+	// to 32 (default 5): each adds routes to production's VirtualService.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=32
+	// +kubebuilder:default=5
+	// +optional
+	MaxPreviews int32 `json:"maxPreviews,omitempty"`
 	// Methods a Preview may receive copies of (default GET and HEAD).
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=9

@@ -22,6 +22,7 @@ import (
 	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/shadow"
+	"github.com/tugboatdev/tugboat/traffic/istio"
 )
 
 // source is the production route a preview copies, as resolved now.
@@ -31,6 +32,8 @@ type source struct {
 	workload string
 	// hosts are the VirtualService's hosts.
 	hosts []string
+	// mirroring are the previews recorded as mirroring the route.
+	mirroring []string
 }
 
 // world is what one reconcile saw.
@@ -112,6 +115,8 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 		return nil, fmt.Errorf("get namespace %s: %w", p.Namespace, err)
 	}
 	w.request = shadow.RequestOf(p, ns.Labels)
+	own := shadow.OwnerOf(p.Namespace, p.Name)
+	w.request.Others = len(slices.DeleteFunc(slices.Clone(w.source.mirroring), func(o string) bool { return o == own }))
 	var policies v1alpha1.MirrorPolicyList
 	if err := r.Client.List(ctx, &policies, client.InNamespace(p.Spec.Source.Namespace)); err != nil {
 		return nil, fmt.Errorf("list mirror policies in %s: %w", p.Spec.Source.Namespace, err)
@@ -211,6 +216,7 @@ func (r *Reconciler) resolve(ctx context.Context, p *v1alpha1.Preview) (s source
 		return s, fmt.Sprintf("source virtualservice %s/%s has no http route named %q", s.namespace, s.vs, s.route), nil
 	}
 	s.hosts = vs.Spec.GetHosts()
+	s.mirroring = istio.MirroringPreviews(&vs, s.route)
 	return s, "", nil
 }
 

@@ -60,6 +60,21 @@ func PreviewOwners(vs *istiov1.VirtualService) []string {
 	return slices.Sorted(maps.Keys(rec))
 }
 
+// MirroringPreviews are the previews recorded as mirroring route of vs.
+func MirroringPreviews(vs *istiov1.VirtualService, route string) []string {
+	rec, err := readPreviews(vs)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, owner := range slices.Sorted(maps.Keys(rec)) {
+		if rec[owner].Route == route {
+			out = append(out, owner)
+		}
+	}
+	return out
+}
+
 // placedRoutes are the mirroring routes the last write placed.
 func placedRoutes(vs *istiov1.VirtualService) []string {
 	return strings.FieldsFunc(vs.Annotations[annotationMirroringRoutes], func(r rune) bool { return r == ',' })
