@@ -233,11 +233,29 @@ func (r *Reconciler) observeService(ctx context.Context, p *v1alpha1.Preview, w 
 	if len(svc.Spec.Selector) == 0 {
 		return fmt.Sprintf("service %s/%s has no selector, so the filter that strips the copies' headers could not be put on its pods", p.Namespace, svc.Name), nil
 	}
-	if !slices.ContainsFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Port == p.Spec.Service.Port }) {
+	i := slices.IndexFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Port == p.Spec.Service.Port })
+	if i < 0 {
 		return fmt.Sprintf("service %s/%s has no port %d", p.Namespace, svc.Name, p.Spec.Service.Port), nil
+	}
+	if opaque(svc.Spec.Ports[i]) {
+		return fmt.Sprintf("service %s/%s port %d is declared TCP (its name or appProtocol): Istio runs no HTTP filter on it, so the copies' headers could not be stripped", p.Namespace, svc.Name, p.Spec.Service.Port), nil
 	}
 	w.selector = svc.Spec.Selector
 	return "", nil
+}
+
+// opaque reports whether Istio treats the port as plain TCP, by the
+// protocol its appProtocol or name prefix declares.
+func opaque(sp corev1.ServicePort) bool {
+	proto := strings.ToLower(ptr.Deref(sp.AppProtocol, ""))
+	if proto == "" {
+		proto, _, _ = strings.Cut(strings.ToLower(sp.Name), "-")
+	}
+	switch proto {
+	case "tcp", "tls", "mongo", "mysql", "redis":
+		return true
+	}
+	return false
 }
 
 // runName names the analysis of one spec generation: a new spec is judged

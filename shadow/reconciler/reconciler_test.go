@@ -530,3 +530,17 @@ func TestARegexEnvoyCannotReadWaits(t *testing.T) {
 		t.Errorf("mirrors %v", got)
 	}
 }
+
+func TestATCPPortWaits(t *testing.T) {
+	f := given(t, map[string]string{"tugboat.dev/preview": "true"})
+	f.policy()
+	f.create(&corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.preview, Name: "raw"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "raw"}, Ports: []corev1.ServicePort{{Name: "tcp-app", Port: 8080}}},
+	})
+	f.newPreview(func(p *v1alpha1.Preview) { p.Spec.Service.Name = "raw" })
+	p := f.eventually("Pending", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Pending" })
+	if !strings.Contains(p.Status.Message, "is declared TCP") {
+		t.Errorf("message %q", p.Status.Message)
+	}
+}
