@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -29,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -41,7 +38,6 @@ import (
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
 	"github.com/tugboatdev/tugboat/sandbox/promserver"
-	"github.com/tugboatdev/tugboat/sandbox/toolchain"
 	"github.com/tugboatdev/tugboat/traffic/istio"
 )
 
@@ -64,7 +60,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	kube = c
-	if controllerUser, err = bindControllerRole(c); err != nil {
+	if controllerUser, err = c.ControllerUser(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		_ = c.Stop()
 		os.Exit(1)
@@ -84,30 +80,6 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
-}
-
-// bindControllerRole applies config/rbac/role.yaml and binds it to a new user.
-func bindControllerRole(c *cluster.Cluster) (*rest.Config, error) {
-	raw, err := os.ReadFile(filepath.Join(toolchain.Root(), "config", "rbac", "role.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	var role rbacv1.ClusterRole
-	if err := yaml.Unmarshal(raw, &role); err != nil {
-		return nil, err
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "tugboat-controller"}},
-	}
-	ctx := context.Background()
-	for _, o := range []client.Object{&role, binding} {
-		if err := c.Client.Create(ctx, o); err != nil {
-			return nil, err
-		}
-	}
-	return c.UserConfig("tugboat-controller")
 }
 
 var nsCounter atomic.Int32

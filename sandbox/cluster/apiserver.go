@@ -5,18 +5,23 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	tugboatscheme "github.com/tugboatdev/tugboat/api/scheme"
 	"github.com/tugboatdev/tugboat/sandbox/toolchain"
@@ -133,4 +138,29 @@ func (e *Env) UserConfig(name string) (*rest.Config, error) {
 	cfg := u.Config()
 	cfg.QPS, cfg.Burst = e.Config.QPS, e.Config.Burst
 	return cfg, nil
+}
+
+// ControllerUser binds config/rbac/role.yaml, the controller's generated
+// ClusterRole, to a new user and returns a config that acts as that user,
+// so that a test running the controller with it proves the role suffices.
+func (e *Env) ControllerUser(ctx context.Context) (*rest.Config, error) {
+	raw, err := os.ReadFile(filepath.Join(toolchain.Root(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.Unmarshal(raw, &role); err != nil {
+		return nil, err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "tugboat-controller"}},
+	}
+	for _, o := range []client.Object{&role, binding} {
+		if err := e.Client.Create(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	return e.UserConfig("tugboat-controller")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	istiov1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -31,11 +29,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
-	"github.com/tugboatdev/tugboat/sandbox/toolchain"
 	"github.com/tugboatdev/tugboat/shadow/reconciler"
 	"github.com/tugboatdev/tugboat/traffic/istio"
 )
@@ -56,7 +52,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "start api server:", err)
 		os.Exit(1)
 	}
-	if controllerUser, err = bindControllerRole(); err != nil {
+	if controllerUser, err = env.ControllerUser(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		_ = env.Stop()
 		os.Exit(1)
@@ -66,28 +62,6 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "stop api server:", err)
 	}
 	os.Exit(code)
-}
-
-func bindControllerRole() (*rest.Config, error) {
-	raw, err := os.ReadFile(filepath.Join(toolchain.Root(), "config", "rbac", "role.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	var role rbacv1.ClusterRole
-	if err := yaml.Unmarshal(raw, &role); err != nil {
-		return nil, err
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "tugboat-controller"}},
-	}
-	for _, o := range []client.Object{&role, binding} {
-		if err := env.Client.Create(context.Background(), o); err != nil {
-			return nil, err
-		}
-	}
-	return env.UserConfig("tugboat-controller")
 }
 
 var counter atomic.Int32
