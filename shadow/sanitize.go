@@ -27,13 +27,29 @@ import (
 // MirroredHeader marks, on the preview's side, a request that is a copy.
 const MirroredHeader = "x-tugboat-mirrored"
 
+// Host is a host a production VirtualService names, with the namespace the
+// VirtualService is in: Istio takes a short name in that namespace.
+type Host struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// HostsOf are the hosts of a VirtualService in namespace.
+func HostsOf(namespace string, names []string) []Host {
+	out := make([]Host, len(names))
+	for i, n := range names {
+		out[i] = Host{Name: n, Namespace: namespace}
+	}
+	return out
+}
+
 // Sanitizer is what the preview-side filter needs.
 type Sanitizer struct {
-	// Hosts are production's hosts, as its VirtualService names them
-	// (short names are taken in Namespace, as Istio does); "*.example.com"
-	// covers its subdomains.
-	Hosts     []string
-	Namespace string
+	// Hosts are production's hosts, as its VirtualServices name them.
+	// "*.example.com" covers its subdomains; "*.prod.svc.cluster.local"
+	// every name of a Service in prod (the short ones too, from prod); "*"
+	// every request, so that all the preview receives is stripped.
+	Hosts []Host
 	// ClusterDomain is the cluster's DNS domain; cluster.local when empty.
 	ClusterDomain string
 	// Remove are the headers to strip (Decision.RemoveHeaders).
@@ -56,15 +72,17 @@ func (s Sanitizer) Lua() (string, error) {
 			return "", fmt.Errorf("header %q: not a lower-case HTTP header name", h)
 		}
 	}
-	exact, suffixes, err := s.hosts()
+	m, err := s.hosts()
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	b.WriteString("-- Tugboat: copies of production requests lose these headers.\n")
 	fmt.Fprintf(&b, "local REMOVE = {%s}\n", luaList(s.Remove))
-	fmt.Fprintf(&b, "local HOSTS = {%s}\n", luaSet(exact))
-	fmt.Fprintf(&b, "local SUFFIXES = {%s}\n", luaList(suffixes))
+	fmt.Fprintf(&b, "local ALL = %t\n", m.all)
+	fmt.Fprintf(&b, "local SHORT = %t\n", m.short)
+	fmt.Fprintf(&b, "local HOSTS = {%s}\n", luaSet(m.exact))
+	fmt.Fprintf(&b, "local SUFFIXES = {%s}\n", luaList(m.suffixes))
 	fmt.Fprintf(&b, "local MARK = %s\n", strconv.Quote(MirroredHeader))
 	b.WriteString(`local function is_copy(authority)
   if authority == nil then return false end
@@ -74,7 +92,8 @@ func (s Sanitizer) Lua() (string, error) {
   if string.sub(host, -7) == "-shadow" then
     host, shadow = string.sub(host, 1, -8), true
   end
-  if shadow or HOSTS[host] then return true end
+  if ALL or shadow or HOSTS[host] then return true end
+  if SHORT and not string.find(host, ".", 1, true) then return true end
   for _, suffix in ipairs(SUFFIXES) do
     if #host > #suffix and string.sub(host, -#suffix) == suffix then return true end
   end
@@ -97,30 +116,59 @@ end
 	return b.String(), nil
 }
 
-// hosts are the exact hosts production answers to, and the suffixes of its
-// wildcard ones.
-func (s Sanitizer) hosts() (exact, suffixes []string, _ error) {
+// matcher is how the filter knows production's hosts: exact names,
+// suffixes of wildcard ones, any short name (a wildcard over the Services of
+// a namespace, seen from it), or all.
+type matcher struct {
+	exact, suffixes []string
+	short, all      bool
+}
+
+// hosts is the matcher for the hosts production answers to.
+func (s Sanitizer) hosts() (m matcher, _ error) {
 	domain := s.ClusterDomain
 	if domain == "" {
 		domain = "cluster.local"
 	}
 	if len(s.Hosts) == 0 {
-		return nil, nil, fmt.Errorf("no production hosts")
+		return m, fmt.Errorf("no production hosts")
 	}
-	for _, h := range s.Hosts {
-		h = strings.ToLower(h)
+	if !dnsName.MatchString(domain) {
+		return m, fmt.Errorf("cluster domain %q: not a DNS name", domain)
+	}
+	for _, host := range s.Hosts {
+		h, ns := strings.ToLower(host.Name), host.Namespace
 		switch {
-		case !dnsName.MatchString(h) || !dnsName.MatchString(domain) || (s.Namespace != "" && !dnsName.MatchString(s.Namespace)):
-			return nil, nil, fmt.Errorf("host %q: not a DNS name", h)
+		case ns != "" && !dnsName.MatchString(ns):
+			return m, fmt.Errorf("host %q: namespace %q is not a DNS name", h, ns)
+		case h == "*":
+			m.all = true
+		case !dnsName.MatchString(h):
+			return m, fmt.Errorf("host %q: not a DNS name", h)
 		case strings.HasPrefix(h, "*."):
-			suffixes = append(suffixes, h[1:])
+			suffixes, short := wildcardNames(h[2:], ns, domain)
+			m.suffixes = append(m.suffixes, suffixes...)
+			m.short = m.short || short
 		default:
-			exact = append(exact, serviceNames(h, s.Namespace, domain)...)
+			m.exact = append(m.exact, serviceNames(h, ns, domain)...)
 		}
 	}
-	slices.Sort(exact)
-	slices.Sort(suffixes)
-	return slices.Compact(exact), slices.Compact(suffixes), nil
+	slices.Sort(m.exact)
+	slices.Sort(m.suffixes)
+	m.exact, m.suffixes = slices.Compact(m.exact), slices.Compact(m.suffixes)
+	return m, nil
+}
+
+// wildcardNames are the suffixes that "*."+d covers, and whether it covers
+// short names too: over a namespace's Services (prod.svc.cluster.local,
+// prod.svc), every name a client reaches one of them by; from that
+// namespace, its short names too. Any other domain is its subdomains.
+func wildcardNames(d, namespace, domain string) (suffixes []string, short bool) {
+	ns, ok := strings.CutSuffix(strings.TrimSuffix(d, "."+domain), ".svc")
+	if !ok || strings.Contains(ns, ".") {
+		return []string{"." + d}, false
+	}
+	return []string{"." + ns, "." + ns + ".svc", "." + ns + ".svc." + domain}, ns == namespace
 }
 
 // serviceNames are the names clients reach a Kubernetes Service by, whichever

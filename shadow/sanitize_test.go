@@ -25,7 +25,7 @@ func runFilter(t *testing.T, src string, in map[string]string) (map[string]strin
 }
 
 func TestSanitizer(t *testing.T) {
-	s := Sanitizer{Hosts: []string{"web", "shop.example.com", "*.api.example.com"}, Namespace: "prod",
+	s := Sanitizer{Hosts: append(HostsOf("prod", []string{"web", "shop.example.com", "*.api.example.com"}), Host{Name: "cart", Namespace: "shop"}),
 		Remove: []string{"authorization", "cookie", "x-api-key", "x-tenant-token"}}
 	src, err := s.Lua()
 	if err != nil {
@@ -52,6 +52,8 @@ func TestSanitizer(t *testing.T) {
 		{"the preview's own clients keep their headers", "web.pr-42.svc.cluster.local", false},
 		{"the wildcard's own domain is not its subdomain", "api.example.com", false},
 		{"a name that merely ends like production's", "notweb", false},
+		{"a host of another namespace's VirtualService, by its namespace-qualified name", "cart.shop", true},
+		{"and by its short name, which its own namespace's clients use", "cart", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, status := runFilter(t, src, with(tt.authority))
@@ -83,7 +85,7 @@ func TestSanitizer(t *testing.T) {
 // Broken, the filter answers 503 instead of letting a copy through with its
 // credentials.
 func TestSanitizerFailsClosed(t *testing.T) {
-	src, err := Sanitizer{Hosts: []string{"web"}, Namespace: "prod", Remove: []string{"cookie"}}.Lua()
+	src, err := Sanitizer{Hosts: HostsOf("prod", []string{"web"}), Remove: []string{"cookie"}}.Lua()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,15 +99,44 @@ func TestSanitizerFailsClosed(t *testing.T) {
 // Names are checked before they are written into the script.
 func TestSanitizerRefusesWhatCouldChangeTheScript(t *testing.T) {
 	for _, s := range []Sanitizer{
-		{Hosts: []string{"web"}, Remove: []string{`cookie"} os.exit() --`}},
-		{Hosts: []string{"web"}, Remove: []string{"Cookie"}},
-		{Hosts: []string{`web"]=true} os.exit() --`}, Remove: []string{"cookie"}},
-		{Hosts: []string{"web"}, Namespace: "prod\"", Remove: []string{"cookie"}},
-		{Hosts: []string{"web"}},
+		{Hosts: HostsOf("", []string{"web"}), Remove: []string{`cookie"} os.exit() --`}},
+		{Hosts: HostsOf("", []string{"web"}), Remove: []string{"Cookie"}},
+		{Hosts: HostsOf("", []string{`web"]=true} os.exit() --`}), Remove: []string{"cookie"}},
+		{Hosts: HostsOf("prod\"", []string{"web"}), Remove: []string{"cookie"}},
+		{Hosts: HostsOf("", []string{"web"}), ClusterDomain: "cluster.local\"", Remove: []string{"cookie"}},
+		{Hosts: HostsOf("", []string{"web"})},
 		{Remove: []string{"cookie"}},
 	} {
 		if src, err := s.Lua(); err == nil {
 			t.Errorf("%+v rendered:\n%s", s, src)
 		}
+	}
+}
+
+// A wildcard host covers every name its copies may carry.
+func TestSanitizerWildcards(t *testing.T) {
+	for _, tt := range []struct {
+		name, host, authority string
+		copied                bool
+	}{
+		{"a namespace's Services, by the full name", "*.prod.svc.cluster.local", "web.prod.svc.cluster.local", true},
+		{"a namespace's Services, by the qualified name", "*.prod.svc.cluster.local", "web.prod", true},
+		{"a namespace's Services, by the short name from it", "*.prod.svc.cluster.local", "web", true},
+		{"the short form of the wildcard", "*.prod.svc", "web.prod.svc", true},
+		{"another namespace's Services stay", "*.prod.svc.cluster.local", "web.pr-42.svc.cluster.local", false},
+		{"another namespace's wildcard leaves short names", "*.shop.svc.cluster.local", "web", false},
+		{"a domain's subdomains", "*.example.com", "eu.example.com", true},
+		{"every host", "*", "web.pr-42.svc.cluster.local", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := Sanitizer{Hosts: HostsOf("prod", []string{tt.host}), Remove: []string{"cookie"}}.Lua()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := runFilter(t, src, map[string]string{":authority": tt.authority, "cookie": "session=1"})
+			if _, kept := got["cookie"]; kept == tt.copied {
+				t.Errorf("%s under %s: cookie kept %v", tt.authority, tt.host, kept)
+			}
+		})
 	}
 }

@@ -79,11 +79,12 @@ func run(ctx context.Context, o Options) error {
 		return fmt.Errorf("set up rollout controller: %w", err)
 	}
 	pr := &previewreconciler.Reconciler{
-		Client:   mgr.GetClient(),
-		Router:   &istio.Router{Client: mgr.GetClient()},
-		Recorder: mgr.GetEventRecorder("tugboat"),
-		Metrics:  previewreconciler.NewMetrics(ctrlmetrics.Registry),
-		Now:      time.Now,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Router:    &istio.Router{Client: mgr.GetClient()},
+		Recorder:  mgr.GetEventRecorder("tugboat"),
+		Metrics:   previewreconciler.NewMetrics(ctrlmetrics.Registry),
+		Now:       time.Now,
 
 		ClusterDomain:     o.ClusterDomain,
 		MeshRootNamespace: o.MeshRootNamespace,

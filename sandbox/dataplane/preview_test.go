@@ -69,7 +69,7 @@ func TestPreviewCopiesAgainstTheAPIServer(t *testing.T) {
 	}
 	create(vs)
 	removed := append(slices.Clone(shadow.DefaultRemovedHeaders), "x-tenant-token")
-	sanitizer, err := shadow.Sanitizer{Hosts: vs.Spec.Hosts, Namespace: "prod", Remove: removed}.Lua()
+	sanitizer, err := shadow.Sanitizer{Hosts: shadow.HostsOf("prod", vs.Spec.Hosts), Remove: removed}.Lua()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,46 +20,92 @@ import (
 )
 
 // act carries out an outcome so that no copy reaches the preview
-// unstripped: the mirror is written only once the sanitizer has existed for
-// the settle time, and the sanitizer stays as long as the Preview does (and
-// the settle time after its last mirror, see release). Then the analysis
-// run is created, or stopped once the outcome is final.
+// unstripped: a mirror is written only once the sanitizer has been as it is
+// for the settle time, and the sanitizer stays as long as the Preview does
+// (and the settle time after its last mirror came off, see sweep). An
+// analysis run that could not be created stops the mirror before it is
+// written. Then the run is created, or stopped once the outcome is final.
 func (r *Reconciler) act(ctx context.Context, p *v1alpha1.Preview, w *world, out shadow.Outcome) error {
 	owner := shadow.OwnerOf(p.Namespace, p.Name)
-	if out.Mirror {
-		age, err := r.ensureFilter(ctx, p, w)
-		if err != nil {
+	if !out.Mirror {
+		if err := r.takeOff(ctx, owner, w.filter, w.placed); err != nil {
 			return err
 		}
-		if wait := r.settle() - age; wait > 0 {
-			return &problemError{retry: wait, msg: fmt.Sprintf("waiting %s for the filter that strips the copies' headers to reach the preview's proxies before the first copy", wait.Round(time.Second))}
-		}
-		for _, pl := range w.placed {
-			if pl.namespace != w.source.namespace || pl.vs != w.source.vs {
-				if err := r.removeMirror(ctx, owner, pl); err != nil {
-					return err
-				}
-			}
-		}
-		m := shadow.Plan(w.request, w.observed.Decision, shadow.TargetOf(p), shadow.MatchOf(p.Spec.Match))
-		err = r.Router.ApplyPreview(ctx, w.source.namespace, w.source.vs, w.source.route, owner,
-			&traffic.PreviewMirror{Host: m.Host, Port: m.Port, Percentage: m.Percentage, Match: m.Match})
-		switch {
-		case errors.Is(err, traffic.ErrMisconfigured):
-			return &problemError{msg: fmt.Sprintf("the mirror cannot be put on %s: %v", shadow.SourceText(w.source.namespace, w.source.vs, w.source.route), err)}
-		case apierrors.IsConflict(err):
-			return &problemError{retry: time.Second, msg: "the production VirtualService changed meanwhile; trying again"}
-		case err != nil:
-			return err
-		}
-	} else {
-		for _, pl := range w.placed {
-			if err := r.removeMirror(ctx, owner, pl); err != nil {
-				return err
-			}
+		return r.actRun(ctx, p, w, out)
+	}
+	ready, err := r.ensureFilter(ctx, p, w)
+	if err != nil {
+		return err
+	}
+	if wait := ready.Sub(r.Now()); wait > 0 {
+		return &waitError{after: wait, msg: fmt.Sprintf("waiting for the filter that strips the copies' headers to reach the preview's proxies (the settle time, %s) before the mirror is written", r.settle())}
+	}
+	if err := r.tryRun(ctx, p, w, out); err != nil {
+		return err
+	}
+	var elsewhere []placement
+	for _, pl := range w.placed {
+		if pl.namespace != w.source.namespace || pl.vs != w.source.vs {
+			elsewhere = append(elsewhere, pl)
 		}
 	}
+	if err := r.takeOff(ctx, owner, w.filter, elsewhere); err != nil {
+		return err
+	}
+	m := shadow.Plan(w.request, w.observed.Decision, shadow.TargetOf(p), shadow.MatchOf(p.Spec.Match))
+	err = r.Router.ApplyPreview(ctx, w.source.namespace, w.source.vs, w.source.route, owner,
+		&traffic.PreviewMirror{Host: m.Host, Port: m.Port, Percentage: m.Percentage, Match: m.Match})
+	switch {
+	case errors.Is(err, traffic.ErrMisconfigured):
+		return &problemError{msg: fmt.Sprintf("the mirror cannot be put on %s: %v", shadow.SourceText(w.source.namespace, w.source.vs, w.source.route), err)}
+	case apierrors.IsConflict(err):
+		return &waitError{after: time.Second, msg: "the production VirtualService changed meanwhile; trying again"}
+	case err != nil:
+		return err
+	}
 	return r.actRun(ctx, p, w, out)
+}
+
+// tryRun asks the API server, without creating it, whether the analysis
+// run the outcome measures with can be created: one it refuses would
+// otherwise leave copies flowing with nothing to judge them.
+func (r *Reconciler) tryRun(ctx context.Context, p *v1alpha1.Preview, w *world, out shadow.Outcome) error {
+	if w.run == nil || !w.createRun || !out.Measure {
+		return nil
+	}
+	run := w.run.DeepCopy()
+	if err := controllerutil.SetControllerReference(p, run, r.Client.Scheme()); err != nil {
+		return err
+	}
+	switch err := r.Client.Create(ctx, run, client.DryRunAll); {
+	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
+		return &problemError{msg: fmt.Sprintf("analysisrun %s/%s cannot be created: %v", run.Namespace, run.Name, err)}
+	case err != nil && !apierrors.IsAlreadyExists(err):
+		return fmt.Errorf("create analysisrun %s/%s (dry run): %w", run.Namespace, run.Name, err)
+	}
+	return nil
+}
+
+// takeOff takes owner's mirrors off the VirtualServices placed, having
+// first marked on the sanitizer when, so that it stays the settle time
+// after.
+func (r *Reconciler) takeOff(ctx context.Context, owner string, filter *istiov1alpha3.EnvoyFilter, placed []placement) error {
+	if len(placed) == 0 {
+		return nil
+	}
+	if filter != nil {
+		patch := client.MergeFrom(filter.DeepCopy())
+		metav1.SetMetaDataAnnotation(&filter.ObjectMeta, annotationMirrorRemoved, stamp(r.Now()))
+		if err := r.Client.Patch(ctx, filter, patch); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("mark on envoyfilter %s/%s when the mirror came off: %w", filter.Namespace, filter.Name, err)
+		}
+	}
+	for _, pl := range placed {
+		if err := r.removeMirror(ctx, owner, pl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // removeMirror takes owner's mirror off a VirtualService; one that is gone
@@ -78,43 +124,67 @@ func (r *Reconciler) removeMirror(ctx context.Context, owner string, pl placemen
 	return nil
 }
 
-// ensureFilter puts the sanitizer on the preview's pods, and returns how
-// long it has been there. It carries a finalizer, so that nothing (the
-// namespace's deletion, say) takes it away before the mirror.
-func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *world) (time.Duration, error) {
-	want, err := sanitizerFilter(p, w.selector, w.sanitizer)
+// ensureFilter puts the sanitizer on the preview's pods as w wants it, and
+// returns when copies may rely on it: the settle time after it last
+// changed. It carries a finalizer, so that nothing (the namespace's
+// deletion, say) takes it away before the mirror; one deleted by hand is
+// let go once the mirror is off and settled, and made again.
+func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *world) (time.Time, error) {
+	want, err := sanitizerFilter(p, w.selector, w.sanitizer, w.hosts)
 	if err != nil {
-		return 0, err
+		return time.Time{}, err
 	}
-	var have istiov1alpha3.EnvoyFilter
-	switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &have); {
-	case apierrors.IsNotFound(err):
+	now := r.Now()
+	have := w.filter
+	switch {
+	case have == nil:
 		controllerutil.AddFinalizer(want, finalizer)
+		metav1.SetMetaDataAnnotation(&want.ObjectMeta, annotationChanged, stamp(now))
 		if err := r.Client.Create(ctx, want); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				return 0, &problemError{retry: time.Second, msg: "the filter that strips the copies' headers is being created"}
+				return time.Time{}, &waitError{after: time.Second, msg: "the filter that strips the copies' headers is being created"}
 			}
-			return 0, fmt.Errorf("create envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
+			return time.Time{}, fmt.Errorf("create envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
 		}
-		return 0, nil
-	case err != nil:
-		return 0, fmt.Errorf("get envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
+		return now.Add(r.settle()), nil
 	case have.Labels[labelPreview] != p.Name || have.Labels[labelManagedBy] != managedBy:
-		return 0, &problemError{msg: fmt.Sprintf("envoyfilter %s/%s exists and is not this Preview's", have.Namespace, have.Name)}
+		return time.Time{}, &problemError{msg: fmt.Sprintf("envoyfilter %s/%s exists and is not this Preview's", have.Namespace, have.Name)}
 	case !have.DeletionTimestamp.IsZero():
-		return 0, &problemError{retry: r.settle(), msg: fmt.Sprintf("envoyfilter %s/%s, which strips the copies' headers, is being deleted", have.Namespace, have.Name)}
-	}
-	if !proto.Equal(&have.Spec, &want.Spec) || !controllerutil.ContainsFinalizer(&have, finalizer) {
-		have.Spec = *want.Spec.DeepCopy()
-		controllerutil.AddFinalizer(&have, finalizer)
-		if err := r.Client.Update(ctx, &have); err != nil {
-			if apierrors.IsConflict(err) {
-				return 0, &problemError{retry: time.Second, msg: "the filter that strips the copies' headers changed meanwhile; trying again"}
-			}
-			return 0, fmt.Errorf("update envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
+		msg := fmt.Sprintf("envoyfilter %s/%s, which strips the copies' headers, is being deleted; it is made again once the mirror is off", have.Namespace, have.Name)
+		if len(w.placed) > 0 {
+			return time.Time{}, &problemError{msg: msg, retry: r.settle()}
 		}
+		if wait := historyOf(have).removed.Add(r.settle()).Sub(now); wait > 0 {
+			return time.Time{}, &problemError{msg: msg, retry: wait}
+		}
+		if err := r.deleteFilter(ctx, client.ObjectKeyFromObject(p)); err != nil {
+			return time.Time{}, err
+		}
+		return time.Time{}, &problemError{msg: msg, retry: time.Second}
 	}
-	return r.Now().Sub(have.CreationTimestamp.Time), nil
+	h := historyOf(have)
+	changed := !proto.Equal(&have.Spec, &want.Spec) || have.Annotations[annotationHosts] != want.Annotations[annotationHosts] || h.changed.IsZero()
+	if changed || !controllerutil.ContainsFinalizer(have, finalizer) || len(have.OwnerReferences) > 0 {
+		update := have.DeepCopy()
+		update.Spec = *want.Spec.DeepCopy()
+		// Filters made by earlier versions were owned by the Preview, which
+		// would let the garbage collector take them before the mirror.
+		update.OwnerReferences = nil
+		controllerutil.AddFinalizer(update, finalizer)
+		metav1.SetMetaDataAnnotation(&update.ObjectMeta, annotationHosts, want.Annotations[annotationHosts])
+		if changed {
+			h.changed = now
+			metav1.SetMetaDataAnnotation(&update.ObjectMeta, annotationChanged, stamp(now))
+		}
+		if err := r.Client.Update(ctx, update); err != nil {
+			if apierrors.IsConflict(err) {
+				return time.Time{}, &waitError{after: time.Second, msg: "the filter that strips the copies' headers changed meanwhile; trying again"}
+			}
+			return time.Time{}, fmt.Errorf("update envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
+		}
+		w.filter = update
+	}
+	return h.changed.Add(r.settle()), nil
 }
 
 // deleteFilter takes the sanitizer of the preview key names away.
@@ -136,7 +206,7 @@ func (r *Reconciler) deleteFilter(ctx context.Context, key client.ObjectKey) err
 			return fmt.Errorf("let envoyfilter %s/%s go: %w", have.Namespace, have.Name, err)
 		}
 	}
-	if err := r.Client.Delete(ctx, &have, client.Preconditions{UID: &have.UID}); client.IgnoreNotFound(err) != nil {
+	if err := r.Client.Delete(ctx, &have, client.Preconditions{UID: &have.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
 	}
 	return nil

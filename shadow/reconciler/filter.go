@@ -1,8 +1,12 @@
 package reconciler
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
+	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
@@ -10,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/shadow"
 )
 
 // Labels on what a Preview owns.
@@ -33,7 +38,7 @@ func filterName(preview string) string { return "tugboat-preview-" + preview }
 // losing them too: Istio's mirror policy has no header fields, and a
 // route's headers.request.remove applies to the request before it is
 // cloned.
-func sanitizerFilter(p *v1alpha1.Preview, selector map[string]string, lua string) (*istiov1alpha3.EnvoyFilter, error) {
+func sanitizerFilter(p *v1alpha1.Preview, selector map[string]string, lua string, hosts []shadow.Host) (*istiov1alpha3.EnvoyFilter, error) {
 	value, err := structpb.NewStruct(map[string]any{
 		"name": "envoy.filters.http.lua",
 		"typed_config": map[string]any{
@@ -44,8 +49,15 @@ func sanitizerFilter(p *v1alpha1.Preview, selector map[string]string, lua string
 	if err != nil {
 		return nil, fmt.Errorf("envoyfilter value: %w", err)
 	}
+	recorded, err := json.Marshal(hosts)
+	if err != nil {
+		return nil, fmt.Errorf("envoyfilter hosts: %w", err)
+	}
 	return &istiov1alpha3.EnvoyFilter{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: filterName(p.Name), Labels: ownedLabels(p)},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: p.Namespace, Name: filterName(p.Name), Labels: ownedLabels(p),
+			Annotations: map[string]string{annotationHosts: string(recorded)},
+		},
 		Spec: networkingv1alpha3.EnvoyFilter{
 			WorkloadSelector: &networkingv1alpha3.WorkloadSelector{Labels: maps.Clone(selector)},
 			ConfigPatches: []*networkingv1alpha3.EnvoyFilter_EnvoyConfigObjectPatch{{
@@ -70,4 +82,58 @@ func sanitizerFilter(p *v1alpha1.Preview, selector map[string]string, lua string
 			}},
 		},
 	}, nil
+}
+
+// The sanitizer's history, in annotations on it and on the controller's
+// clock alone (never an object's creationTimestamp, which is the API
+// server's), so that every wait survives a restart:
+//   - annotationChanged: when its spec last changed. Copies that need the
+//     change wait the settle time from then.
+//   - annotationMirrorRemoved: when the preview's mirror last came off a
+//     route. The filter, and every host it strips for, stay the settle
+//     time from then, for the copies the proxies still send.
+//   - annotationHosts: the production hosts it strips for.
+const (
+	annotationChanged       = "tugboat.dev/sanitizer-changed"
+	annotationMirrorRemoved = "tugboat.dev/mirror-removed"
+	annotationHosts         = "tugboat.dev/sanitizer-hosts"
+)
+
+// history is what a sanitizer's annotations say. A time that cannot be read
+// is zero: never changed means "changed now" to ensureFilter, never removed
+// means nothing is in flight.
+type history struct {
+	changed, removed time.Time
+	hosts            []shadow.Host
+}
+
+func historyOf(ef *istiov1alpha3.EnvoyFilter) history {
+	var h history
+	if ef == nil {
+		return h
+	}
+	a := ef.Annotations
+	h.changed, _ = time.Parse(time.RFC3339Nano, a[annotationChanged])
+	h.removed, _ = time.Parse(time.RFC3339Nano, a[annotationMirrorRemoved])
+	_ = json.Unmarshal([]byte(a[annotationHosts]), &h.hosts)
+	return h
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// wantHosts are the hosts the sanitizer strips for now: production's, those
+// of every route that still records a mirror of the preview, and, until the
+// settle time after the last mirror came off, those it stripped for before.
+func wantHosts(src source, placed []placement, have history, now time.Time, settle time.Duration) []shadow.Host {
+	hosts := shadow.HostsOf(src.namespace, src.hosts)
+	for _, pl := range placed {
+		hosts = append(hosts, shadow.HostsOf(pl.namespace, pl.hosts)...)
+	}
+	if now.Before(have.removed.Add(settle)) {
+		hosts = append(hosts, have.hosts...)
+	}
+	slices.SortFunc(hosts, func(a, b shadow.Host) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Namespace, b.Namespace))
+	})
+	return slices.Compact(hosts)
 }

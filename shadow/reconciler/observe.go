@@ -12,6 +12,7 @@ import (
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	networkingv1 "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	istiov1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,12 +44,24 @@ type world struct {
 	source   source
 	// selector is the preview Service's: the sanitizer runs on its pods.
 	selector map[string]string
-	// sanitizer is the filter's Lua; empty when the preview is not allowed.
+	// sanitizer is the filter's Lua, for hosts; empty when the preview is
+	// not allowed.
 	sanitizer string
+	hosts     []shadow.Host
+	// filter is the sanitizer as the cache has it, nil when there is none.
+	filter    *istiov1alpha3.EnvoyFilter
 	run       *v1alpha1.AnalysisRun
 	createRun bool
 	// placed are the VirtualServices that record a mirror of this preview.
 	placed []placement
+}
+
+// mirroringFromSource reports whether the preview's mirror is recorded on
+// the route it copies from now.
+func (w *world) mirroringFromSource() bool {
+	return w.source.vs != "" && slices.ContainsFunc(w.placed, func(pl placement) bool {
+		return pl.namespace == w.source.namespace && pl.vs == w.source.vs
+	})
 }
 
 // placement is a VirtualService that records a mirror of a preview.
@@ -58,18 +71,45 @@ type placement struct {
 }
 
 // placements are the VirtualServices, in any namespace, whose record names
-// owner: where its mirrors are, whatever the Preview says now, and even
-// once it is gone.
+// owner, or whose record cannot be read: where its mirrors are, whatever the
+// Preview says now, and even once it is gone.
 func (r *Reconciler) placements(ctx context.Context, owner string) ([]placement, error) {
-	var list istiov1.VirtualServiceList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{indexPreviewOwner: owner}); err != nil {
-		return nil, fmt.Errorf("list virtualservices recording %s: %w", owner, err)
-	}
-	out := make([]placement, 0, len(list.Items))
-	for _, vs := range list.Items {
-		out = append(out, placement{namespace: vs.Namespace, vs: vs.Name, hosts: vs.Spec.GetHosts()})
+	var out []placement
+	for _, key := range []string{owner, istio.UnknownPreviews} {
+		var list istiov1.VirtualServiceList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{indexPreviewOwner: key}); err != nil {
+			return nil, fmt.Errorf("list virtualservices recording %s: %w", key, err)
+		}
+		for _, vs := range list.Items {
+			out = append(out, placement{namespace: vs.Namespace, vs: vs.Name, hosts: vs.Spec.GetHosts()})
+		}
 	}
 	return out, nil
+}
+
+// livePlacements are the placements as the API server has them, past the
+// cache, which may not have seen a mirror written just now: asked only
+// before the sanitizer goes.
+func (r *Reconciler) livePlacements(ctx context.Context, owner string) ([]placement, error) {
+	if r.APIReader == nil {
+		return nil, nil
+	}
+	var out []placement
+	var list istiov1.VirtualServiceList
+	for cont := ""; ; {
+		if err := r.APIReader.List(ctx, &list, client.Limit(500), client.Continue(cont)); err != nil {
+			return nil, fmt.Errorf("list virtualservices: %w", err)
+		}
+		for _, vs := range list.Items {
+			owners := istio.PreviewOwners(vs)
+			if slices.Contains(owners, owner) || slices.Contains(owners, istio.UnknownPreviews) {
+				out = append(out, placement{namespace: vs.Namespace, vs: vs.Name, hosts: vs.Spec.GetHosts()})
+			}
+		}
+		if cont = list.Continue; cont == "" {
+			return out, nil
+		}
+	}
 }
 
 // observe reads, from the cache, what deciding on p needs. What stands in
@@ -115,8 +155,12 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 		return nil, fmt.Errorf("get namespace %s: %w", p.Namespace, err)
 	}
 	w.request = shadow.RequestOf(p, ns.Labels)
-	own := shadow.OwnerOf(p.Namespace, p.Name)
-	w.request.Others = len(slices.DeleteFunc(slices.Clone(w.source.mirroring), func(o string) bool { return o == own }))
+	// The previews ahead of this one in the record: lowering maxPreviews
+	// keeps the first ones mirroring rather than denying them all in turn.
+	w.request.Others = len(w.source.mirroring)
+	if i := slices.Index(w.source.mirroring, shadow.OwnerOf(p.Namespace, p.Name)); i >= 0 {
+		w.request.Others = i
+	}
 	var policies v1alpha1.MirrorPolicyList
 	if err := r.Client.List(ctx, &policies, client.InNamespace(p.Spec.Source.Namespace)); err != nil {
 		return nil, fmt.Errorf("list mirror policies in %s: %w", p.Spec.Source.Namespace, err)
@@ -128,22 +172,19 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 	} else if why != "" {
 		problem("%s", why)
 	}
+	var ef istiov1alpha3.EnvoyFilter
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: filterName(p.Name)}, &ef); {
+	case err == nil:
+		w.filter = &ef
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("get envoyfilter %s/%s: %w", p.Namespace, filterName(p.Name), err)
+	}
 	if w.observed.Decision.Allowed && w.source.vs != "" {
-		// Production's hosts, and those of every route the preview still
-		// copies from (its source changed), so that no copy in flight from
-		// the old route arrives unstripped.
-		hosts := slices.Clone(w.source.hosts)
-		for _, pl := range w.placed {
-			for _, h := range pl.hosts {
-				if !strings.Contains(h, ".") {
-					h += "." + pl.namespace
-				}
-				hosts = append(hosts, h)
-			}
-		}
+		// So that no copy in flight from a route the preview copied from
+		// before (its source changed) arrives unstripped.
+		w.hosts = wantHosts(w.source, w.placed, historyOf(w.filter), w.observed.Now, r.settle())
 		lua, err := shadow.Sanitizer{
-			Hosts: hosts, Namespace: w.source.namespace, ClusterDomain: r.ClusterDomain,
-			Remove: w.observed.Decision.RemoveHeaders,
+			Hosts: w.hosts, ClusterDomain: r.ClusterDomain, Remove: w.observed.Decision.RemoveHeaders,
 		}.Lua()
 		if err != nil {
 			problem("the filter that strips the copies' headers cannot be built for %s: %v", shadow.SourceText(w.source.namespace, w.source.vs, w.source.route), err)
@@ -238,7 +279,7 @@ func (r *Reconciler) observeService(ctx context.Context, p *v1alpha1.Preview, w 
 		return fmt.Sprintf("service %s/%s has no port %d", p.Namespace, svc.Name, p.Spec.Service.Port), nil
 	}
 	if opaque(svc.Spec.Ports[i]) {
-		return fmt.Sprintf("service %s/%s port %d is declared TCP (its name or appProtocol): Istio runs no HTTP filter on it, so the copies' headers could not be stripped", p.Namespace, svc.Name, p.Spec.Service.Port), nil
+		return fmt.Sprintf("service %s/%s port %d is declared TCP or TLS (its name or appProtocol): Istio runs no HTTP filter on it, so the copies' headers could not be stripped", p.Namespace, svc.Name, p.Spec.Service.Port), nil
 	}
 	w.selector = svc.Spec.Selector
 	return "", nil
@@ -252,7 +293,7 @@ func opaque(sp corev1.ServicePort) bool {
 		proto, _, _ = strings.Cut(strings.ToLower(sp.Name), "-")
 	}
 	switch proto {
-	case "tcp", "tls", "mongo", "mysql", "redis":
+	case "tcp", "tls", "https", "mongo", "mysql", "redis":
 		return true
 	}
 	return false

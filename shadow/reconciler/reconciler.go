@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	istiov1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,10 +44,14 @@ const finalizer = "tugboat.dev/preview-mirror"
 // Reconciler drives Previews.
 type Reconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
-	Client   client.Client
-	Router   router
-	Recorder recorder
-	Metrics  *Metrics
+	Client client.Client
+	// APIReader reads from the API server itself: before a sanitizer goes,
+	// so that a mirror written a moment ago, which the cache has not seen
+	// yet, is found (the manager's GetAPIReader).
+	APIReader client.Reader
+	Router    router
+	Recorder  recorder
+	Metrics   *Metrics
 	// Now is time.Now in the controller, fixed or stepped in tests.
 	Now func() time.Time
 	// ClusterDomain is the cluster's DNS domain (cluster.local when empty).
@@ -120,14 +125,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	out := shadow.Decide(shadow.ProgressOf(p.Status), w.observed)
 	log.FromContext(ctx).V(1).Info("decided", "phase", out.Phase, "mirror", out.Mirror, "measure", out.Measure)
 	retry := out.RequeueAfter
-	if err := r.act(ctx, &p, w, out); err != nil {
-		var problem *problemError
-		if !errors.As(err, &problem) {
-			return reconcile.Result{}, err
+	err = r.act(ctx, &p, w, out)
+	var problem *problemError
+	var waiting *waitError
+	switch {
+	case errors.As(err, &waiting):
+		// Nothing changes on the routes meanwhile: copies that flow go on,
+		// and a preview not yet copying says what it waits for.
+		if !w.mirroringFromSource() {
+			w.observed.Problem = waiting.msg
+			out = shadow.Decide(shadow.ProgressOf(p.Status), w.observed)
 		}
+		retry = min(out.RequeueAfter, waiting.after)
+	case errors.As(err, &problem):
 		// Found only by acting (a route of the mirror's name that is not
-		// Tugboat's, a filter still settling): decided on like any other
-		// problem.
+		// Tugboat's, a run the API server refuses): decided on like any
+		// other problem.
 		w.observed.Problem = problem.msg
 		out = shadow.Decide(shadow.ProgressOf(p.Status), w.observed)
 		if err := r.act(ctx, &p, w, out); err != nil && !errors.As(err, &problem) {
@@ -137,6 +150,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if problem.retry > 0 {
 			retry = min(retry, problem.retry)
 		}
+	case err != nil:
+		return reconcile.Result{}, err
 	}
 	if err := r.record(ctx, &p, w, out); err != nil {
 		if apierrors.IsConflict(err) {
@@ -147,16 +162,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{RequeueAfter: retry}, nil
 }
 
-// release lets a deleted Preview go: its mirrors come off every route, then,
-// once the proxies have had the settle time to stop copying, the sanitizer
-// goes and the finalizer with it.
+// release lets a deleted Preview go once sweep is done: its mirrors off
+// every route, and its sanitizer gone the settle time after.
 func (r *Reconciler) release(ctx context.Context, p *v1alpha1.Preview) (reconcile.Result, error) {
 	res, err := r.sweep(ctx, client.ObjectKeyFromObject(p))
 	if err != nil || res.RequeueAfter > 0 {
 		return res, err
-	}
-	if wait := p.DeletionTimestamp.Add(r.settle()).Sub(r.Now()); wait > 0 {
-		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	base := p.DeepCopy()
 	controllerutil.RemoveFinalizer(p, finalizer)
@@ -170,24 +181,53 @@ func (r *Reconciler) release(ctx context.Context, p *v1alpha1.Preview) (reconcil
 	return reconcile.Result{}, nil
 }
 
-// sweep takes a preview's mirrors off every route that records one; once
-// none does (and the proxies have had the settle time), its sanitizer goes.
+// sweep takes a preview's mirrors off every route that records one, the
+// cache's view checked against the API server's; once none does, and the
+// proxies have had the settle time since the last came off, its sanitizer
+// goes.
 func (r *Reconciler) sweep(ctx context.Context, key client.ObjectKey) (reconcile.Result, error) {
 	owner := shadow.OwnerOf(key.Namespace, key.Name)
 	placed, err := r.placements(ctx, owner)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	for _, pl := range placed {
-		if err := r.removeMirror(ctx, owner, pl); err != nil {
+	var ef istiov1alpha3.EnvoyFilter
+	var filter *istiov1alpha3.EnvoyFilter
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: filterName(key.Name)}, &ef); {
+	case err == nil:
+		filter = &ef
+	case !apierrors.IsNotFound(err):
+		return reconcile.Result{}, fmt.Errorf("get envoyfilter %s/%s: %w", key.Namespace, filterName(key.Name), err)
+	}
+	if len(placed) == 0 && filter != nil {
+		if placed, err = r.livePlacements(ctx, owner); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
 	if len(placed) > 0 {
+		if err := r.takeOff(ctx, owner, filter, placed); err != nil {
+			return reconcile.Result{}, err
+		}
 		return reconcile.Result{RequeueAfter: r.settle()}, nil
+	}
+	if filter == nil {
+		return reconcile.Result{}, nil
+	}
+	if wait := historyOf(filter).removed.Add(r.settle()).Sub(r.Now()); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	return reconcile.Result{}, r.deleteFilter(ctx, key)
 }
+
+// waitError is a wait found only by acting (the sanitizer settling, a
+// write that lost a race): nothing on the routes changes meanwhile, and
+// the preview is looked at again after.
+type waitError struct {
+	msg   string
+	after time.Duration
+}
+
+func (e *waitError) Error() string { return e.msg }
 
 // problemError is a problem found only by acting, which the preview waits
 // out as Pending; retry, when set, is when to look again.

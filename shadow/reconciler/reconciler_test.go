@@ -90,7 +90,7 @@ type fixture struct {
 // given creates a production namespace with a VirtualService "shop" (route
 // primary) and a preview namespace, labelled as the test says, with the
 // preview's Service, and starts a controller.
-func given(t *testing.T, previewLabels map[string]string) *fixture {
+func given(t *testing.T, previewLabels map[string]string, with ...func(*reconciler.Reconciler)) *fixture {
 	t.Helper()
 	n := counter.Add(1)
 	f := &fixture{t: t, prod: fmt.Sprintf("prod%d", n), preview: fmt.Sprintf("pr%d", n), c: env.Client, clock: &clock{}}
@@ -111,11 +111,11 @@ func given(t *testing.T, previewLabels map[string]string) *fixture {
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.preview, Name: "shop"},
 		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "shop"}, Ports: []corev1.ServicePort{{Port: 8080}}},
 	})
-	f.start()
+	f.start(with...)
 	return f
 }
 
-func (f *fixture) start() {
+func (f *fixture) start(with ...func(*reconciler.Reconciler)) {
 	f.t.Helper()
 	mgr, err := ctrl.NewManager(controllerUser, ctrl.Options{
 		Scheme:                 env.Scheme,
@@ -127,12 +127,16 @@ func (f *fixture) start() {
 		f.t.Fatal(err)
 	}
 	r := &reconciler.Reconciler{
-		Client:   mgr.GetClient(),
-		Router:   &istio.Router{Client: mgr.GetClient()},
-		Recorder: mgr.GetEventRecorder("tugboat"),
-		Now:      f.clock.Now,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Router:    &istio.Router{Client: mgr.GetClient()},
+		Recorder:  mgr.GetEventRecorder("tugboat"),
+		Now:       f.clock.Now,
 		// Short, so that the tests wait a little for the sanitizer too.
 		SanitizerSettle: time.Second,
+	}
+	for _, w := range with {
+		w(r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.SetupWithManager(ctx, mgr, 2); err != nil {
@@ -506,15 +510,19 @@ func TestARegexEnvoyCannotReadWaits(t *testing.T) {
 }
 
 func TestATCPPortWaits(t *testing.T) {
-	f := given(t, map[string]string{"tugboat.dev/preview": "true"})
-	f.policy()
-	f.create(&corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.preview, Name: "raw"},
-		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "raw"}, Ports: []corev1.ServicePort{{Name: "tcp-app", Port: 8080}}},
-	})
-	f.newPreview(func(p *v1alpha1.Preview) { p.Spec.Service.Name = "raw" })
-	p := f.eventually("Pending", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Pending" })
-	if !strings.Contains(p.Status.Message, "is declared TCP") {
-		t.Errorf("message %q", p.Status.Message)
+	for _, name := range []string{"tcp-app", "https"} {
+		t.Run(name, func(t *testing.T) {
+			f := given(t, map[string]string{"tugboat.dev/preview": "true"})
+			f.policy()
+			f.create(&corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Namespace: f.preview, Name: "raw"},
+				Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "raw"}, Ports: []corev1.ServicePort{{Name: name, Port: 8080}}},
+			})
+			f.newPreview(func(p *v1alpha1.Preview) { p.Spec.Service.Name = "raw" })
+			p := f.eventually("Pending", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Pending" })
+			if !strings.Contains(p.Status.Message, "is declared TCP") {
+				t.Errorf("message %q", p.Status.Message)
+			}
+		})
 	}
 }

@@ -49,12 +49,22 @@ func readPreviews(vs *istiov1.VirtualService) (map[string]previewWant, error) {
 	return rec, nil
 }
 
+// UnknownPreviews stands, among PreviewOwners, for every preview: vs
+// carries mirroring routes under a record of wants that cannot be read, so
+// any of them may be a preview's, and taking any preview's mirror off vs
+// takes them all.
+const UnknownPreviews = "preview:*"
+
 // PreviewOwners are the previews recorded as mirroring a route of vs, for
 // the Preview controller's index: it finds a preview's mirrors by them even
-// once the Preview is gone. An unreadable record names none.
+// once the Preview is gone. With the record unreadable and mirroring routes
+// placed, it is UnknownPreviews alone.
 func PreviewOwners(vs *istiov1.VirtualService) []string {
 	rec, err := readPreviews(vs)
 	if err != nil {
+		if len(placedRoutes(vs)) > 0 {
+			return []string{UnknownPreviews}
+		}
 		return nil
 	}
 	return slices.Sorted(maps.Keys(rec))
