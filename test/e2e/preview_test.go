@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -214,32 +215,49 @@ func (s *scenario) mirrorHosts() string {
 	return strings.Join(hosts, " ")
 }
 
-// virtualServiceSettles checks that podinfo's VirtualService is not written
-// for d: every owner computes the same routes, so none undoes another.
+// virtualServiceSettles checks that podinfo's VirtualService is written
+// for d only when the canary moves to another step: every owner computes the
+// same routes, so none undoes another. It watches all of d, whatever the
+// steps do.
 func (s *scenario) virtualServiceSettles(d time.Duration) {
 	s.t.Helper()
-	var vs istiov1.VirtualService
-	if err := box.Client().Get(s.t.Context(), s.key, &vs); err != nil {
-		s.t.Fatal(err)
+	read := func() (string, int32) {
+		var vs istiov1.VirtualService
+		var ro v1alpha1.Rollout
+		if err := box.Client().Get(s.t.Context(), s.key, &vs); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := box.Client().Get(s.t.Context(), s.key, &ro); err != nil {
+			s.t.Fatal(err)
+		}
+		return vs.ResourceVersion, ptr.Deref(ro.Status.CurrentStepIndex, -1)
 	}
-	rv := vs.ResourceVersion
+	rv, step := read()
+	writes := 0
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
 		<-tick.C
-		if err := box.Client().Get(s.t.Context(), s.key, &vs); err != nil {
-			s.t.Fatal(err)
+		now, at := read()
+		if now == rv {
+			continue
 		}
-		if vs.ResourceVersion != rv {
-			var ro v1alpha1.Rollout
-			_ = box.Client().Get(s.t.Context(), s.key, &ro)
-			if ro.Status.CurrentStepIndex == nil || *ro.Status.CurrentStepIndex != 2 {
-				return // the canary moved on to a step that writes the route
-			}
-			s.t.Fatalf("the VirtualService was rewritten during the analysis step (%s → %s): owners fight\n%s", rv, vs.ResourceVersion, box.ControllerLog(20))
+		// The Rollout writes the route before its status: give its step
+		// two seconds to show.
+		moved := at != step
+		wait.PollUntilContextTimeout(s.t.Context(), 100*time.Millisecond, 2*time.Second, true, func(context.Context) (bool, error) { //nolint:errcheck // moved says
+			_, at = read()
+			moved = at != step
+			return moved, nil
+		})
+		if !moved {
+			s.t.Fatalf("the VirtualService was rewritten at step %d (%s → %s): owners fight\n%s", step, rv, now, box.ControllerLog(20))
 		}
+		writes++
+		rv, step = read()
 	}
+	fmt.Fprintf(&s.log, "the VirtualService settled for %s (%d writes, each for a new step)\n", d, writes)
 }
 
 // count is the value of a PromQL query that sums to one number; 0 when
