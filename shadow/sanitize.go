@@ -146,9 +146,10 @@ func (s Sanitizer) hosts() (m matcher, _ error) {
 		case !dnsName.MatchString(h):
 			return m, fmt.Errorf("host %q: not a DNS name", h)
 		case strings.HasPrefix(h, "*."):
-			suffixes, short := wildcardNames(h[2:], ns, domain)
+			suffixes, short, all := wildcardNames(h[2:], ns, domain)
 			m.suffixes = append(m.suffixes, suffixes...)
 			m.short = m.short || short
+			m.all = m.all || all
 		default:
 			m.exact = append(m.exact, serviceNames(h, ns, domain)...)
 		}
@@ -160,22 +161,28 @@ func (s Sanitizer) hosts() (m matcher, _ error) {
 }
 
 // wildcardNames are the suffixes that "*."+d covers, and whether it covers
-// short names too: over a namespace's Services (prod.svc.cluster.local,
-// prod.svc), every name a client reaches one of them by; from that
-// namespace, its short names too. Any other domain is its subdomains.
-func wildcardNames(d, namespace, domain string) (suffixes []string, short bool) {
+// short names too, or every name: over a namespace's Services
+// (prod.svc.cluster.local, prod.svc), every name a client reaches one of
+// them by, short ones included (any client in the namespace may use them);
+// over every Service (svc.cluster.local, cluster.local, svc), every host.
+// Any other domain is its subdomains.
+func wildcardNames(d, namespace, domain string) (suffixes []string, short, all bool) {
+	if d == domain || d == "svc."+domain || d == "svc" {
+		return nil, false, true
+	}
 	ns, ok := strings.CutSuffix(strings.TrimSuffix(d, "."+domain), ".svc")
 	if !ok || strings.Contains(ns, ".") {
-		return []string{"." + d}, false
+		return []string{"." + d}, false, false
 	}
-	return []string{"." + ns, "." + ns + ".svc", "." + ns + ".svc." + domain}, ns == namespace
+	return []string{"." + ns, "." + ns + ".svc", "." + ns + ".svc." + domain}, true, false
 }
 
 // serviceNames are the names clients reach a Kubernetes Service by, whichever
 // of them the VirtualService names it by (web, web.prod, web.prod.svc or
-// web.prod.svc.cluster.local): a copy keeps the name its client used. The
-// short name counts only in the VirtualService's namespace. A host that is
-// not a Service's name (shop.example.com) is itself alone.
+// web.prod.svc.cluster.local): a copy keeps the name its client used, and
+// a client in the Service's namespace may use the short one, wherever the
+// VirtualService is. A host that is not a Service's name (shop.example.com)
+// is itself alone.
 func serviceNames(h, namespace, domain string) []string {
 	svc, ns := h, namespace
 	switch parts := strings.Split(strings.TrimSuffix(strings.TrimSuffix(h, "."+domain), ".svc"), "."); {
@@ -185,11 +192,7 @@ func serviceNames(h, namespace, domain string) []string {
 	default:
 		return []string{h}
 	}
-	names := []string{svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc." + domain}
-	if ns == namespace {
-		names = append(names, svc)
-	}
-	return names
+	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc." + domain}
 }
 
 func luaList(vs []string) string {

@@ -14,8 +14,9 @@ func TestServiceNamesCoverEveryNameAClientUses(t *testing.T) {
 		{"web.prod", []string{"web", "web.prod", "web.prod.svc", "web.prod.svc.cluster.local"}},
 		{"web.prod.svc", []string{"web", "web.prod", "web.prod.svc", "web.prod.svc.cluster.local"}},
 		{"web.prod.svc.cluster.local", []string{"web", "web.prod", "web.prod.svc", "web.prod.svc.cluster.local"}},
-		// Another namespace's Service: its short name means something else here.
-		{"api.payments.svc.cluster.local", []string{"api.payments", "api.payments.svc", "api.payments.svc.cluster.local"}},
+		// Another namespace's Service: its own namespace's clients reach it by
+		// the short name, and their copies keep it.
+		{"api.payments.svc.cluster.local", []string{"api", "api.payments", "api.payments.svc", "api.payments.svc.cluster.local"}},
 		{"shop.example.com", []string{"shop.example.com"}},
 	} {
 		got := serviceNames(tc.host, "prod", "cluster.local")

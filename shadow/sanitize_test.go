@@ -124,7 +124,9 @@ func TestSanitizerWildcards(t *testing.T) {
 		{"a namespace's Services, by the short name from it", "*.prod.svc.cluster.local", "web", true},
 		{"the short form of the wildcard", "*.prod.svc", "web.prod.svc", true},
 		{"another namespace's Services stay", "*.prod.svc.cluster.local", "web.pr-42.svc.cluster.local", false},
-		{"another namespace's wildcard leaves short names", "*.shop.svc.cluster.local", "web", false},
+		{"another namespace's wildcard, by the short name its clients use", "*.shop.svc.cluster.local", "web", true},
+		{"a wildcard over every Service", "*.svc.cluster.local", "web.pr-42", true},
+		{"a wildcard over the cluster domain", "*.cluster.local", "web", true},
 		{"a domain's subdomains", "*.example.com", "eu.example.com", true},
 		{"every host", "*", "web.pr-42.svc.cluster.local", true},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -21,24 +22,36 @@ import (
 
 // act carries out an outcome so that no copy reaches the preview
 // unstripped: a mirror is written only once the sanitizer has been as it is
-// for the settle time, and the sanitizer stays as long as the Preview does
-// (and the settle time after its last mirror came off, see sweep). An
-// analysis run that could not be created stops the mirror before it is
-// written. Then the run is created, or stopped once the outcome is final.
+// for the settle time (a change that strips more takes the mirror off until
+// then), and the sanitizer stays as long as the Preview does (and the
+// settle time after its last mirror came off, see sweep). An analysis run
+// the API server would refuse stops the mirror before it is written. Then
+// the run is created, or stopped once the outcome is final.
 func (r *Reconciler) act(ctx context.Context, p *v1alpha1.Preview, w *world, out shadow.Outcome) error {
 	owner := shadow.OwnerOf(p.Namespace, p.Name)
 	if !out.Mirror {
-		if err := r.takeOff(ctx, owner, w.filter, w.placed); err != nil {
+		if err := r.takeOff(ctx, owner, w, w.placed); err != nil {
 			return err
 		}
 		return r.actRun(ctx, p, w, out)
 	}
-	ready, err := r.ensureFilter(ctx, p, w)
+	ready, covered, err := r.ensureFilter(ctx, p, w)
 	if err != nil {
 		return err
 	}
 	if wait := ready.Sub(r.Now()); wait > 0 {
-		return &waitError{after: wait, msg: fmt.Sprintf("waiting for the filter that strips the copies' headers to reach the preview's proxies (the settle time, %s) before the mirror is written", r.settle())}
+		// Copies the proxies' filter may not strip yet stop meanwhile; those
+		// it stripped before the change go on.
+		var uncovered []placement
+		for _, pl := range w.placed {
+			if slices.ContainsFunc(shadow.HostsOf(pl.namespace, pl.hosts), func(h shadow.Host) bool { return !slices.Contains(covered, h) }) {
+				uncovered = append(uncovered, pl)
+			}
+		}
+		if err := r.takeOff(ctx, owner, w, uncovered); err != nil {
+			return err
+		}
+		return &waitError{after: wait, msg: fmt.Sprintf("waiting for the filter that strips the copies' headers to reach the preview's proxies as it is now (the settle time, %s) before the mirror is written", r.settle())}
 	}
 	if err := r.tryRun(ctx, p, w, out); err != nil {
 		return err
@@ -49,7 +62,7 @@ func (r *Reconciler) act(ctx context.Context, p *v1alpha1.Preview, w *world, out
 			elsewhere = append(elsewhere, pl)
 		}
 	}
-	if err := r.takeOff(ctx, owner, w.filter, elsewhere); err != nil {
+	if err := r.takeOff(ctx, owner, w, elsewhere); err != nil {
 		return err
 	}
 	m := shadow.Plan(w.request, w.observed.Decision, shadow.TargetOf(p), shadow.MatchOf(p.Spec.Match))
@@ -87,23 +100,38 @@ func (r *Reconciler) tryRun(ctx context.Context, p *v1alpha1.Preview, w *world, 
 }
 
 // takeOff takes owner's mirrors off the VirtualServices placed, having
-// first marked on the sanitizer when, so that it stays the settle time
-// after.
-func (r *Reconciler) takeOff(ctx context.Context, owner string, filter *istiov1alpha3.EnvoyFilter, placed []placement) error {
+// first marked on the preview's sanitizer when, so that it stays the settle
+// time after; w no longer counts them.
+func (r *Reconciler) takeOff(ctx context.Context, owner string, w *world, placed []placement) error {
 	if len(placed) == 0 {
 		return nil
 	}
-	if filter != nil {
-		patch := client.MergeFrom(filter.DeepCopy())
-		metav1.SetMetaDataAnnotation(&filter.ObjectMeta, annotationMirrorRemoved, stamp(r.Now()))
-		if err := r.Client.Patch(ctx, filter, patch); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("mark on envoyfilter %s/%s when the mirror came off: %w", filter.Namespace, filter.Name, err)
+	if w.ownFilter {
+		if err := r.markRemoval(ctx, w.filter); err != nil {
+			return err
 		}
 	}
 	for _, pl := range placed {
 		if err := r.removeMirror(ctx, owner, pl); err != nil {
 			return err
 		}
+	}
+	w.placed = slices.DeleteFunc(w.placed, func(pl placement) bool {
+		return slices.ContainsFunc(placed, func(o placement) bool { return o.namespace == pl.namespace && o.vs == pl.vs })
+	})
+	return nil
+}
+
+// markRemoval records on a sanitizer that a mirror is coming off now.
+func (r *Reconciler) markRemoval(ctx context.Context, filter *istiov1alpha3.EnvoyFilter, also ...string) error {
+	patch := client.MergeFrom(filter.DeepCopy())
+	at := stamp(r.Now())
+	metav1.SetMetaDataAnnotation(&filter.ObjectMeta, annotationMirrorRemoved, at)
+	for _, key := range also {
+		metav1.SetMetaDataAnnotation(&filter.ObjectMeta, key, at)
+	}
+	if err := r.Client.Patch(ctx, filter, patch); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("mark on envoyfilter %s/%s when the mirror came off: %w", filter.Namespace, filter.Name, err)
 	}
 	return nil
 }
@@ -125,14 +153,17 @@ func (r *Reconciler) removeMirror(ctx context.Context, owner string, pl placemen
 }
 
 // ensureFilter puts the sanitizer on the preview's pods as w wants it, and
-// returns when copies may rely on it: the settle time after it last
-// changed. It carries a finalizer, so that nothing (the namespace's
-// deletion, say) takes it away before the mirror; one deleted by hand is
-// let go once the mirror is off and settled, and made again.
-func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *world) (time.Time, error) {
+// returns when copies may rely on it: the settle time after it last changed
+// in a way that strips more. A change that only drops hosts it no longer
+// needs leaves that time as it is; one that only adds hosts says which it
+// covered before (covered), whose copies may go on meanwhile; after any
+// other, none may. It carries a finalizer, so that nothing (the namespace's
+// deletion, say) takes it away before the mirror; one deleted by hand is let
+// go as a deleted Preview's is (see sweep), then made again.
+func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *world) (ready time.Time, covered []shadow.Host, _ error) {
 	want, err := sanitizerFilter(p, w.selector, w.sanitizer, w.hosts)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, nil, err
 	}
 	now := r.Now()
 	have := w.filter
@@ -142,29 +173,36 @@ func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *w
 		metav1.SetMetaDataAnnotation(&want.ObjectMeta, annotationChanged, stamp(now))
 		if err := r.Client.Create(ctx, want); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				return time.Time{}, &waitError{after: time.Second, msg: "the filter that strips the copies' headers is being created"}
+				return time.Time{}, nil, &waitError{after: time.Second, msg: "the filter that strips the copies' headers is being created"}
 			}
-			return time.Time{}, fmt.Errorf("create envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
+			return time.Time{}, nil, fmt.Errorf("create envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
 		}
-		return now.Add(r.settle()), nil
-	case have.Labels[labelPreview] != p.Name || have.Labels[labelManagedBy] != managedBy:
-		return time.Time{}, &problemError{msg: fmt.Sprintf("envoyfilter %s/%s exists and is not this Preview's", have.Namespace, have.Name)}
+		return now.Add(r.settle()), nil, nil
+	case !w.ownFilter:
+		return time.Time{}, nil, &problemError{msg: fmt.Sprintf("envoyfilter %s/%s exists and is not this Preview's", have.Namespace, have.Name)}
 	case !have.DeletionTimestamp.IsZero():
-		msg := fmt.Sprintf("envoyfilter %s/%s, which strips the copies' headers, is being deleted; it is made again once the mirror is off", have.Namespace, have.Name)
-		if len(w.placed) > 0 {
-			return time.Time{}, &problemError{msg: msg, retry: r.settle()}
+		msg := fmt.Sprintf("envoyfilter %s/%s, which strips the copies' headers, is being deleted; it is made again once the mirror is off and settled", have.Namespace, have.Name)
+		res, err := r.sweep(ctx, client.ObjectKeyFromObject(p))
+		if err != nil {
+			return time.Time{}, nil, err
 		}
-		if wait := historyOf(have).removed.Add(r.settle()).Sub(now); wait > 0 {
-			return time.Time{}, &problemError{msg: msg, retry: wait}
+		w.placed = nil
+		retry := res.RequeueAfter
+		if retry == 0 {
+			retry = time.Second
+			if !controllerutil.ContainsFinalizer(have, finalizer) {
+				// Only others' finalizers hold it now.
+				retry = r.settle()
+			}
 		}
-		if err := r.deleteFilter(ctx, client.ObjectKeyFromObject(p)); err != nil {
-			return time.Time{}, err
-		}
-		return time.Time{}, &problemError{msg: msg, retry: time.Second}
+		return time.Time{}, nil, &problemError{msg: msg, retry: retry}
 	}
 	h := historyOf(have)
-	changed := !proto.Equal(&have.Spec, &want.Spec) || have.Annotations[annotationHosts] != want.Annotations[annotationHosts] || h.changed.IsZero()
-	if changed || !controllerutil.ContainsFinalizer(have, finalizer) || len(have.OwnerReferences) > 0 {
+	changed := !proto.Equal(&have.Spec, &want.Spec) || have.Annotations[annotationHosts] != want.Annotations[annotationHosts]
+	hostsOnly := r.sameButHosts(p, w, have, h.hosts)
+	grows := slices.ContainsFunc(w.hosts, func(x shadow.Host) bool { return !slices.Contains(h.hosts, x) })
+	widens := h.changed.IsZero() || (changed && (!hostsOnly || grows))
+	if changed || widens || !controllerutil.ContainsFinalizer(have, finalizer) || len(have.OwnerReferences) > 0 {
 		update := have.DeepCopy()
 		update.Spec = *want.Spec.DeepCopy()
 		// Filters made by earlier versions were owned by the Preview, which
@@ -172,41 +210,49 @@ func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *w
 		update.OwnerReferences = nil
 		controllerutil.AddFinalizer(update, finalizer)
 		metav1.SetMetaDataAnnotation(&update.ObjectMeta, annotationHosts, want.Annotations[annotationHosts])
-		if changed {
+		if widens {
 			h.changed = now
 			metav1.SetMetaDataAnnotation(&update.ObjectMeta, annotationChanged, stamp(now))
 		}
 		if err := r.Client.Update(ctx, update); err != nil {
 			if apierrors.IsConflict(err) {
-				return time.Time{}, &waitError{after: time.Second, msg: "the filter that strips the copies' headers changed meanwhile; trying again"}
+				return time.Time{}, nil, &waitError{after: time.Second, msg: "the filter that strips the copies' headers changed meanwhile; trying again"}
 			}
-			return time.Time{}, fmt.Errorf("update envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
+			return time.Time{}, nil, fmt.Errorf("update envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
 		}
 		w.filter = update
 	}
-	return h.changed.Add(r.settle()), nil
+	if hostsOnly {
+		covered = h.hosts
+	}
+	return h.changed.Add(r.settle()), covered, nil
 }
 
-// deleteFilter takes the sanitizer of the preview key names away.
-func (r *Reconciler) deleteFilter(ctx context.Context, key client.ObjectKey) error {
-	var have istiov1alpha3.EnvoyFilter
-	name := filterName(key.Name)
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: name}, &have); {
-	case apierrors.IsNotFound(err):
-		return nil
-	case err != nil:
-		return fmt.Errorf("get envoyfilter %s/%s: %w", key.Namespace, name, err)
-	case have.Labels[labelPreview] != key.Name || have.Labels[labelManagedBy] != managedBy:
-		return nil
+// sameButHosts reports whether the sanitizer w wants is the one it has but
+// for its hosts: the same headers, pods and script otherwise.
+func (r *Reconciler) sameButHosts(p *v1alpha1.Preview, w *world, have *istiov1alpha3.EnvoyFilter, hosts []shadow.Host) bool {
+	if len(hosts) == 0 {
+		return false
 	}
-	if controllerutil.ContainsFinalizer(&have, finalizer) {
+	lua, err := shadow.Sanitizer{Hosts: hosts, ClusterDomain: r.ClusterDomain, Remove: w.observed.Decision.RemoveHeaders}.Lua()
+	if err != nil {
+		return false
+	}
+	was, err := sanitizerFilter(p, w.selector, lua, hosts)
+	return err == nil && proto.Equal(&was.Spec, &have.Spec)
+}
+
+// deleteFilter lets the sanitizer go: its finalizer off, if the filter is
+// still as it was read, and deleted.
+func (r *Reconciler) deleteFilter(ctx context.Context, have *istiov1alpha3.EnvoyFilter) error {
+	if controllerutil.ContainsFinalizer(have, finalizer) {
 		base := have.DeepCopy()
-		controllerutil.RemoveFinalizer(&have, finalizer)
-		if err := r.Client.Patch(ctx, &have, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+		controllerutil.RemoveFinalizer(have, finalizer)
+		if err := r.Client.Patch(ctx, have, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("let envoyfilter %s/%s go: %w", have.Namespace, have.Name, err)
 		}
 	}
-	if err := r.Client.Delete(ctx, &have, client.Preconditions{UID: &have.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+	if err := client.IgnoreNotFound(r.Client.Delete(ctx, have, client.Preconditions{UID: &have.UID, ResourceVersion: &have.ResourceVersion})); err != nil && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
 	}
 	return nil

@@ -24,6 +24,12 @@ const (
 	labelPreview   = "tugboat.dev/preview"
 )
 
+// ownedBy reports whether an EnvoyFilter is the sanitizer of the preview
+// named name (and so Tugboat's to change or delete).
+func ownedBy(ef *istiov1alpha3.EnvoyFilter, name string) bool {
+	return ef.Labels[labelPreview] == name && ef.Labels[labelManagedBy] == managedBy
+}
+
 func ownedLabels(p *v1alpha1.Preview) map[string]string {
 	return map[string]string{labelManagedBy: managedBy, labelPreview: p.Name}
 }
@@ -97,6 +103,9 @@ const (
 	annotationChanged       = "tugboat.dev/sanitizer-changed"
 	annotationMirrorRemoved = "tugboat.dev/mirror-removed"
 	annotationHosts         = "tugboat.dev/sanitizer-hosts"
+	// annotationDeleted: when the controller first saw the Preview deleted
+	// (a mirror, counted as removed then, may have come off unseen).
+	annotationDeleted = "tugboat.dev/preview-deleted"
 )
 
 // history is what a sanitizer's annotations say. A time that cannot be read

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	networkingv1 "istio.io/api/networking/v1"
@@ -35,6 +36,9 @@ type source struct {
 	hosts []string
 	// mirroring are the previews recorded as mirroring the route.
 	mirroring []string
+	// unknown: the VirtualService carries mirroring routes under a record
+	// that cannot be read, which may be this preview's.
+	unknown bool
 }
 
 // world is what one reconcile saw.
@@ -48,8 +52,12 @@ type world struct {
 	// not allowed.
 	sanitizer string
 	hosts     []shadow.Host
-	// filter is the sanitizer as the cache has it, nil when there is none.
+	// filter is the sanitizer's name's EnvoyFilter as the cache has it, nil
+	// when there is none; ownFilter says it is this preview's.
 	filter    *istiov1alpha3.EnvoyFilter
+	ownFilter bool
+	// retireAt, when set, is when the sanitizer's hosts shrink.
+	retireAt  time.Time
 	run       *v1alpha1.AnalysisRun
 	createRun bool
 	// placed are the VirtualServices that record a mirror of this preview.
@@ -71,11 +79,17 @@ type placement struct {
 }
 
 // placements are the VirtualServices, in any namespace, whose record names
-// owner, or whose record cannot be read: where its mirrors are, whatever the
-// Preview says now, and even once it is gone.
-func (r *Reconciler) placements(ctx context.Context, owner string) ([]placement, error) {
+// owner: where its mirrors are, whatever the Preview says now, and even once
+// it is gone. With unknown, those whose record cannot be read count too
+// (taking a mirror off one takes every preview's): for a preview that is
+// going, not for one that decides where to mirror.
+func (r *Reconciler) placements(ctx context.Context, owner string, unknown bool) ([]placement, error) {
+	keys := []string{owner}
+	if unknown {
+		keys = append(keys, istio.UnknownPreviews)
+	}
 	var out []placement
-	for _, key := range []string{owner, istio.UnknownPreviews} {
+	for _, key := range keys {
 		var list istiov1.VirtualServiceList
 		if err := r.Client.List(ctx, &list, client.MatchingFields{indexPreviewOwner: key}); err != nil {
 			return nil, fmt.Errorf("list virtualservices recording %s: %w", key, err)
@@ -87,16 +101,18 @@ func (r *Reconciler) placements(ctx context.Context, owner string) ([]placement,
 	return out, nil
 }
 
-// livePlacements are the placements as the API server has them, past the
-// cache, which may not have seen a mirror written just now: asked only
-// before the sanitizer goes.
+// livePlacements are placements (with unknown ones) as the API server has
+// them, past the cache, which may not have seen a mirror written just now:
+// asked only right before the sanitizer goes.
 func (r *Reconciler) livePlacements(ctx context.Context, owner string) ([]placement, error) {
 	if r.APIReader == nil {
 		return nil, nil
 	}
 	var out []placement
-	var list istiov1.VirtualServiceList
 	for cont := ""; ; {
+		// A new list for each page: decoding into the last one would keep
+		// its continue token, and its items' fields, where a page has none.
+		var list istiov1.VirtualServiceList
 		if err := r.APIReader.List(ctx, &list, client.Limit(500), client.Continue(cont)); err != nil {
 			return nil, fmt.Errorf("list virtualservices: %w", err)
 		}
@@ -122,7 +138,7 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 			w.observed.Problem = fmt.Sprintf(format, args...)
 		}
 	}
-	placed, err := r.placements(ctx, shadow.OwnerOf(p.Namespace, p.Name))
+	placed, err := r.placements(ctx, shadow.OwnerOf(p.Namespace, p.Name), false)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +164,9 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 		problem("%s", why)
 	default:
 		w.source = src
+		if src.unknown && !w.mirroringFromSource() {
+			w.placed = append(w.placed, placement{namespace: src.namespace, vs: src.vs, hosts: src.hosts})
+		}
 	}
 
 	var ns corev1.Namespace
@@ -176,13 +195,22 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: filterName(p.Name)}, &ef); {
 	case err == nil:
 		w.filter = &ef
+		w.ownFilter = ownedBy(&ef, p.Name)
 	case !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("get envoyfilter %s/%s: %w", p.Namespace, filterName(p.Name), err)
 	}
 	if w.observed.Decision.Allowed && w.source.vs != "" {
 		// So that no copy in flight from a route the preview copied from
 		// before (its source changed) arrives unstripped.
-		w.hosts = wantHosts(w.source, w.placed, historyOf(w.filter), w.observed.Now, r.settle())
+		var have history
+		if w.ownFilter {
+			have = historyOf(w.filter)
+		}
+		w.hosts = wantHosts(w.source, w.placed, have, w.observed.Now, r.settle())
+		if retire := have.removed.Add(r.settle()); retire.After(w.observed.Now) {
+			// Then the hosts of a route it no longer copies from go.
+			w.retireAt = retire
+		}
 		lua, err := shadow.Sanitizer{
 			Hosts: w.hosts, ClusterDomain: r.ClusterDomain, Remove: w.observed.Decision.RemoveHeaders,
 		}.Lua()
@@ -258,6 +286,7 @@ func (r *Reconciler) resolve(ctx context.Context, p *v1alpha1.Preview) (s source
 	}
 	s.hosts = vs.Spec.GetHosts()
 	s.mirroring = istio.MirroringPreviews(&vs, s.route)
+	s.unknown = slices.Contains(istio.PreviewOwners(&vs), istio.UnknownPreviews)
 	return s, "", nil
 }
 

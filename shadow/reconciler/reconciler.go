@@ -129,13 +129,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var problem *problemError
 	var waiting *waitError
 	switch {
+	case errors.As(err, &waiting) && w.mirroringFromSource():
+		// A write that lost a race: the copies flow on as they were, and
+		// status waits for the write.
+		return reconcile.Result{RequeueAfter: waiting.after}, nil
 	case errors.As(err, &waiting):
-		// Nothing changes on the routes meanwhile: copies that flow go on,
-		// and a preview not yet copying says what it waits for.
-		if !w.mirroringFromSource() {
-			w.observed.Problem = waiting.msg
-			out = shadow.Decide(shadow.ProgressOf(p.Status), w.observed)
-		}
+		// Not copying yet: the preview says what it waits for.
+		w.observed.Problem = waiting.msg
+		out = shadow.Decide(shadow.ProgressOf(p.Status), w.observed)
 		retry = min(out.RequeueAfter, waiting.after)
 	case errors.As(err, &problem):
 		// Found only by acting (a route of the mirror's name that is not
@@ -153,6 +154,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case err != nil:
 		return reconcile.Result{}, err
 	}
+	if !w.retireAt.IsZero() {
+		retry = min(retry, max(time.Second, w.retireAt.Sub(r.Now())))
+	}
 	if err := r.record(ctx, &p, w, out); err != nil {
 		if apierrors.IsConflict(err) {
 			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
@@ -163,8 +167,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // release lets a deleted Preview go once sweep is done: its mirrors off
-// every route, and its sanitizer gone the settle time after.
+// every route, and its sanitizer gone the settle time after. The first time
+// it sees the deletion it counts a mirror as removed then, so that the
+// sanitizer outlasts even one that came off without the controller (a
+// person editing the VirtualService).
 func (r *Reconciler) release(ctx context.Context, p *v1alpha1.Preview) (reconcile.Result, error) {
+	filter, err := r.ownedFilter(ctx, r.Client, client.ObjectKeyFromObject(p))
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if filter != nil && filter.Annotations[annotationDeleted] == "" {
+		if err := r.markRemoval(ctx, filter, annotationDeleted); err != nil {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{RequeueAfter: r.settle()}, nil
+	}
 	res, err := r.sweep(ctx, client.ObjectKeyFromObject(p))
 	if err != nil || res.RequeueAfter > 0 {
 		return res, err
@@ -181,34 +198,26 @@ func (r *Reconciler) release(ctx context.Context, p *v1alpha1.Preview) (reconcil
 	return reconcile.Result{}, nil
 }
 
-// sweep takes a preview's mirrors off every route that records one, the
-// cache's view checked against the API server's; once none does, and the
-// proxies have had the settle time since the last came off, its sanitizer
-// goes.
+// sweep takes a preview's mirrors off every route that records one (or
+// whose record cannot be read); once none does and the proxies have had the
+// settle time since the last came off, and the API server itself, past the
+// cache, shows no mirror and no later removal, its sanitizer goes.
 func (r *Reconciler) sweep(ctx context.Context, key client.ObjectKey) (reconcile.Result, error) {
 	owner := shadow.OwnerOf(key.Namespace, key.Name)
-	placed, err := r.placements(ctx, owner)
+	placed, err := r.placements(ctx, owner, true)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	var ef istiov1alpha3.EnvoyFilter
-	var filter *istiov1alpha3.EnvoyFilter
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: filterName(key.Name)}, &ef); {
-	case err == nil:
-		filter = &ef
-	case !apierrors.IsNotFound(err):
-		return reconcile.Result{}, fmt.Errorf("get envoyfilter %s/%s: %w", key.Namespace, filterName(key.Name), err)
+	filter, err := r.ownedFilter(ctx, r.Client, key)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	if len(placed) == 0 && filter != nil {
-		if placed, err = r.livePlacements(ctx, owner); err != nil {
-			return reconcile.Result{}, err
-		}
+	takeOff := func(placed []placement) (reconcile.Result, error) {
+		w := &world{filter: filter, ownFilter: filter != nil, placed: placed}
+		return reconcile.Result{RequeueAfter: r.settle()}, r.takeOff(ctx, owner, w, placed)
 	}
 	if len(placed) > 0 {
-		if err := r.takeOff(ctx, owner, filter, placed); err != nil {
-			return reconcile.Result{}, err
-		}
-		return reconcile.Result{RequeueAfter: r.settle()}, nil
+		return takeOff(placed)
 	}
 	if filter == nil {
 		return reconcile.Result{}, nil
@@ -216,7 +225,44 @@ func (r *Reconciler) sweep(ctx context.Context, key client.ObjectKey) (reconcile
 	if wait := historyOf(filter).removed.Add(r.settle()).Sub(r.Now()); wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
-	return reconcile.Result{}, r.deleteFilter(ctx, key)
+	// Right before it goes, the API server's view.
+	if placed, err = r.livePlacements(ctx, owner); err != nil || len(placed) > 0 {
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		return takeOff(placed)
+	}
+	if r.APIReader != nil {
+		if filter, err = r.ownedFilter(ctx, r.APIReader, key); err != nil || filter == nil {
+			return reconcile.Result{}, err
+		}
+		if wait := historyOf(filter).removed.Add(r.settle()).Sub(r.Now()); wait > 0 {
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
+	}
+	if err := r.deleteFilter(ctx, filter); err != nil {
+		if apierrors.IsConflict(err) {
+			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, nil
+}
+
+// ownedFilter reads the sanitizer of the preview key names; nil when there
+// is none, or the EnvoyFilter of its name is not Tugboat's.
+func (r *Reconciler) ownedFilter(ctx context.Context, reader client.Reader, key client.ObjectKey) (*istiov1alpha3.EnvoyFilter, error) {
+	var ef istiov1alpha3.EnvoyFilter
+	name := filterName(key.Name)
+	switch err := reader.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: name}, &ef); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get envoyfilter %s/%s: %w", key.Namespace, name, err)
+	case !ownedBy(&ef, key.Name):
+		return nil, nil
+	}
+	return &ef, nil
 }
 
 // waitError is a wait found only by acting (the sanitizer settling, a

@@ -155,6 +155,14 @@ func TestNewSourceWaitsForTheSanitizerAndOldHostsStay(t *testing.T) {
 	f.consistently("the old source's hosts in the sanitizer while its copies may be in flight", time.Second, func() bool {
 		return slices.Contains(f.filterHosts(), shop)
 	})
+	changed := func() string {
+		ef, err := f.filter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ef.Annotations["tugboat.dev/sanitizer-changed"]
+	}
+	before := changed()
 	f.settled()
 	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		return !slices.Contains(f.filterHosts(), shop), nil
@@ -162,6 +170,11 @@ func TestNewSourceWaitsForTheSanitizerAndOldHostsStay(t *testing.T) {
 	if err != nil {
 		t.Errorf("the old source's hosts stay in the sanitizer: %v", f.filterHosts())
 	}
+	// Dropping them strips no more: nothing waits for it.
+	if after := changed(); after != before {
+		t.Errorf("dropping hosts counted as a change to wait for (%s → %s)", before, after)
+	}
+	f.consistently("the copies from the new source", time.Second, func() bool { return len(f.mirrorsOf("cart")) == 2 })
 }
 
 // mirrorsOf is mirrors for another VirtualService of the production
@@ -299,14 +312,14 @@ func TestAConflictKeepsTheMirror(t *testing.T) {
 	}
 }
 
-// A sanitizer deleted by hand does not hang in Terminating: the mirror goes,
-// and once settled the filter is let go, made again, and the copies resume.
+// A sanitizer deleted by hand does not hang in Terminating: the mirror goes
+// first, the filter once that has settled, and the copies resume only once
+// the new filter has.
 func TestASanitizerDeletedByHandIsMadeAgain(t *testing.T) {
-	f := given(t, map[string]string{"tugboat.dev/preview": "true"})
+	f := given(t, map[string]string{"tugboat.dev/preview": "true"}, settleHour)
 	f.policy()
 	f.newPreview(nil)
-	f.eventually("Mirroring", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Mirroring" })
-	f.eventuallyMirrors("the mirror", 2)
+	f.mirroringAfterSettle()
 	old, err := f.filter()
 	if err != nil {
 		t.Fatal(err)
@@ -314,14 +327,49 @@ func TestASanitizerDeletedByHandIsMadeAgain(t *testing.T) {
 	if err := f.c.Delete(t.Context(), old); err != nil {
 		t.Fatal(err)
 	}
+	f.eventuallyMirrors("the mirror off", 0)
+	f.eventually("Pending", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Pending" })
+	f.consistently("the old filter held while copies may be in flight", time.Second, func() bool {
+		ef, err := f.filter()
+		return err == nil && ef.UID == old.UID
+	})
+	f.settled()
 	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		ef, err := f.filter()
-		return err == nil && ef.UID != old.UID && ef.DeletionTimestamp.IsZero() && len(f.mirrors()) == 2, nil
+		return err == nil && ef.UID != old.UID && ef.DeletionTimestamp.IsZero(), nil
 	})
 	if err != nil {
-		ef, ferr := f.filter()
-		t.Fatalf("no new sanitizer and mirror: filter %v (%v, deleting %v), mirrors %v", ef.UID, ferr, ef.DeletionTimestamp, f.mirrors())
+		t.Fatalf("no new sanitizer: %v", err)
 	}
+	f.consistently("no copies while the new filter settles", time.Second, func() bool { return len(f.mirrors()) == 0 })
+	f.settled()
+	f.eventuallyMirrors("the mirror back", 2)
+}
+
+// A header the policy adds to the removed ones stops the copies until the
+// filter that strips it has settled.
+func TestAHeaderAddedStopsTheCopiesUntilStripped(t *testing.T) {
+	f := given(t, map[string]string{"tugboat.dev/preview": "true"}, settleHour)
+	pol := f.policy()
+	f.newPreview(nil)
+	f.mirroringAfterSettle()
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(pol), pol); err != nil {
+			return err
+		}
+		pol.Spec.Rules[0].RemoveHeaders = append(pol.Spec.Rules[0].RemoveHeaders, "x-new-secret")
+		return f.c.Update(t.Context(), pol)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.eventuallyMirrors("the mirror off", 0)
+	if ef, err := f.filter(); err != nil || !strings.Contains(ef.Spec.String(), "x-new-secret") {
+		t.Fatalf("the filter does not strip the new header: %v", err)
+	}
+	f.consistently("no copies while the filter settles", time.Second, func() bool { return len(f.mirrors()) == 0 })
+	f.settled()
+	f.eventuallyMirrors("the mirror back", 2)
 }
 
 // Lowering maxPreviews keeps the previews first in the record mirroring,
