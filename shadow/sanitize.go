@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -28,7 +29,8 @@ import (
 const MirroredHeader = "x-tugboat-mirrored"
 
 // Host is a host a production VirtualService names, with the namespace the
-// VirtualService is in: Istio takes a short name in that namespace.
+// VirtualService is in (Istio takes a short name in that namespace), or an
+// IP address: the cluster IP of a Service it names.
 type Host struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace,omitempty"`
@@ -138,6 +140,15 @@ func (s Sanitizer) hosts() (m matcher, _ error) {
 	}
 	for _, host := range s.Hosts {
 		h, ns := strings.ToLower(host.Name), host.Namespace
+		if ip, err := netip.ParseAddr(h); err == nil && ip.Zone() == "" {
+			// A Service's cluster IP: a client that calls by it keeps it as
+			// the copy's host.
+			if ip.Is6() {
+				h = "[" + ip.String() + "]"
+			}
+			m.exact = append(m.exact, h)
+			continue
+		}
 		switch {
 		case ns != "" && !dnsName.MatchString(ns):
 			return m, fmt.Errorf("host %q: namespace %q is not a DNS name", h, ns)
@@ -184,15 +195,28 @@ func wildcardNames(d, namespace, domain string) (suffixes []string, short, all b
 // VirtualService is. A host that is not a Service's name (shop.example.com)
 // is itself alone.
 func serviceNames(h, namespace, domain string) []string {
-	svc, ns := h, namespace
-	switch parts := strings.Split(strings.TrimSuffix(strings.TrimSuffix(h, "."+domain), ".svc"), "."); {
-	case len(parts) == 1 && namespace != "" && !strings.Contains(h, "."):
-	case len(parts) == 2 && (len(strings.Split(h, ".")) == 2 || strings.HasSuffix(h, ".svc") || strings.HasSuffix(h, ".svc."+domain)):
-		svc, ns = parts[0], parts[1]
-	default:
+	svc, ns, ok := ServiceOf(h, namespace, domain)
+	if !ok {
 		return []string{h}
 	}
 	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc." + domain}
+}
+
+// ServiceOf is the Kubernetes Service a VirtualService in namespace names by
+// host h, if h is a Service's name (web, web.prod, web.prod.svc or
+// web.prod.svc.cluster.local, with domain the cluster's DNS domain).
+func ServiceOf(h, namespace, domain string) (svc, ns string, ok bool) {
+	if domain == "" {
+		domain = "cluster.local"
+	}
+	h = strings.ToLower(h)
+	switch parts := strings.Split(strings.TrimSuffix(strings.TrimSuffix(h, "."+domain), ".svc"), "."); {
+	case len(parts) == 1 && namespace != "" && !strings.Contains(h, ".") && h != "*":
+		return h, namespace, true
+	case len(parts) == 2 && (len(strings.Split(h, ".")) == 2 || strings.HasSuffix(h, ".svc") || strings.HasSuffix(h, ".svc."+domain)):
+		return parts[0], parts[1], true
+	}
+	return "", "", false
 }
 
 func luaList(vs []string) string {

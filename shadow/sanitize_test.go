@@ -25,7 +25,7 @@ func runFilter(t *testing.T, src string, in map[string]string) (map[string]strin
 }
 
 func TestSanitizer(t *testing.T) {
-	s := Sanitizer{Hosts: append(HostsOf("prod", []string{"web", "shop.example.com", "*.api.example.com"}), Host{Name: "cart", Namespace: "shop"}),
+	s := Sanitizer{Hosts: append(HostsOf("prod", []string{"web", "shop.example.com", "*.api.example.com"}), Host{Name: "cart", Namespace: "shop"}, Host{Name: "10.96.4.7"}, Host{Name: "fd00:10:96::4:7"}),
 		Remove: []string{"authorization", "cookie", "x-api-key", "x-tenant-token"}}
 	src, err := s.Lua()
 	if err != nil {
@@ -54,6 +54,9 @@ func TestSanitizer(t *testing.T) {
 		{"a name that merely ends like production's", "notweb", false},
 		{"a host of another namespace's VirtualService, by its namespace-qualified name", "cart.shop", true},
 		{"and by its short name, which its own namespace's clients use", "cart", true},
+		{"a Service's cluster IP, with a port", "10.96.4.7:80", true},
+		{"a Service's IPv6 cluster IP", "[fd00:10:96::4:7]:80", true},
+		{"another IP", "10.96.4.8", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, status := runFilter(t, src, with(tt.authority))

@@ -29,26 +29,30 @@ import (
 // the run is created, or stopped once the outcome is final.
 func (r *Reconciler) act(ctx context.Context, p *v1alpha1.Preview, w *world, out shadow.Outcome) error {
 	owner := shadow.OwnerOf(p.Namespace, p.Name)
+	if w.ownFilter && !w.filter.DeletionTimestamp.IsZero() {
+		// Deleted by hand: let go as a deleted Preview's is, then made again.
+		if err := r.replaceFilter(ctx, p, w); err != nil {
+			return err
+		}
+		if out.Mirror {
+			return &problemError{msg: fmt.Sprintf("envoyfilter %s/%s, which strips the copies' headers, is being deleted; it is made again once the mirror is off and settled", w.filter.Namespace, w.filter.Name), retry: w.retry}
+		}
+		return r.actRun(ctx, p, w, out)
+	}
 	if !out.Mirror {
 		if err := r.takeOff(ctx, owner, w, w.placed); err != nil {
 			return err
 		}
 		return r.actRun(ctx, p, w, out)
 	}
-	ready, covered, err := r.ensureFilter(ctx, p, w)
+	ready, err := r.ensureFilter(ctx, p, w, owner)
 	if err != nil {
 		return err
 	}
 	if wait := ready.Sub(r.Now()); wait > 0 {
 		// Copies the proxies' filter may not strip yet stop meanwhile; those
-		// it stripped before the change go on.
-		var uncovered []placement
-		for _, pl := range w.placed {
-			if slices.ContainsFunc(shadow.HostsOf(pl.namespace, pl.hosts), func(h shadow.Host) bool { return !slices.Contains(covered, h) }) {
-				uncovered = append(uncovered, pl)
-			}
-		}
-		if err := r.takeOff(ctx, owner, w, uncovered); err != nil {
+		// the filter before the change stripped go on.
+		if err := r.takeOff(ctx, owner, w, w.uncovered()); err != nil {
 			return err
 		}
 		return &waitError{after: wait, msg: fmt.Sprintf("waiting for the filter that strips the copies' headers to reach the preview's proxies as it is now (the settle time, %s) before the mirror is written", r.settle())}
@@ -152,18 +156,37 @@ func (r *Reconciler) removeMirror(ctx context.Context, owner string, pl placemen
 	return nil
 }
 
+// replaceFilter lets a sanitizer deleted by hand go through sweep (its
+// mirrors off, the settle time, the API server's word), and says in
+// w.retry when to look again: not at all once only others' finalizers hold
+// it, since its deletion wakes the Preview.
+func (r *Reconciler) replaceFilter(ctx context.Context, p *v1alpha1.Preview, w *world) error {
+	w.retry = 0
+	if !controllerutil.ContainsFinalizer(w.filter, finalizer) {
+		return nil
+	}
+	res, err := r.sweep(ctx, client.ObjectKeyFromObject(p))
+	if err != nil {
+		return err
+	}
+	w.placed, w.retry = nil, res.RequeueAfter
+	if w.retry == 0 {
+		w.retry = time.Second
+	}
+	return nil
+}
+
 // ensureFilter puts the sanitizer on the preview's pods as w wants it, and
 // returns when copies may rely on it: the settle time after it last changed
-// in a way that strips more. A change that only drops hosts it no longer
-// needs leaves that time as it is; one that only adds hosts says which it
-// covered before (covered), whose copies may go on meanwhile; after any
-// other, none may. It carries a finalizer, so that nothing (the namespace's
-// deletion, say) takes it away before the mirror; one deleted by hand is let
-// go as a deleted Preview's is (see sweep), then made again.
-func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *world) (ready time.Time, covered []shadow.Host, _ error) {
+// in a way that strips more. A change that only drops hosts (after their
+// settle time, see wantHosts) leaves that time as it is. Before a change
+// that strips more, the copies the filter it replaces did not strip, settled,
+// come off (see history's covered). The filter carries a finalizer, so that
+// nothing (the namespace's deletion, say) takes it away before the mirror.
+func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *world, owner string) (ready time.Time, _ error) {
 	want, err := sanitizerFilter(p, w.selector, w.sanitizer, w.hosts)
 	if err != nil {
-		return time.Time{}, nil, err
+		return time.Time{}, err
 	}
 	now := r.Now()
 	have := w.filter
@@ -173,59 +196,78 @@ func (r *Reconciler) ensureFilter(ctx context.Context, p *v1alpha1.Preview, w *w
 		metav1.SetMetaDataAnnotation(&want.ObjectMeta, annotationChanged, stamp(now))
 		if err := r.Client.Create(ctx, want); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				return time.Time{}, nil, &waitError{after: time.Second, msg: "the filter that strips the copies' headers is being created"}
+				return time.Time{}, &waitError{after: time.Second, msg: "the filter that strips the copies' headers is being created"}
 			}
-			return time.Time{}, nil, fmt.Errorf("create envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
+			return time.Time{}, fmt.Errorf("create envoyfilter %s/%s: %w", want.Namespace, want.Name, err)
 		}
-		return now.Add(r.settle()), nil, nil
+		return now.Add(r.settle()), nil
 	case !w.ownFilter:
-		return time.Time{}, nil, &problemError{msg: fmt.Sprintf("envoyfilter %s/%s exists and is not this Preview's", have.Namespace, have.Name)}
-	case !have.DeletionTimestamp.IsZero():
-		msg := fmt.Sprintf("envoyfilter %s/%s, which strips the copies' headers, is being deleted; it is made again once the mirror is off and settled", have.Namespace, have.Name)
-		res, err := r.sweep(ctx, client.ObjectKeyFromObject(p))
-		if err != nil {
-			return time.Time{}, nil, err
-		}
-		w.placed = nil
-		retry := res.RequeueAfter
-		if retry == 0 {
-			retry = time.Second
-			if !controllerutil.ContainsFinalizer(have, finalizer) {
-				// Only others' finalizers hold it now.
-				retry = r.settle()
-			}
-		}
-		return time.Time{}, nil, &problemError{msg: msg, retry: retry}
+		return time.Time{}, &problemError{msg: fmt.Sprintf("envoyfilter %s/%s exists and is not this Preview's", have.Namespace, have.Name)}
 	}
 	h := historyOf(have)
+	w.covered = h.covered
 	changed := !proto.Equal(&have.Spec, &want.Spec) || have.Annotations[annotationHosts] != want.Annotations[annotationHosts]
 	hostsOnly := r.sameButHosts(p, w, have, h.hosts)
 	grows := slices.ContainsFunc(w.hosts, func(x shadow.Host) bool { return !slices.Contains(h.hosts, x) })
 	widens := h.changed.IsZero() || (changed && (!hostsOnly || grows))
-	if changed || widens || !controllerutil.ContainsFinalizer(have, finalizer) || len(have.OwnerReferences) > 0 {
-		update := have.DeepCopy()
+	if widens {
+		switch {
+		case !hostsOnly || h.changed.IsZero():
+			w.covered = nil
+		case !now.Before(h.changed.Add(r.settle())):
+			w.covered = h.hosts
+		}
+		if err := r.takeOff(ctx, owner, w, w.uncovered()); err != nil {
+			return time.Time{}, err
+		}
+	}
+	retiring := jsonText(w.retiring)
+	if changed || widens || have.Annotations[annotationRetiring] != retiring || have.Annotations[annotationDeleted] != "" ||
+		!controllerutil.ContainsFinalizer(have, finalizer) || len(have.OwnerReferences) > 0 {
+		update := w.filter.DeepCopy() // as takeOff left it
 		update.Spec = *want.Spec.DeepCopy()
 		// Filters made by earlier versions were owned by the Preview, which
 		// would let the garbage collector take them before the mirror.
 		update.OwnerReferences = nil
 		controllerutil.AddFinalizer(update, finalizer)
-		metav1.SetMetaDataAnnotation(&update.ObjectMeta, annotationHosts, want.Annotations[annotationHosts])
+		setAnnotation(update, annotationHosts, want.Annotations[annotationHosts])
+		setAnnotation(update, annotationRetiring, retiring)
+		// A Preview of the same name taking over a leftover filter.
+		setAnnotation(update, annotationDeleted, "")
 		if widens {
 			h.changed = now
-			metav1.SetMetaDataAnnotation(&update.ObjectMeta, annotationChanged, stamp(now))
+			setAnnotation(update, annotationChanged, stamp(now))
+			setAnnotation(update, annotationCovered, jsonText(w.covered))
 		}
 		if err := r.Client.Update(ctx, update); err != nil {
 			if apierrors.IsConflict(err) {
-				return time.Time{}, nil, &waitError{after: time.Second, msg: "the filter that strips the copies' headers changed meanwhile; trying again"}
+				return time.Time{}, &waitError{after: time.Second, msg: "the filter that strips the copies' headers changed meanwhile; trying again"}
 			}
-			return time.Time{}, nil, fmt.Errorf("update envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
+			return time.Time{}, fmt.Errorf("update envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
 		}
 		w.filter = update
 	}
-	if hostsOnly {
-		covered = h.hosts
+	return h.changed.Add(r.settle()), nil
+}
+
+func setAnnotation(ef *istiov1alpha3.EnvoyFilter, key, value string) {
+	if value == "" {
+		delete(ef.Annotations, key)
+		return
 	}
-	return h.changed.Add(r.settle()), covered, nil
+	metav1.SetMetaDataAnnotation(&ef.ObjectMeta, key, value)
+}
+
+// uncovered are the placements with a host the filter before the last
+// change did not strip, settled.
+func (w *world) uncovered() []placement {
+	var out []placement
+	for _, pl := range w.placed {
+		if pl.unknown || slices.ContainsFunc(shadow.HostsOf(pl.namespace, pl.hosts), func(h shadow.Host) bool { return !slices.Contains(w.covered, h) }) {
+			out = append(out, pl)
+		}
+	}
+	return out
 }
 
 // sameButHosts reports whether the sanitizer w wants is the one it has but
@@ -252,7 +294,7 @@ func (r *Reconciler) deleteFilter(ctx context.Context, have *istiov1alpha3.Envoy
 			return fmt.Errorf("let envoyfilter %s/%s go: %w", have.Namespace, have.Name, err)
 		}
 	}
-	if err := client.IgnoreNotFound(r.Client.Delete(ctx, have, client.Preconditions{UID: &have.UID, ResourceVersion: &have.ResourceVersion})); err != nil && !apierrors.IsConflict(err) {
+	if err := client.IgnoreNotFound(r.Client.Delete(ctx, have, client.Preconditions{UID: &have.UID, ResourceVersion: &have.ResourceVersion})); err != nil {
 		return fmt.Errorf("delete envoyfilter %s/%s: %w", have.Namespace, have.Name, err)
 	}
 	return nil

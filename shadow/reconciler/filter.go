@@ -93,18 +93,25 @@ func sanitizerFilter(p *v1alpha1.Preview, selector map[string]string, lua string
 // The sanitizer's history, in annotations on it and on the controller's
 // clock alone (never an object's creationTimestamp, which is the API
 // server's), so that every wait survives a restart:
-//   - annotationChanged: when its spec last changed. Copies that need the
-//     change wait the settle time from then.
+//   - annotationChanged: when it last changed in a way that strips more.
+//     Copies that need the change wait the settle time from then.
+//   - annotationCovered: the hosts whose copies the filter before that
+//     change stripped, settled, as the new one does: those may flow
+//     meanwhile (empty when the change was to the headers or the pods).
 //   - annotationMirrorRemoved: when the preview's mirror last came off a
-//     route. The filter, and every host it strips for, stay the settle
-//     time from then, for the copies the proxies still send.
-//   - annotationHosts: the production hosts it strips for.
+//     route. The filter stays the settle time from then.
+//   - annotationHosts: the hosts it strips for; annotationRetiring: since
+//     when each one no longer needed has been so. A host goes the settle
+//     time after, for the copies the proxies still send.
 const (
 	annotationChanged       = "tugboat.dev/sanitizer-changed"
+	annotationCovered       = "tugboat.dev/sanitizer-covered"
 	annotationMirrorRemoved = "tugboat.dev/mirror-removed"
 	annotationHosts         = "tugboat.dev/sanitizer-hosts"
-	// annotationDeleted: when the controller first saw the Preview deleted
-	// (a mirror, counted as removed then, may have come off unseen).
+	annotationRetiring      = "tugboat.dev/sanitizer-retiring"
+	// annotationDeleted: when the controller first saw the filter's
+	// Preview gone or deleted (a mirror, counted as removed then, may have
+	// come off unseen).
 	annotationDeleted = "tugboat.dev/preview-deleted"
 )
 
@@ -113,7 +120,8 @@ const (
 // means nothing is in flight.
 type history struct {
 	changed, removed time.Time
-	hosts            []shadow.Host
+	hosts, covered   []shadow.Host
+	retiring         map[string]time.Time
 }
 
 func historyOf(ef *istiov1alpha3.EnvoyFilter) history {
@@ -125,24 +133,52 @@ func historyOf(ef *istiov1alpha3.EnvoyFilter) history {
 	h.changed, _ = time.Parse(time.RFC3339Nano, a[annotationChanged])
 	h.removed, _ = time.Parse(time.RFC3339Nano, a[annotationMirrorRemoved])
 	_ = json.Unmarshal([]byte(a[annotationHosts]), &h.hosts)
+	_ = json.Unmarshal([]byte(a[annotationCovered]), &h.covered)
+	_ = json.Unmarshal([]byte(a[annotationRetiring]), &h.retiring)
 	return h
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// wantHosts are the hosts the sanitizer strips for now: production's, those
-// of every route that still records a mirror of the preview, and, until the
-// settle time after the last mirror came off, those it stripped for before.
-func wantHosts(src source, placed []placement, have history, now time.Time, settle time.Duration) []shadow.Host {
-	hosts := shadow.HostsOf(src.namespace, src.hosts)
-	for _, pl := range placed {
-		hosts = append(hosts, shadow.HostsOf(pl.namespace, pl.hosts)...)
-	}
-	if now.Before(have.removed.Add(settle)) {
-		hosts = append(hosts, have.hosts...)
+func hostKey(h shadow.Host) string { return h.Namespace + "/" + h.Name }
+
+// wantHosts are the hosts the sanitizer strips for now: those of the
+// routes it copies from and of every route that still records a mirror of
+// the preview (with the cluster IPs of the Services they name, ips), and
+// each it stripped for before until the settle time after it was first no
+// longer needed (retiring, with next the first time one goes).
+func wantHosts(now []shadow.Host, have history, at time.Time, settle time.Duration) (hosts []shadow.Host, retiring map[string]time.Time, next time.Time) {
+	hosts = slices.Clone(now)
+	for _, h := range have.hosts {
+		if slices.Contains(now, h) {
+			continue
+		}
+		since, ok := have.retiring[hostKey(h)]
+		if !ok || since.After(at) {
+			since = at
+		}
+		if goes := since.Add(settle); at.Before(goes) {
+			hosts = append(hosts, h)
+			if retiring == nil {
+				retiring = map[string]time.Time{}
+			}
+			retiring[hostKey(h)] = since
+			if next.IsZero() || goes.Before(next) {
+				next = goes
+			}
+		}
 	}
 	slices.SortFunc(hosts, func(a, b shadow.Host) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Namespace, b.Namespace))
 	})
-	return slices.Compact(hosts)
+	return slices.Compact(hosts), retiring, next
+}
+
+// jsonText is v as an annotation's value; empty for nothing.
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil || string(b) == "null" || string(b) == "{}" || string(b) == "[]" {
+		return ""
+	}
+	return string(b)
 }

@@ -56,7 +56,13 @@ type world struct {
 	// when there is none; ownFilter says it is this preview's.
 	filter    *istiov1alpha3.EnvoyFilter
 	ownFilter bool
-	// retireAt, when set, is when the sanitizer's hosts shrink.
+	// covered are the hosts whose copies may flow while a changed filter
+	// settles; retry, when set, is when act wants to look again.
+	covered []shadow.Host
+	retry   time.Duration
+	// retiring are the hosts kept for copies in flight, and since when;
+	// retireAt, when set, is when the first of them goes.
+	retiring  map[string]time.Time
 	retireAt  time.Time
 	run       *v1alpha1.AnalysisRun
 	createRun bool
@@ -68,7 +74,7 @@ type world struct {
 // the route it copies from now.
 func (w *world) mirroringFromSource() bool {
 	return w.source.vs != "" && slices.ContainsFunc(w.placed, func(pl placement) bool {
-		return pl.namespace == w.source.namespace && pl.vs == w.source.vs
+		return pl.namespace == w.source.namespace && pl.vs == w.source.vs && !pl.unknown
 	})
 }
 
@@ -76,6 +82,33 @@ func (w *world) mirroringFromSource() bool {
 type placement struct {
 	namespace, vs string
 	hosts         []string
+	// unknown: its record cannot be read, so it may hold the mirror.
+	unknown bool
+}
+
+// clusterIPs are the cluster IPs of the Services hosts name: a client that
+// calls a Service by its IP keeps that as the copy's host.
+func (r *Reconciler) clusterIPs(ctx context.Context, hosts []shadow.Host) ([]shadow.Host, error) {
+	var out []shadow.Host
+	for _, h := range hosts {
+		name, ns, ok := shadow.ServiceOf(h.Name, h.Namespace, r.ClusterDomain)
+		if !ok {
+			continue
+		}
+		var svc corev1.Service
+		switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("get service %s/%s: %w", ns, name, err)
+		}
+		for _, ip := range svc.Spec.ClusterIPs {
+			if ip != "" && ip != corev1.ClusterIPNone {
+				out = append(out, shadow.Host{Name: ip})
+			}
+		}
+	}
+	return out, nil
 }
 
 // placements are the VirtualServices, in any namespace, whose record names
@@ -165,7 +198,7 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 	default:
 		w.source = src
 		if src.unknown && !w.mirroringFromSource() {
-			w.placed = append(w.placed, placement{namespace: src.namespace, vs: src.vs, hosts: src.hosts})
+			w.placed = append(w.placed, placement{namespace: src.namespace, vs: src.vs, hosts: src.hosts, unknown: true})
 		}
 	}
 
@@ -206,11 +239,15 @@ func (r *Reconciler) observe(ctx context.Context, p *v1alpha1.Preview) (*world, 
 		if w.ownFilter {
 			have = historyOf(w.filter)
 		}
-		w.hosts = wantHosts(w.source, w.placed, have, w.observed.Now, r.settle())
-		if retire := have.removed.Add(r.settle()); retire.After(w.observed.Now) {
-			// Then the hosts of a route it no longer copies from go.
-			w.retireAt = retire
+		now := shadow.HostsOf(w.source.namespace, w.source.hosts)
+		for _, pl := range w.placed {
+			now = append(now, shadow.HostsOf(pl.namespace, pl.hosts)...)
 		}
+		ips, err := r.clusterIPs(ctx, now)
+		if err != nil {
+			return nil, err
+		}
+		w.hosts, w.retiring, w.retireAt = wantHosts(append(now, ips...), have, w.observed.Now, r.settle())
 		lua, err := shadow.Sanitizer{
 			Hosts: w.hosts, ClusterDomain: r.ClusterDomain, Remove: w.observed.Decision.RemoveHeaders,
 		}.Lua()

@@ -154,6 +154,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case err != nil:
 		return reconcile.Result{}, err
 	}
+	if w.retry > 0 {
+		retry = min(retry, w.retry)
+	}
 	if !w.retireAt.IsZero() {
 		retry = min(retry, max(time.Second, w.retireAt.Sub(r.Now())))
 	}
@@ -167,21 +170,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // release lets a deleted Preview go once sweep is done: its mirrors off
-// every route, and its sanitizer gone the settle time after. The first time
-// it sees the deletion it counts a mirror as removed then, so that the
-// sanitizer outlasts even one that came off without the controller (a
-// person editing the VirtualService).
+// every route, and its sanitizer gone the settle time after.
 func (r *Reconciler) release(ctx context.Context, p *v1alpha1.Preview) (reconcile.Result, error) {
-	filter, err := r.ownedFilter(ctx, r.Client, client.ObjectKeyFromObject(p))
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if filter != nil && filter.Annotations[annotationDeleted] == "" {
-		if err := r.markRemoval(ctx, filter, annotationDeleted); err != nil {
-			return reconcile.Result{}, err
-		}
-		return reconcile.Result{RequeueAfter: r.settle()}, nil
-	}
 	res, err := r.sweep(ctx, client.ObjectKeyFromObject(p))
 	if err != nil || res.RequeueAfter > 0 {
 		return res, err
@@ -199,9 +189,10 @@ func (r *Reconciler) release(ctx context.Context, p *v1alpha1.Preview) (reconcil
 }
 
 // sweep takes a preview's mirrors off every route that records one (or
-// whose record cannot be read); once none does and the proxies have had the
-// settle time since the last came off, and the API server itself, past the
-// cache, shows no mirror and no later removal, its sanitizer goes.
+// whose record cannot be read), counting one as removed when it first sees
+// the preview going; once none does and the proxies have had the settle time
+// since the last came off, and the API server itself, past the cache, shows
+// no mirror and no later removal, its sanitizer goes.
 func (r *Reconciler) sweep(ctx context.Context, key client.ObjectKey) (reconcile.Result, error) {
 	owner := shadow.OwnerOf(key.Namespace, key.Name)
 	placed, err := r.placements(ctx, owner, true)
@@ -211,6 +202,14 @@ func (r *Reconciler) sweep(ctx context.Context, key client.ObjectKey) (reconcile
 	filter, err := r.ownedFilter(ctx, r.Client, key)
 	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if filter != nil && filter.Annotations[annotationDeleted] == "" {
+		// The first time: a mirror counts as removed now, so that the
+		// sanitizer outlasts even one that came off without the controller
+		// (a person editing the VirtualService).
+		if err := r.markRemoval(ctx, filter, annotationDeleted); err != nil {
+			return reconcile.Result{}, err
+		}
 	}
 	takeOff := func(placed []placement) (reconcile.Result, error) {
 		w := &world{filter: filter, ownFilter: filter != nil, placed: placed}

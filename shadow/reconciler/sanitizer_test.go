@@ -12,6 +12,7 @@ import (
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	networkingv1 "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -264,12 +265,15 @@ type applier interface {
 // often as the test says, and counting the removals.
 type conflicting struct {
 	applier
-	conflicts, removals atomic.Int32
+	conflicts, removals, removalConflicts atomic.Int32
 }
 
 func (c *conflicting) ApplyPreview(ctx context.Context, namespace, name, route, owner string, want *traffic.PreviewMirror) error {
 	if want == nil {
 		c.removals.Add(1)
+		if c.removalConflicts.Add(-1) >= 0 {
+			return apierrors.NewConflict(schema.GroupResource{Group: "networking.istio.io", Resource: "virtualservices"}, name, nil)
+		}
 	} else if c.conflicts.Add(-1) >= 0 {
 		return apierrors.NewConflict(schema.GroupResource{Group: "networking.istio.io", Resource: "virtualservices"}, name, nil)
 	}
@@ -347,12 +351,18 @@ func TestASanitizerDeletedByHandIsMadeAgain(t *testing.T) {
 }
 
 // A header the policy adds to the removed ones stops the copies until the
-// filter that strips it has settled.
+// filter that strips it has settled, even when taking them off first loses
+// a race.
 func TestAHeaderAddedStopsTheCopiesUntilStripped(t *testing.T) {
-	f := given(t, map[string]string{"tugboat.dev/preview": "true"}, settleHour)
+	var router *conflicting
+	f := given(t, map[string]string{"tugboat.dev/preview": "true"}, settleHour, func(r *reconciler.Reconciler) {
+		router = &conflicting{applier: r.Router}
+		r.Router = router
+	})
 	pol := f.policy()
 	f.newPreview(nil)
 	f.mirroringAfterSettle()
+	router.removalConflicts.Store(1)
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(pol), pol); err != nil {
 			return err
@@ -368,8 +378,31 @@ func TestAHeaderAddedStopsTheCopiesUntilStripped(t *testing.T) {
 		t.Fatalf("the filter does not strip the new header: %v", err)
 	}
 	f.consistently("no copies while the filter settles", time.Second, func() bool { return len(f.mirrors()) == 0 })
+	if router.removalConflicts.Load() >= 0 {
+		t.Fatal("the removal never lost its race")
+	}
 	f.settled()
 	f.eventuallyMirrors("the mirror back", 2)
+}
+
+// A client that calls production's Service by its cluster IP keeps that as
+// the copy's host: the filter strips for it too.
+func TestTheSanitizerKnowsProductionsClusterIP(t *testing.T) {
+	f := given(t, map[string]string{"tugboat.dev/preview": "true"})
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.prod, Name: "shop"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "shop"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	f.create(svc)
+	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		t.Fatalf("the API server gave no cluster IP: %+v", svc.Spec)
+	}
+	f.policy()
+	f.newPreview(nil)
+	f.eventually("Mirroring", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Mirroring" })
+	if got := f.filterHosts(); !slices.Contains(got, "/"+svc.Spec.ClusterIP) {
+		t.Errorf("the sanitizer strips for %v, not production's cluster IP %s", got, svc.Spec.ClusterIP)
+	}
 }
 
 // Lowering maxPreviews keeps the previews first in the record mirroring,

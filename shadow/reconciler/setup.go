@@ -30,7 +30,7 @@ const (
 // SetupWithManager registers the controller: a Preview is reconciled when
 // it, its AnalysisRun or EnvoyFilter, its namespace or Service, or anything
 // in its source namespace that decides on it (a MirrorPolicy, a Rollout, a
-// VirtualService) changes. A policy withdrawn stops the copies at once.
+// VirtualService, a Service) changes. A policy withdrawn stops the copies at once.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, workers int) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Preview{}, indexSourceNamespace, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.Preview).Spec.Source.Namespace}
@@ -59,6 +59,8 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, wor
 		Watches(&corev1.Service{}, r.previewsIn(client.Object.GetNamespace, func(p *v1alpha1.Preview, o client.Object) bool {
 			return p.Spec.Service.Name == o.GetName()
 		})).
+		// Production's Services: their cluster IPs are hosts copies keep.
+		Watches(&corev1.Service{}, bySource).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
