@@ -155,7 +155,11 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 	if res.Metadata == nil {
 		res.Metadata = map[string]string{}
 	}
-	res.Metadata["ResolvedPrometheusQuery"] = taken.Query // Secret values masked
+	if m.Provider.Web != nil {
+		res.Metadata[MetadataWebRequest] = taken.Query // the method and URL: no Secret values
+	} else {
+		res.Metadata[MetadataPrometheusQuery] = taken.Query // Secret values masked
+	}
 	if p.Measured != nil {
 		p.Measured(m, meas, res)
 	}
@@ -165,6 +169,12 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 	next, _ := nextDue(m, res, started)
 	return next
 }
+
+// The metadata a metric's result records of what was asked.
+const (
+	MetadataPrometheusQuery = "ResolvedPrometheusQuery"
+	MetadataWebRequest      = "ResolvedWebRequest"
+)
 
 func (p Pass) keep(metric string) int {
 	if p.Keep != nil {

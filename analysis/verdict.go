@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -20,6 +21,11 @@ import (
 type Sample struct {
 	Values []float64
 	Scalar bool
+	// Web says the sample is a web metric's answer: Answer, as
+	// encoding/json decodes it (the part the metric's jsonPath picked), is
+	// the result; nil is no data.
+	Web    bool
+	Answer any
 	Err    error
 	// Warnings are what the server warned of with its answer (a partial
 	// response, say); they are shown with the measurement and change no
@@ -46,6 +52,9 @@ func Judge(m v1alpha1.Metric, s Sample, args map[string]string) (phase argo.Anal
 func judge(m v1alpha1.Metric, s Sample, args map[string]string) (argo.AnalysisPhase, string, string) {
 	if s.Err != nil {
 		return argo.AnalysisPhaseError, "", s.Err.Error()
+	}
+	if s.Web {
+		return judgeAnswer(m, s.Answer, args)
 	}
 	if why := noData(m, s); why != "" {
 		phase := m.OnNoData
@@ -337,4 +346,30 @@ func RunPhase(phases map[string]argo.AnalysisPhase, dryRun map[string]bool) argo
 		return argo.AnalysisPhaseRunning
 	}
 	return worst
+}
+
+// maxShownAnswer bounds the part of a web answer a measurement shows.
+const maxShownAnswer = 256
+
+// judgeAnswer judges a web metric's answer.
+func judgeAnswer(m v1alpha1.Metric, answer any, args map[string]string) (argo.AnalysisPhase, string, string) {
+	if answer == nil {
+		phase := m.OnNoData
+		if phase == "" {
+			phase = argo.AnalysisPhaseInconclusive
+		}
+		return phase, "", "the answer holds no value there; onNoData is " + string(phase)
+	}
+	var shown strings.Builder
+	enc := json.NewEncoder(&shown)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(answer); err != nil {
+		return argo.AnalysisPhaseError, "", "the answer: " + err.Error()
+	}
+	value := Shorten(strings.TrimSpace(shown.String()), maxShownAnswer)
+	phase, err := conditionsPhase(m, answer, args)
+	if err != nil {
+		return argo.AnalysisPhaseError, value, err.Error()
+	}
+	return phase, value, describe(m, phase)
 }

@@ -30,7 +30,22 @@ import (
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/egress"
 )
+
+// Guard decides which addresses templates may name and dial.
+type Guard = egress.Guard
+
+// Refused is a query the controller's policy does not let go out.
+type Refused = egress.Refused
+
+var errNotAllowed = &Refused{Reason: "templates may name only the Prometheus addresses the controller allows (--prometheus-allowed-hosts), and this metric's address is not one of them"}
+
+// CheckAllowedHosts reports the entries of --prometheus-allowed-hosts that
+// are not patterns the guard understands.
+func CheckAllowedHosts(patterns []string) error {
+	return egress.CheckAllowedHosts("prometheus-allowed-hosts", patterns)
+}
 
 // ErrNoAddress means neither the metric nor the controller names a server.
 var ErrNoAddress = errors.New("no Prometheus address: set provider.prometheus.address or the controller's --prometheus-address")
@@ -239,7 +254,7 @@ func (p *Provider) admit(address string, m *v1alpha1.PrometheusMetric) error {
 		return errors.New("the metric's address is not an http:// or https:// URL with a host (an {{args.NAME}} in it must be given a value)")
 	case u.User != nil:
 		return errors.New("the metric's address holds a user name or password; use authentication.basicAuth")
-	case slices.Contains(p.CredentialAddresses, address), p.Guard.allows(u):
+	case slices.Contains(p.CredentialAddresses, address), p.Guard.Allows(u):
 		return nil
 	}
 	return errNotAllowed

@@ -103,8 +103,8 @@ func (p *Provider) transport(c promconfig.TLSConfig) (http.RoundTripper, string,
 		return t.(http.RoundTripper), key, nil
 	}
 	g := p.Guard
-	g.responseHeaderTimeout = p.maxQueryTime()
-	t, err := g.tlsTransport(c)
+	g.ResponseHeaderTimeout = p.maxQueryTime()
+	t, err := tlsTransport(g, c)
 	if err != nil {
 		return nil, "", err
 	}
@@ -115,13 +115,13 @@ func (p *Provider) transport(c promconfig.TLSConfig) (http.RoundTripper, string,
 // tlsTransport dials through the guard with the TLS that c describes. Files
 // (the controller's) are re-read when they change, as Prometheus does for its
 // scrape targets, so that rotated certificates are picked up.
-func (g Guard) tlsTransport(c promconfig.TLSConfig) (http.RoundTripper, error) {
+func tlsTransport(g Guard, c promconfig.TLSConfig) (http.RoundTripper, error) {
 	cfg, err := promconfig.NewTLSConfig(&c)
 	if err != nil {
 		// The library's messages name files, never the material.
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	newRT := func(cfg *tls.Config) (http.RoundTripper, error) { return g.transport(cfg), nil }
+	newRT := func(cfg *tls.Config) (http.RoundTripper, error) { return g.Transport(cfg), nil }
 	var files promconfig.TLSRoundTripperSettings
 	if c.CAFile != "" {
 		files.CA = promconfig.NewFileSecret(c.CAFile)

@@ -5,6 +5,7 @@
 package reconciler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ type (
 	measurer interface {
 		Measure(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample
 	}
+	webMeasurer interface {
+		MeasureWeb(ctx context.Context, req analysis.WebRequest) analysis.Sample
+	}
 	// secrets reads one Secret's data; nil means no Secret access.
 	secrets  = func(ctx context.Context, namespace, name string) (map[string][]byte, error)
 	recorder interface {
@@ -47,7 +51,9 @@ type (
 type Reconciler struct {
 	Client   client.Client
 	Measurer measurer
-	Secrets  secrets
+	// Web measures web metrics; nil refuses them.
+	Web     webMeasurer
+	Secrets secrets
 	// Recorder, when set, marks each metric's transitions with an event on
 	// the Rollout that owns the run.
 	Recorder recorder
@@ -292,6 +298,9 @@ type measureArgs struct {
 
 // take renders a metric's query, address and headers and measures it.
 func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Metric, a measureArgs, now time.Time) analysis.Taken {
+	if m.Provider.Web != nil {
+		return r.takeWeb(ctx, *m.Provider.Web, a)
+	}
 	prom := *m.Provider.Prometheus
 	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
 		// An argument that cannot be resolved now (a Secret not readable
@@ -324,6 +333,27 @@ func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Met
 		}
 	}
 	return analysis.Taken{Sample: sample, Query: shown, FinishedAt: r.Now()}
+}
+
+// takeWeb renders a web metric's request and sends it. What status shows
+// of it is the method and URL, which hold no value from a Secret.
+func (r *Reconciler) takeWeb(ctx context.Context, w v1alpha1.WebMetric, a measureArgs) analysis.Taken {
+	shown := cmp.Or(string(w.Method), "GET") + " " + w.URL
+	if a.err != nil {
+		// An argument not resolvable now (a Secret not readable yet) may be
+		// next time: an error measurement, counted against
+		// consecutiveErrorLimit.
+		return analysis.Taken{Sample: analysis.Sample{Err: a.err}, Query: shown, FinishedAt: r.Now()}
+	}
+	req, err := a.RenderWeb(w)
+	if err != nil {
+		return analysis.Taken{Invalid: err}
+	}
+	shown = req.Method + " " + req.URL
+	if r.Web == nil {
+		return analysis.Taken{Invalid: errors.New("provider.web: this controller measures no web metrics")}
+	}
+	return analysis.Taken{Sample: r.Web.MeasureWeb(ctx, req), Query: shown, FinishedAt: r.Now()}
 }
 
 // secretMeasurer is a measurer that can keep a query out of URLs: the

@@ -81,7 +81,7 @@ type AnalysisTemplateSpec struct {
 // Metric is one measured quantity and the conditions that judge it. The
 // fields are Argo Rollouts' Metric's, plus the no-data policy.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.provider.prometheus)",message="provider.prometheus is required: Tugboat measures metrics with Prometheus",fieldPath=".provider"
+// +kubebuilder:validation:XValidation:rule="has(self.provider.prometheus) != has(self.provider.web)",message="set exactly one of provider.prometheus and provider.web",fieldPath=".provider"
 // +kubebuilder:validation:XValidation:rule="!has(self.count) || type(self.count) != int || self.count <= 1 || has(self.interval)",message="interval is required when count is more than 1",fieldPath=".interval"
 // +kubebuilder:validation:XValidation:rule="!has(self.failureLimit) || type(self.failureLimit) != int || self.failureLimit != -1 || (has(self.consecutiveSuccessLimit) && (type(self.consecutiveSuccessLimit) != int || self.consecutiveSuccessLimit > 0))",message="failureLimit -1 (failures never fail the metric) needs consecutiveSuccessLimit above 0, as in Argo Rollouts",fieldPath=".failureLimit"
 type Metric struct {
@@ -170,11 +170,15 @@ type Metric struct {
 	MinSamples *int32 `json:"minSamples,omitempty"`
 }
 
-// MetricProvider is where a metric is measured. Tugboat measures with Prometheus.
+// MetricProvider is where a metric is measured: a Prometheus query, or an
+// HTTP request.
 type MetricProvider struct {
 	// Prometheus runs a PromQL query.
 	// +optional
 	Prometheus *PrometheusMetric `json:"prometheus,omitempty"`
+	// Web asks an HTTP endpoint.
+	// +optional
+	Web *WebMetric `json:"web,omitempty"`
 }
 
 // PrometheusMetric is a PromQL query and the server it runs on. The fields are

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/tugboatdev/tugboat/analysis/prometheus"
+	"github.com/tugboatdev/tugboat/egress"
 )
 
 // Options configure the controller. Each comes, highest precedence first,
@@ -38,6 +39,8 @@ type Options struct {
 	PrometheusCertFile      string
 	PrometheusKeyFile       string
 	PrometheusServerName    string
+	WebAllowLoopback        bool
+	WebAllowedHosts         []string
 	MeasurementCoalesce     time.Duration
 	MeasureTimeout          time.Duration
 	MaxMeasuring            int
@@ -73,6 +76,8 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.String("prometheus-cert-file", "", "client certificate (PEM) presented to --prometheus-address; re-read when it changes")
 	fs.String("prometheus-key-file", "", "key (PEM) of --prometheus-cert-file")
 	fs.String("prometheus-server-name", "", "name --prometheus-address's certificate must hold, when it is not the address's host")
+	fs.StringSlice("web-allowed-hosts", nil, "hosts web metrics may ask: host, host:port, *.domain[:port], a CIDR (for URLs written with IPs) or *; empty allows none")
+	fs.Bool("web-allow-loopback", false, "let web metrics ask servers on the controller's own host (the sandbox); never in a cluster")
 }
 
 // loadOptions resolves the options from flags, environment and file.
@@ -113,6 +118,8 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		PrometheusCertFile:      v.GetString("prometheus-cert-file"),
 		PrometheusKeyFile:       v.GetString("prometheus-key-file"),
 		PrometheusServerName:    v.GetString("prometheus-server-name"),
+		WebAllowLoopback:        v.GetBool("web-allow-loopback"),
+		WebAllowedHosts:         splitList(v.GetStringSlice("web-allowed-hosts")),
 		MeasurementCoalesce:     v.GetDuration("measurement-coalesce"),
 		MeasureTimeout:          v.GetDuration("measure-timeout"),
 		MaxMeasuring:            v.GetInt("max-measuring"),
@@ -161,6 +168,9 @@ func (o Options) validate() error {
 		errs = append(errs, err)
 	}
 	if err := prometheus.CheckAllowedHosts(o.PrometheusAllowedHosts); err != nil {
+		errs = append(errs, err)
+	}
+	if err := egress.CheckAllowedHosts("web-allowed-hosts", o.WebAllowedHosts); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -20,7 +20,9 @@ import (
 
 	"github.com/tugboatdev/tugboat/analysis/prometheus"
 	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
+	"github.com/tugboatdev/tugboat/analysis/web"
 	"github.com/tugboatdev/tugboat/api/scheme"
+	"github.com/tugboatdev/tugboat/egress"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	previewreconciler "github.com/tugboatdev/tugboat/shadow/reconciler"
 	"github.com/tugboatdev/tugboat/traffic/istio"
@@ -106,6 +108,7 @@ func run(ctx context.Context, o Options) error {
 			Metrics:        prometheus.NewMetrics(ctrlmetrics.Registry),
 			MaxQueryTime:   o.MeasureTimeout,
 		},
+		Web:      &web.Provider{Guard: egress.Guard{AllowLoopback: o.WebAllowLoopback, AllowedHosts: o.WebAllowedHosts, ResponseHeaderTimeout: o.MeasureTimeout}},
 		Metrics:  analysisreconciler.NewMetrics(ctrlmetrics.Registry),
 		Secrets:  secrets,
 		Recorder: mgr.GetEventRecorder("tugboat"),

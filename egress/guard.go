@@ -1,4 +1,8 @@
-package prometheus
+// Package egress guards the controller's outbound HTTP to addresses users
+// choose (a template's Prometheus, a web metric's URL): an allow-list that
+// is empty by default, checked on the address named and again on the IP
+// dialled, no redirects, and bounded answers.
+package egress
 
 import (
 	"context"
@@ -18,7 +22,8 @@ import (
 // Guard decides which addresses a template may make the controller dial.
 //
 // Two checks apply. The address a template names must be on the allow-list
-// (AllowedHosts; the controller's own --prometheus-address needs no entry),
+// (AllowedHosts; a caller may let addresses of its own through, such as the
+// controller's own --prometheus-address),
 // which is empty by default: a template may not name an address of its own
 // at all unless the controller's operator allowed it. That keeps queries, a
 // template's headers and insecure away from whatever else the cluster
@@ -40,9 +45,16 @@ type Guard struct {
 	// it; names are matched by name only) and * (any address). Empty allows
 	// none. See CheckAllowedHosts.
 	AllowedHosts []string
-
-	responseHeaderTimeout time.Duration // the Provider's MaxQueryTime
+	// ResponseHeaderTimeout is how long a server may take to begin its
+	// answer; none when zero.
+	ResponseHeaderTimeout time.Duration
+	// MaxResponse bounds what a server can make the controller read
+	// (DefaultMaxResponse when zero).
+	MaxResponse int64
 }
+
+// DefaultMaxResponse is the largest answer read unless the guard says.
+const DefaultMaxResponse = 16 << 20
 
 // Refused is a query the controller's policy does not let go out. Its
 // message names neither the address nor what it resolves to, so that status
@@ -55,10 +67,7 @@ func (e *Refused) Error() string { return "refused by policy: " + e.Reason }
 // out of status: this one quotes nothing of the query or the address.
 func (e *Refused) RefusedByPolicy() {}
 
-var (
-	errNotAllowed = &Refused{Reason: "templates may name only the Prometheus addresses the controller allows (--prometheus-allowed-hosts), and this metric's address is not one of them"}
-	errNotDialled = &Refused{Reason: "the address resolves to one the controller never dials (link-local, cloud metadata, unspecified, multicast, and loopback unless --prometheus-allow-loopback)"}
-)
+var errNotDialled = &Refused{Reason: "the address resolves to one the controller never dials (link-local, cloud metadata, unspecified, multicast, and loopback unless allowed)"}
 
 func (g Guard) check(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
@@ -83,8 +92,8 @@ var metadata = map[string]bool{
 	"100.100.100.200": true, // Alibaba Cloud
 }
 
-// allows reports whether a template may name u (an http or https URL).
-func (g Guard) allows(u *url.URL) bool {
+// Allows reports whether a template may name u (an http or https URL).
+func (g Guard) Allows(u *url.URL) bool {
 	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 	port := u.Port()
 	if port == "" {
@@ -112,13 +121,13 @@ type hostPattern struct {
 	port   string // empty: any
 }
 
-// CheckAllowedHosts reports the entries of an allow-list that are not
-// patterns Guard.AllowedHosts understands.
-func CheckAllowedHosts(patterns []string) error {
+// CheckAllowedHosts reports the entries of an allow-list (the setting flag
+// names) that are not patterns Guard.AllowedHosts understands.
+func CheckAllowedHosts(flag string, patterns []string) error {
 	var errs []error
 	for _, s := range patterns {
 		if _, err := parseHostPattern(s); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("%s entry %q: %w", flag, s, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -126,7 +135,7 @@ func CheckAllowedHosts(patterns []string) error {
 
 func parseHostPattern(s string) (hostPattern, error) {
 	bad := func(why string) (hostPattern, error) {
-		return hostPattern{}, fmt.Errorf("prometheus-allowed-hosts entry %q: %s", s, why)
+		return hostPattern{}, errors.New(why)
 	}
 	switch {
 	case s == "*":
@@ -183,14 +192,15 @@ func (p hostPattern) matches(host string, ip net.IP, port string) bool {
 	return host == p.host
 }
 
-// maxResponse bounds what a server chosen by a template can make the
-// controller read.
-const maxResponse = 16 << 20
-
-// transport dials only what the guard allows, with TLS from cfg.
-func (g Guard) transport(cfg *tls.Config) http.RoundTripper {
+// Transport dials only what the guard allows, with TLS from cfg, follows no
+// redirect and fails an answer larger than MaxResponse.
+func (g Guard) Transport(cfg *tls.Config) http.RoundTripper {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: g.check}
-	return &noRedirects{next: &http.Transport{
+	limit := g.MaxResponse
+	if limit <= 0 {
+		limit = DefaultMaxResponse
+	}
+	return &noRedirects{limit: limit, next: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, addr)
 		},
@@ -198,7 +208,7 @@ func (g Guard) transport(cfg *tls.Config) http.RoundTripper {
 		TLSHandshakeTimeout: 10 * time.Second,
 		// A server that takes the query and never begins to answer lets go
 		// of the connection after this, whatever the caller's deadline.
-		ResponseHeaderTimeout: g.responseHeaderTimeout,
+		ResponseHeaderTimeout: g.ResponseHeaderTimeout,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 	}}
@@ -206,7 +216,10 @@ func (g Guard) transport(cfg *tls.Config) http.RoundTripper {
 
 // noRedirects refuses redirects: a redirect would take the query, and its
 // credentials, to an address the guard never saw.
-type noRedirects struct{ next http.RoundTripper }
+type noRedirects struct {
+	next  http.RoundTripper
+	limit int64
+}
 
 func (t *noRedirects) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
@@ -217,7 +230,7 @@ func (t *noRedirects) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp.Body.Close()
 		return nil, fmt.Errorf("refusing to follow a redirect from %s (status %s)", r.URL.Host, resp.Status)
 	}
-	resp.Body = &limitedBody{r: io.LimitReader(resp.Body, maxResponse+1), c: resp.Body}
+	resp.Body = &limitedBody{r: io.LimitReader(resp.Body, t.limit+1), c: resp.Body, limit: t.limit}
 	return resp, nil
 }
 
@@ -229,18 +242,18 @@ func (t *noRedirects) CloseIdleConnections() {
 	}
 }
 
-// limitedBody fails a response larger than maxResponse rather than reading it all.
+// limitedBody fails a response larger than its limit rather than reading it all.
 type limitedBody struct {
-	r io.Reader
-	c io.Closer
-	n int64
+	r        io.Reader
+	c        io.Closer
+	n, limit int64
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if b.n > maxResponse {
-		return n, fmt.Errorf("response larger than %d bytes", maxResponse)
+	if b.n > b.limit {
+		return n, fmt.Errorf("response larger than %d bytes", b.limit)
 	}
 	return n, err
 }
