@@ -26,6 +26,7 @@ import (
 	"github.com/tugboatdev/tugboat/sandbox/dataplane"
 	"github.com/tugboatdev/tugboat/sandbox/process"
 	"github.com/tugboatdev/tugboat/sandbox/promserver"
+	"github.com/tugboatdev/tugboat/sandbox/sink"
 	"github.com/tugboatdev/tugboat/sandbox/toolchain"
 )
 
@@ -45,8 +46,10 @@ type Options struct {
 type Sandbox struct {
 	Cluster    *cluster.Cluster
 	Prometheus *promserver.Server
-	Namespace  string
-	Dir        string
+	// Sink is the web endpoint web metrics ask (an approvals API).
+	Sink      *sink.Server
+	Namespace string
+	Dir       string
 
 	controller *process.Process
 	stop       context.CancelFunc
@@ -118,6 +121,10 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 
+	if s.Sink, err = sink.Start(); err != nil {
+		return nil, err
+	}
+
 	o.Log("starting the controller")
 	if s.controller, err = process.Start("tugboat", bin, []string{
 		"--kubeconfig=" + s.Cluster.KubeConfigPath,
@@ -127,6 +134,7 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		"--log-format=text",
 		"--prometheus-address=" + s.Prometheus.URL,
 		"--prometheus-allow-loopback",
+		"--web-allow-loopback",      // the sink
 		"--measurement-coalesce=0s", // the demo shows every measurement as it comes
 		"--preview-settle=2s",       // the emulator has no proxies to wait for
 	}, o.Dir); err != nil {
@@ -156,6 +164,9 @@ func (s *Sandbox) Down() error {
 	}
 	if s.http != nil {
 		errs = append(errs, s.http.Close())
+	}
+	if s.Sink != nil {
+		errs = append(errs, s.Sink.Stop())
 	}
 	if s.Cluster != nil {
 		errs = append(errs, s.Cluster.Stop())
