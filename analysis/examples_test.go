@@ -52,7 +52,25 @@ func TestExampleQueriesRender(t *testing.T) {
 			}
 			for _, m := range tmpl.Spec.Metrics {
 				n++
-				if _, err := Render(m.Provider.Prometheus.Query, args); err != nil {
+				var err error
+				switch {
+				case m.Provider.Prometheus != nil:
+					_, err = Render(m.Provider.Prometheus.Query, args)
+				case m.Provider.Web != nil:
+					// Arguments without a value stand for a URL here, which
+					// fits wherever one goes in a URL.
+					web := map[string]string{}
+					for _, a := range tmpl.Spec.Args {
+						web[a.Name] = "https://example.com"
+						if a.Value != nil {
+							web[a.Name] = *a.Value
+						}
+					}
+					_, err = Args{Values: web}.RenderWeb(*m.Provider.Web)
+				case m.Provider.Job != nil:
+					_, err = Args{Values: args}.RenderJob(*m.Provider.Job)
+				}
+				if err != nil {
 					t.Errorf("%s: %s/%s: %v", filepath.Base(f), tmpl.Name, m.Name, err)
 				}
 			}

@@ -26,7 +26,10 @@ type Sample struct {
 	// the result; nil is no data.
 	Web    bool
 	Answer any
-	Err    error
+	// Outcome, when set, is the verdict the provider found (a Job's
+	// success or failure): no condition applies.
+	Outcome *Outcome
+	Err     error
 	// Warnings are what the server warned of with its answer (a partial
 	// response, say); they are shown with the measurement and change no
 	// verdict.
@@ -52,6 +55,9 @@ func Judge(m v1alpha1.Metric, s Sample, args map[string]string) (phase argo.Anal
 func judge(m v1alpha1.Metric, s Sample, args map[string]string) (argo.AnalysisPhase, string, string) {
 	if s.Err != nil {
 		return argo.AnalysisPhaseError, "", s.Err.Error()
+	}
+	if s.Outcome != nil {
+		return s.Outcome.Phase, s.Outcome.Value, s.Outcome.Message
 	}
 	if s.Web {
 		return judgeAnswer(m, s.Answer, args)
@@ -346,6 +352,12 @@ func RunPhase(phases map[string]argo.AnalysisPhase, dryRun map[string]bool) argo
 		return argo.AnalysisPhaseRunning
 	}
 	return worst
+}
+
+// Outcome is a measurement decided by its provider.
+type Outcome struct {
+	Phase          argo.AnalysisPhase
+	Value, Message string
 }
 
 // maxShownAnswer bounds the part of a web answer a measurement shows.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -76,7 +77,9 @@ func (a Args) RenderWeb(w v1alpha1.WebMetric) (WebRequest, error) {
 	switch {
 	case len(w.JSONBody) > 0:
 		var body any
-		if err := json.Unmarshal(w.JSONBody, &body); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(w.JSONBody))
+		dec.UseNumber() // integers past 2^53 stay as written
+		if err := dec.Decode(&body); err != nil {
 			return WebRequest{}, fmt.Errorf("jsonBody: %w", err)
 		}
 		if body, err = substituteJSON(body, a.Values); err != nil {
@@ -90,6 +93,11 @@ func (a Args) RenderWeb(w v1alpha1.WebMetric) (WebRequest, error) {
 		}
 		req.Body, req.JSON = bytes.TrimSpace(buf.Bytes()), true
 	case w.Body != "":
+		if len(ArgNames(w.Body)) > 0 && slices.ContainsFunc(w.Headers, func(h v1alpha1.WebHeader) bool {
+			return strings.EqualFold(h.Key, "Content-Type") && strings.Contains(strings.ToLower(h.Value), "json")
+		}) {
+			return WebRequest{}, errors.New("body: arguments in a JSON body go in jsonBody, which keeps them within its strings; body takes them as they are")
+		}
 		b, err := substitutePlain(w.Body, a.Values)
 		if err != nil {
 			return WebRequest{}, fmt.Errorf("body: %w", err)
@@ -119,7 +127,13 @@ func renderURL(text string, values map[string]string) (string, error) {
 		rest = rest[loc[1]:]
 	}
 	b.WriteString(placeholder.ReplaceAllStringFunc(rest, func(p string) string {
-		return escapeAll(value(placeholder.FindStringSubmatch(p)[1]))
+		name := placeholder.FindStringSubmatch(p)[1]
+		v := value(name)
+		if v != "" && strings.Trim(v, ".") == "" {
+			// "." and ".." would move the path (dots are not escaped).
+			errs = append(errs, fmt.Errorf("argument %q is only dots, which would change the path", name))
+		}
+		return escapeAll(v)
 	}))
 	if err := errors.Join(errs...); err != nil {
 		return "", err
@@ -151,7 +165,7 @@ func escapeAll(v string) string {
 }
 
 // substituteJSON replaces the arguments in every string of a decoded JSON
-// value, keys included.
+// value; keys may hold none.
 func substituteJSON(v any, values map[string]string) (any, error) {
 	switch v := v.(type) {
 	case string:
@@ -165,17 +179,59 @@ func substituteJSON(v any, values map[string]string) (any, error) {
 		}
 		return v, nil
 	case map[string]any:
-		out := make(map[string]any, len(v))
 		for k, x := range v {
-			key, err := substitutePlain(k, values)
-			if err != nil {
-				return nil, err
+			if len(ArgNames(k)) > 0 {
+				return nil, fmt.Errorf("key %q: arguments stand in values, not keys", k)
 			}
-			if out[key], err = substituteJSON(x, values); err != nil {
+			var err error
+			if v[k], err = substituteJSON(x, values); err != nil {
 				return nil, err
 			}
 		}
-		return out, nil
+		return v, nil
 	}
 	return v, nil
+}
+
+// Mask replaces, in every string of a decoded JSON answer, the values of
+// arguments from Secrets with REDACTED: a server that echoes its request
+// would otherwise put a token into status.
+func (a Args) Mask(answer any) any {
+	switch v := answer.(type) {
+	case string:
+		return a.MaskText(v)
+	case []any:
+		out := make([]any, len(v))
+		for i := range v {
+			out[i] = a.Mask(v[i])
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[a.MaskText(k)] = a.Mask(x)
+		}
+		return out
+	}
+	return answer
+}
+
+// MaskText replaces the values of arguments from Secrets in text.
+func (a Args) MaskText(text string) string {
+	for k := range a.Secret {
+		if v := a.Values[k]; v != "" {
+			text = strings.ReplaceAll(text, v, "REDACTED")
+		}
+	}
+	return text
+}
+
+// WebRefersTo reports whether a web metric's request names any argument of
+// names: in its url, jsonPath, headers or body.
+func WebRefersTo(w v1alpha1.WebMetric, names map[string]bool) bool {
+	text := w.URL + " " + w.JSONPath + " " + w.Body + " " + string(w.JSONBody)
+	for _, h := range w.Headers {
+		text += " " + h.Value
+	}
+	return refersTo(text, names)
 }

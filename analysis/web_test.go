@@ -12,7 +12,7 @@ import (
 
 func TestRenderWeb(t *testing.T) {
 	args := Args{
-		Values: map[string]string{"base": "https://approvals.example.com", "release": "a&b=c/d ?#", "token": "s3cret", "name": `x","evil":true,"y":"`},
+		Values: map[string]string{"base": "https://approvals.example.com", "release": "a&b=c/d ?#", "token": "s3cret", "up": "..", "name": `x","evil":true,"y":"`},
 		Secret: map[string]bool{"token": true},
 	}
 	for _, tt := range []struct {
@@ -34,6 +34,13 @@ func TestRenderWeb(t *testing.T) {
 		{name: "a text body takes arguments as they are, Secrets' too",
 			web:     v1alpha1.WebMetric{Method: "POST", URL: "https://h.example/", Body: "token={{args.token}}"},
 			wantURL: "https://h.example/", body: "token=s3cret"},
+		{name: "integers past 2^53 stay as written in a JSON body",
+			web:     v1alpha1.WebMetric{Method: "PUT", URL: "https://h.example/", JSONBody: json.RawMessage(`{"id":9007199254740993}`)},
+			wantURL: "https://h.example/", body: `{"id":9007199254740993}`},
+		{name: "no argument that is only dots", web: v1alpha1.WebMetric{URL: "https://h.example/api/{{args.up}}/admin"}, wantErr: `argument "up" is only dots`},
+		{name: "no argument in a JSON body's key", web: v1alpha1.WebMetric{Method: "POST", URL: "https://h.example/", JSONBody: json.RawMessage(`{"{{args.name}}":1}`)}, wantErr: "arguments stand in values, not keys"},
+		{name: "no argument in a text body sent as JSON", web: v1alpha1.WebMetric{Method: "POST", URL: "https://h.example/", Body: `{"r":"{{args.name}}"}`,
+			Headers: []v1alpha1.WebHeader{{Key: "content-type", Value: "application/json"}}}, wantErr: "go in jsonBody"},
 		{name: "no Secret in the url", web: v1alpha1.WebMetric{URL: "https://h.example/?t={{args.token}}"}, wantErr: "arguments from Secrets cannot be used in the url"},
 		{name: "the url must stay http", web: v1alpha1.WebMetric{URL: "{{args.release}}/x"}, wantErr: "does not render to an http:// or https:// URL"},
 		{name: "no user in the url", web: v1alpha1.WebMetric{URL: "https://user:pw@h.example/"}, wantErr: "with a host and no user"},

@@ -5,6 +5,7 @@
 package egress
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -39,6 +40,8 @@ type Guard struct {
 	// that name them (127.0.0.1, [::1], localhost) are allowed as if listed.
 	// Never in a cluster.
 	AllowLoopback bool
+	// LoopbackFlag names the setting that allows loopback, for messages.
+	LoopbackFlag string
 	// AllowedHosts are the addresses templates may name, as patterns: a
 	// host (any port), host:port, *.domain (any name ending in .domain, on
 	// any port) or *.domain:port, a CIDR (addresses written as an IP inside
@@ -67,12 +70,14 @@ func (e *Refused) Error() string { return "refused by policy: " + e.Reason }
 // out of status: this one quotes nothing of the query or the address.
 func (e *Refused) RefusedByPolicy() {}
 
-var errNotDialled = &Refused{Reason: "the address resolves to one the controller never dials (link-local, cloud metadata, unspecified, multicast, and loopback unless allowed)"}
+func (g Guard) errNotDialled() *Refused {
+	return &Refused{Reason: "the address resolves to one the controller never dials (link-local, cloud metadata, unspecified, multicast, and loopback unless " + cmp.Or(g.LoopbackFlag, "allowed") + ")"}
+}
 
 func (g Guard) check(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
-		return errNotDialled
+		return g.errNotDialled()
 	}
 	ip := net.ParseIP(host)
 	switch {
@@ -81,7 +86,7 @@ func (g Guard) check(_, address string, _ syscall.RawConn) error {
 		ip.IsUnspecified() || ip.IsMulticast(),
 		ip.IsLoopback() && !g.AllowLoopback,
 		metadata[ip.String()]:
-		return errNotDialled
+		return g.errNotDialled()
 	}
 	return nil
 }

@@ -14,13 +14,17 @@ import (
 	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -148,6 +152,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if run.Status.Phase.Completed() {
 		r.memos.Delete(req.NamespacedName)
 		r.inFlight().forget(req.NamespacedName)
+		if hasJobs(&run) {
+			// Decided: its Jobs still running are stopped.
+			return reconcile.Result{}, r.stopJobs(ctx, &run)
+		}
 		return reconcile.Result{}, nil
 	}
 	base := run.DeepCopy()
@@ -277,6 +285,13 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 		Args: a.Args,
 		Measure: func(m *v1alpha1.Metric, at time.Time) analysis.Taken {
 			metric := *m.DeepCopy()
+			if m.Provider.Job != nil {
+				owner := &v1alpha1.AnalysisRun{ObjectMeta: metav1.ObjectMeta{Namespace: run.Namespace, Name: run.Name, UID: run.UID}}
+				n := measured(run, m.Name) + 1
+				return fl.take(run, m.Name, at, func(ctx context.Context, at time.Time) analysis.Taken {
+					return r.takeJob(ctx, owner, &metric, a, n)
+				})
+			}
 			return fl.take(run, m.Name, at, func(ctx context.Context, at time.Time) analysis.Taken {
 				t := r.take(ctx, namespace, &metric, a, at)
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -287,6 +302,27 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 		},
 	}
 	return pass.Step(&run.Status, now)
+}
+
+// measured is how many measurements a run's metric has counted.
+func measured(run *v1alpha1.AnalysisRun, metric string) int64 {
+	for _, res := range run.Status.MetricResults {
+		if res.Name == metric {
+			return int64(res.Count) + int64(res.Error)
+		}
+	}
+	return 0
+}
+
+func hasJobs(run *v1alpha1.AnalysisRun) bool {
+	return slices.ContainsFunc(run.Spec.Metrics, func(m v1alpha1.Metric) bool { return m.Provider.Job != nil })
+}
+
+// JobCache is how the manager's cache should hold Jobs: only those of job
+// metrics, so that the controller does not keep every Job in the cluster.
+func JobCache() cache.ByObject {
+	req, _ := labels.NewRequirement(labelJobRun, selection.Exists, nil)
+	return cache.ByObject{Label: labels.NewSelector().Add(*req)}
 }
 
 // measureArgs are a run's resolved arguments, which of them came from
@@ -339,9 +375,13 @@ func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Met
 // of it is the method and URL, which hold no value from a Secret.
 func (r *Reconciler) takeWeb(ctx context.Context, w v1alpha1.WebMetric, a measureArgs) analysis.Taken {
 	shown := cmp.Or(string(w.Method), "GET") + " " + w.URL
-	if a.err != nil {
-		// An argument not resolvable now (a Secret not readable yet) may be
-		// next time: an error measurement, counted against
+	text := w.URL + " " + w.JSONPath + " " + w.Body + " " + string(w.JSONBody)
+	for _, h := range w.Headers {
+		text += " " + h.Value
+	}
+	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(text), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
+		// An argument it needs, not resolvable now (a Secret not readable
+		// yet), may be next time: an error measurement, counted against
 		// consecutiveErrorLimit.
 		return analysis.Taken{Sample: analysis.Sample{Err: a.err}, Query: shown, FinishedAt: r.Now()}
 	}
@@ -353,7 +393,17 @@ func (r *Reconciler) takeWeb(ctx context.Context, w v1alpha1.WebMetric, a measur
 	if r.Web == nil {
 		return analysis.Taken{Invalid: errors.New("provider.web: this controller measures no web metrics")}
 	}
-	return analysis.Taken{Sample: r.Web.MeasureWeb(ctx, req), Query: shown, FinishedAt: r.Now()}
+	sample := r.Web.MeasureWeb(ctx, req)
+	if analysis.WebRefersTo(w, a.Secret) {
+		// A server that echoes its request would show a token in status.
+		sample.Answer = a.Mask(sample.Answer)
+		if sample.Err != nil && !errors.Is(sample.Err, analysis.ErrDeferred) {
+			if masked := a.MaskText(sample.Err.Error()); masked != sample.Err.Error() {
+				sample.Err = errors.New(masked)
+			}
+		}
+	}
+	return analysis.Taken{Sample: sample, Query: shown, FinishedAt: r.Now()}
 }
 
 // secretMeasurer is a measurer that can keep a query out of URLs: the
@@ -449,6 +499,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.AnalysisRun{}).
+		// A job metric's Job ending wakes its run.
+		Owns(&batchv1.Job{}).
 		WatchesRawSource(source.Channel(fl.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

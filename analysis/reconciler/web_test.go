@@ -41,7 +41,8 @@ func TestWebMetricGates(t *testing.T) {
 			return
 		}
 		asked.Add(1)
-		_ = json.NewEncoder(w).Encode(map[string]any{"release": r.URL.Query().Get("release"), "approved": approved.Load()})
+		// It echoes the token, as servers that return what they were sent do.
+		_ = json.NewEncoder(w).Encode(map[string]any{"release": r.URL.Query().Get("release"), "approved": approved.Load(), "auth": r.Header.Get("Authorization")})
 	}))
 	defer srv.Close()
 
@@ -115,7 +116,7 @@ func TestWebMetricGates(t *testing.T) {
 		t.Fatalf("the gate did not hold: %+v", run.Status)
 	}
 	res := run.Status.MetricResults[0]
-	if m := res.Measurements[0]; m.Value != `{"approved":false,"release":"v2&x=1"}` {
+	if m := res.Measurements[0]; m.Value != `{"approved":false,"auth":"Bearer REDACTED","release":"v2&x=1"}` {
 		t.Errorf("measurement %+v, want the answer with the release argument carried as one value", m)
 	}
 	if got := res.Metadata["ResolvedWebRequest"]; !strings.HasPrefix(got, "GET "+srv.URL+"/approve?release=v2%26x%3D1") {

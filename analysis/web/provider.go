@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sync/semaphore"
 	"k8s.io/client-go/util/jsonpath"
 
 	"github.com/tugboatdev/tugboat/analysis"
@@ -52,7 +51,9 @@ type Provider struct {
 	once             sync.Once
 	secure, insecure http.RoundTripper
 	mu               sync.Mutex
-	sems             map[string]*semaphore.Weighted
+	// inFlight counts the requests under way per host; a host with none
+	// has no entry, so the map holds no more than the requests do.
+	inFlight map[string]int64
 }
 
 func (p *Provider) init() {
@@ -64,23 +65,35 @@ func (p *Provider) init() {
 		}
 		p.secure = g.Transport(&tls.Config{MinVersion: tls.VersionTLS12})
 		p.insecure = g.Transport(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}) //nolint:gosec // the metric's insecure, to an allowed host
-		p.sems = map[string]*semaphore.Weighted{}
+		p.inFlight = map[string]int64{}
 	})
 }
 
-func (p *Provider) sem(host string) *semaphore.Weighted {
+// acquire takes a place among the requests to u's host (its name in lower
+// case without a trailing dot, and the port it is dialled on), if one is free.
+func (p *Provider) acquire(u *url.URL) (release func(), ok bool) {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".") + ":" + port
+	limit := p.MaxInFlight
+	if limit <= 0 {
+		limit = DefaultMaxInFlight
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s, ok := p.sems[host]
-	if !ok {
-		n := p.MaxInFlight
-		if n <= 0 {
-			n = DefaultMaxInFlight
-		}
-		s = semaphore.NewWeighted(n)
-		p.sems[host] = s
+	if p.inFlight[host] >= limit {
+		return nil, false
 	}
-	return s
+	p.inFlight[host]++
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.inFlight[host]--; p.inFlight[host] <= 0 {
+			delete(p.inFlight, host)
+		}
+	}, true
 }
 
 // MeasureWeb sends the request and returns its answer as the sample.
@@ -93,11 +106,11 @@ func (p *Provider) MeasureWeb(ctx context.Context, req analysis.WebRequest) anal
 	if !p.Guard.Allows(u) {
 		return analysis.Sample{Err: errNotAllowed}
 	}
-	sem := p.sem(u.Host)
-	if !sem.TryAcquire(1) {
+	release, ok := p.acquire(u)
+	if !ok {
 		return analysis.Sample{Err: fmt.Errorf("%w: as many requests to %s as allowed are under way", analysis.ErrDeferred, u.Host)}
 	}
-	defer sem.Release(1)
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, req.Method, req.URL, bytes.NewReader(req.Body))

@@ -81,7 +81,7 @@ type AnalysisTemplateSpec struct {
 // Metric is one measured quantity and the conditions that judge it. The
 // fields are Argo Rollouts' Metric's, plus the no-data policy.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.provider.prometheus) != has(self.provider.web)",message="set exactly one of provider.prometheus and provider.web",fieldPath=".provider"
+// +kubebuilder:validation:XValidation:rule="[has(self.provider.prometheus), has(self.provider.web), has(self.provider.job)].filter(x, x).size() == 1",message="set exactly one of provider.prometheus, provider.web and provider.job",fieldPath=".provider"
 // +kubebuilder:validation:XValidation:rule="!has(self.count) || type(self.count) != int || self.count <= 1 || has(self.interval)",message="interval is required when count is more than 1",fieldPath=".interval"
 // +kubebuilder:validation:XValidation:rule="!has(self.failureLimit) || type(self.failureLimit) != int || self.failureLimit != -1 || (has(self.consecutiveSuccessLimit) && (type(self.consecutiveSuccessLimit) != int || self.consecutiveSuccessLimit > 0))",message="failureLimit -1 (failures never fail the metric) needs consecutiveSuccessLimit above 0, as in Argo Rollouts",fieldPath=".failureLimit"
 type Metric struct {
@@ -170,8 +170,8 @@ type Metric struct {
 	MinSamples *int32 `json:"minSamples,omitempty"`
 }
 
-// MetricProvider is where a metric is measured: a Prometheus query, or an
-// HTTP request.
+// MetricProvider is where a metric is measured: a Prometheus query, an
+// HTTP request, or a Job.
 type MetricProvider struct {
 	// Prometheus runs a PromQL query.
 	// +optional
@@ -179,6 +179,9 @@ type MetricProvider struct {
 	// Web asks an HTTP endpoint.
 	// +optional
 	Web *WebMetric `json:"web,omitempty"`
+	// Job runs a Kubernetes Job.
+	// +optional
+	Job *JobMetric `json:"job,omitempty"`
 }
 
 // PrometheusMetric is a PromQL query and the server it runs on. The fields are

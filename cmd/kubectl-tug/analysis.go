@@ -187,7 +187,7 @@ func load(raw []byte, given []argo.Argument) (template, error) {
 	t.shownValues = analysis.Masked(t.values, secret, "REDACTED")
 	for _, m := range spec.Metrics {
 		if m.Provider.Prometheus == nil {
-			return template{}, errors.New("metric " + m.Name + ": only Prometheus metrics run here; a web metric asks its endpoint as it is now, which has no history to replay")
+			return template{}, errors.New("metric " + m.Name + ": only Prometheus metrics run here; a web or job metric measures the world as it is now, which has no history to replay")
 		}
 	}
 	return t, nil

@@ -9,10 +9,12 @@ import (
 
 	"github.com/go-logr/logr"
 	promconfig "github.com/prometheus/common/config"
+	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -65,7 +67,9 @@ func run(ctx context.Context, o Options) error {
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionConfig:          leCfg,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{SyncPeriod: &o.SyncPeriod},
+		Cache: cache.Options{SyncPeriod: &o.SyncPeriod, ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}: analysisreconciler.JobCache(),
+		}},
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -103,12 +107,12 @@ func run(ctx context.Context, o Options) error {
 		Measurer: &prometheus.Provider{
 			DefaultAddress: o.PrometheusAddress,
 			DefaultTLS:     o.prometheusTLS(),
-			Guard:          prometheus.Guard{AllowLoopback: o.PrometheusAllowLoopback, AllowedHosts: o.PrometheusAllowedHosts},
+			Guard:          prometheus.Guard{AllowLoopback: o.PrometheusAllowLoopback, LoopbackFlag: "--prometheus-allow-loopback", AllowedHosts: o.PrometheusAllowedHosts},
 			Credentials:    secrets,
 			Metrics:        prometheus.NewMetrics(ctrlmetrics.Registry),
 			MaxQueryTime:   o.MeasureTimeout,
 		},
-		Web:      &web.Provider{Guard: egress.Guard{AllowLoopback: o.WebAllowLoopback, AllowedHosts: o.WebAllowedHosts, ResponseHeaderTimeout: o.MeasureTimeout}},
+		Web:      &web.Provider{Guard: egress.Guard{AllowLoopback: o.WebAllowLoopback, LoopbackFlag: "--web-allow-loopback", AllowedHosts: o.WebAllowedHosts, ResponseHeaderTimeout: o.MeasureTimeout}},
 		Metrics:  analysisreconciler.NewMetrics(ctrlmetrics.Registry),
 		Secrets:  secrets,
 		Recorder: mgr.GetEventRecorder("tugboat"),
