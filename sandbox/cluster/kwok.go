@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"os"
@@ -123,7 +124,7 @@ func (c *Cluster) startControllers() error {
 	if err != nil {
 		return err
 	}
-	stages, err := toolchain.KwokStages()
+	stages, err := c.stages()
 	if err != nil {
 		return err
 	}
@@ -239,4 +240,47 @@ func (c *Cluster) Logs(lines int) string {
 		fmt.Fprintf(&b, "--- %s ---\n%s\n", p.Name, p.Tail(lines))
 	}
 	return b.String()
+}
+
+// ownStages replace kwok's stages of the same file name: Job pods complete,
+// or fail when annotated sandbox.tugboat.dev/exit-code.
+//
+//go:embed stages/*.yaml
+var ownStages embed.FS
+
+// stages are the files of kwok's stages, the sandbox's own in place of
+// kwok's where they share a name.
+func (c *Cluster) stages() ([]string, error) {
+	shipped, err := toolchain.KwokStages()
+	if err != nil {
+		return nil, err
+	}
+	own, err := ownStages.ReadDir("stages")
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.Dir, "kwok-stages")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	replaced := map[string]bool{}
+	var out []string
+	for _, e := range own {
+		b, err := ownStages.ReadFile("stages/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		f := filepath.Join(dir, e.Name())
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			return nil, err
+		}
+		replaced[e.Name()] = true
+		out = append(out, f)
+	}
+	for _, f := range shipped {
+		if !replaced[filepath.Base(f)] {
+			out = append(out, f)
+		}
+	}
+	return out, nil
 }

@@ -2,10 +2,12 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -61,5 +63,56 @@ func TestDeploymentBecomesReady(t *testing.T) {
 	}
 	if ready != 3 {
 		t.Errorf("want 3 Ready pods with IPs on nodes, got %d of %d", ready, len(pods.Items))
+	}
+}
+
+// TestJobsCompleteOrFailAsAnnotated: a Job's pod completes on the kwok
+// cluster, and fails when annotated sandbox.tugboat.dev/exit-code, so the
+// Job controller marks one Job Complete and the other Failed.
+func TestJobsCompleteOrFailAsAnnotated(t *testing.T) {
+	c := cluster.StartCluster(t, cluster.ClusterOptions{})
+	ctx := t.Context()
+	job := func(name string, annotations map[string]string) *batchv1.Job {
+		j := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: batchv1.JobSpec{
+				BackoffLimit: ptr.To[int32](0),
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Annotations: annotations},
+					Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{
+						Name: "smoke", Image: "curlimages/curl:8.10.1",
+					}}},
+				},
+			},
+		}
+		if err := c.Client.Create(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	for _, tc := range []struct {
+		job  *batchv1.Job
+		want batchv1.JobConditionType
+	}{
+		{job("passes", nil), batchv1.JobComplete},
+		{job("fails", map[string]string{"sandbox.tugboat.dev/exit-code": "1"}), batchv1.JobFailed},
+	} {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			if err := c.Client.Get(ctx, client.ObjectKeyFromObject(tc.job), tc.job); err != nil {
+				return false, err
+			}
+			for _, cond := range tc.job.Status.Conditions {
+				if (cond.Type == batchv1.JobComplete || cond.Type == batchv1.JobFailed) && cond.Status == corev1.ConditionTrue {
+					if cond.Type != tc.want {
+						return false, fmt.Errorf("job %s: %s, want %s", tc.job.Name, cond.Type, tc.want)
+					}
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("job %s: %v (status %+v)\n%s", tc.job.Name, err, tc.job.Status, c.Logs(15))
+		}
 	}
 }
