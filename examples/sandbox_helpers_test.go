@@ -73,6 +73,10 @@ type task struct {
 			Description string  `json:"description"`
 			Default     *string `json:"default"`
 		} `json:"params"`
+		Results []struct {
+			Name        string `json:"name"`
+			Description string `json:"description"`
+		} `json:"results"`
 		Steps []struct {
 			Name   string          `json:"name"`
 			Image  string          `json:"image"`

@@ -1,0 +1,266 @@
+package examples_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/sandbox/demo"
+)
+
+var resultPath = regexp.MustCompile(`^\$\(results\.([a-z0-9-]+)\.path\)$`)
+
+// TestTugboatWaitTask runs examples/ci/tugboat-wait's step, as the
+// pipeline's ServiceAccount with only rbac.yaml's rights, against the
+// sandbox: after a release within the SLO it exits 0 with the new revision
+// in its results; after one outside it, 1 with the reason the Rollout gives;
+// while a release is still under way past its timeout, 3; and for a
+// Rollout that is not there, 4.
+func TestTugboatWaitTask(t *testing.T) {
+	task := readTask(t, filepath.Join("ci", "tugboat-wait", "task.yaml"))
+	tools := kubectlTug(t)
+	box := upSandbox(t, "prod")
+	c, key := box.Client(), types.NamespacedName{Namespace: box.Namespace, Name: "podinfo"}
+	admin := append(slices.Clone(tools), "KUBECONFIG="+box.Cluster.KubeConfigPath)
+	if err := demo.Apply(t.Context(), c, "podinfo", box.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.WaitHealthy(t.Context(), c, key, 3*time.Minute); err != nil {
+		t.Fatalf("podinfo never became healthy: %v\n%s", err, box.ControllerLog(30))
+	}
+	run(t, "", admin, "", "kubectl", "apply", "-n", box.Namespace, "-f", filepath.Join("ci", "tugboat-wait", "rbac.yaml"))
+	asPipeline := append(slices.Clone(tools), "KUBECONFIG="+serviceAccountConfig(t, box.Cluster.KubeConfig, "jx", "tekton-bot"))
+	script := filepath.Join(t.TempDir(), "wait.sh")
+	if err := os.WriteFile(script, []byte(task.Spec.Steps[0].Script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// step runs the Task's step and returns its exit code and results.
+	step := func(t *testing.T, params map[string]string) (int, map[string]string) {
+		t.Helper()
+		env, err := task.env(params, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		for i, e := range env {
+			name, value, _ := strings.Cut(e, "=")
+			if m := resultPath.FindStringSubmatch(value); m != nil {
+				env[i] = name + "=" + filepath.Join(dir, m[1])
+			}
+		}
+		cmd := exec.CommandContext(t.Context(), "bash", script)
+		cmd.Env = append(env, asPipeline...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		results := map[string]string{}
+		for _, r := range task.Spec.Results {
+			b, err := os.ReadFile(filepath.Join(dir, r.Name))
+			if err != nil {
+				t.Fatalf("result %s not written: %v\n%s", r.Name, err, out)
+			}
+			results[r.Name] = string(b)
+		}
+		t.Logf("exit %d, results %v\n%s", code, results, out)
+		return code, results
+	}
+	params := func(timeout string) map[string]string {
+		return map[string]string{"namespace": box.Namespace, "rollout": "podinfo", "timeout": timeout, "image": "tugboat-ci"}
+	}
+	rollout := func() *v1alpha1.Rollout {
+		var ro v1alpha1.Rollout
+		if err := c.Get(t.Context(), key, &ro); err != nil {
+			t.Fatal(err)
+		}
+		return &ro
+	}
+
+	t.Run("a release within the SLO", func(t *testing.T) {
+		if _, err := demo.Start(t.Context(), c, key, demo.Releases[0]); err != nil {
+			t.Fatal(err)
+		}
+		code, res := step(t, params("4m"))
+		if ro := rollout(); code != 0 || res["phase"] != "Healthy" || res["revision"] != ro.Status.StableRevision || ro.Status.StableRevision == "" {
+			t.Errorf("exit %d, results %v; want 0, Healthy at %s", code, res, ro.Status.StableRevision)
+		}
+	})
+	t.Run("the GitHub Actions composite action, the same commands", func(t *testing.T) {
+		code, out := runAction(t, filepath.Join("ci", "github-actions", "tugboat-wait", "action.yml"), task.Spec.Steps[0].Script,
+			map[string]string{"namespace": box.Namespace, "rollout": "podinfo", "timeout": "1m"}, asPipeline)
+		if ro := rollout(); code != 0 || out["phase"] != "Healthy" || out["revision"] != ro.Status.StableRevision || !strings.Contains(out["message"], "is stable") {
+			t.Errorf("exit %d, outputs %v; want 0, Healthy at %s", code, out, ro.Status.StableRevision)
+		}
+	})
+	t.Run("a release outside it", func(t *testing.T) {
+		before := rollout().Status.StableRevision
+		if _, err := demo.Start(t.Context(), c, key, demo.Releases[1]); err != nil {
+			t.Fatal(err)
+		}
+		code, res := step(t, params("4m"))
+		if code != 1 || res["phase"] != "Degraded" || res["revision"] != before || !strings.Contains(res["message"], "success-rate") || len(res["message"]) > 4000 {
+			t.Errorf("exit %d, results %v; want 1, Degraded at %s with the reason", code, res, before)
+		}
+	})
+	t.Run("still under way past the timeout", func(t *testing.T) {
+		if _, err := demo.Start(t.Context(), c, key, demo.Release{Name: "slow", Image: "ghcr.io/stefanprodan/podinfo:6.7.5", ErrorRate: "0.001", LatencyMs: "45"}); err != nil {
+			t.Fatal(err)
+		}
+		if code, res := step(t, params("3s")); code != 3 || res["phase"] != "Progressing" {
+			t.Errorf("exit %d, results %v; want 3 while Progressing", code, res)
+		}
+	})
+	t.Run("no such Rollout", func(t *testing.T) {
+		p := params("10s")
+		p["rollout"] = "nope"
+		if code, _ := step(t, p); code != 4 {
+			t.Errorf("exit %d, want 4", code)
+		}
+	})
+}
+
+// compositeAction is the part of a GitHub composite action that
+// examples/ci uses, decoded strictly.
+type compositeAction struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Inputs      map[string]struct {
+		Description string `json:"description"`
+		Required    bool   `json:"required"`
+		Default     string `json:"default"`
+	} `json:"inputs"`
+	Outputs map[string]struct {
+		Description string `json:"description"`
+		Value       string `json:"value"`
+	} `json:"outputs"`
+	Runs struct {
+		Using string `json:"using"`
+		Steps []struct {
+			ID    string            `json:"id"`
+			If    string            `json:"if"`
+			Shell string            `json:"shell"`
+			Env   map[string]string `json:"env"`
+			Run   string            `json:"run"`
+		} `json:"steps"`
+	} `json:"runs"`
+}
+
+var actionExpr = regexp.MustCompile(`\$\{\{\s*([a-z.]+)\s*\}\}`)
+
+// runAction runs a composite action's steps as a runner would (bash -e
+// -o pipefail, each step's env with its expressions given, $GITHUB_OUTPUT),
+// checking first that its first step runs the Task's commands; it returns
+// the first step's exit code and the action's outputs.
+func runAction(t *testing.T, path, script string, inputs map[string]string, env []string) (int, map[string]string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a compositeAction
+	if err := yaml.UnmarshalStrict(raw, &a); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if a.Runs.Using != "composite" || len(a.Runs.Steps) != 2 {
+		t.Fatalf("%s: %s with %d steps", path, a.Runs.Using, len(a.Runs.Steps))
+	}
+	if want := strings.TrimPrefix(script, "#!/usr/bin/env bash\n"); a.Runs.Steps[0].Run != want {
+		t.Fatalf("%s runs other commands than the Task's step:\n%s\nwant\n%s", path, a.Runs.Steps[0].Run, want)
+	}
+	temp, dir := t.TempDir(), t.TempDir()
+	output := filepath.Join(dir, "output")
+	steps := map[string]map[string]string{}
+	eval := func(s string) string {
+		return actionExpr.ReplaceAllStringFunc(s, func(m string) string {
+			ref := actionExpr.FindStringSubmatch(m)[1]
+			switch {
+			case ref == "runner.temp":
+				return temp
+			case strings.HasPrefix(ref, "inputs."):
+				name := strings.TrimPrefix(ref, "inputs.")
+				if v, ok := inputs[name]; ok {
+					return v
+				}
+				return a.Inputs[name].Default
+			case strings.HasPrefix(ref, "steps."):
+				parts := strings.Split(ref, ".") // steps.ID.outputs.NAME
+				return steps[parts[1]][parts[3]]
+			}
+			t.Fatalf("%s: actionExpr %s", path, m)
+			return ""
+		})
+	}
+	first := 0
+	for i, st := range a.Runs.Steps {
+		if st.Shell != "bash" || strings.Contains(st.Run, "${{") {
+			t.Fatalf("%s: step %s: shell %q, or an actionExpr in its commands", path, st.ID, st.Shell)
+		}
+		if i > 0 && first != 0 && st.If != "always()" {
+			continue
+		}
+		if err := os.WriteFile(output, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(t.Context(), "bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", st.Run)
+		cmd.Env = append(slices.Clone(env), "GITHUB_OUTPUT="+output)
+		for k, v := range st.Env {
+			cmd.Env = append(cmd.Env, k+"="+eval(v))
+		}
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		switch {
+		case errors.As(err, &exit) && i == 0:
+			first = exit.ExitCode()
+		case err != nil:
+			t.Fatalf("%s: step %s: %v\n%s", path, st.ID, err, out)
+		}
+		t.Logf("step %s:\n%s", st.ID, out)
+		steps[st.ID] = githubOutputs(t, output)
+	}
+	outputs := map[string]string{}
+	for name, o := range a.Outputs {
+		outputs[name] = eval(o.Value)
+	}
+	return first, outputs
+}
+
+// githubOutputs reads a $GITHUB_OUTPUT file: name=value lines and
+// name<<DELIMITER blocks.
+func githubOutputs(t *testing.T, path string) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	lines := strings.Split(string(raw), "\n")
+	for i := 0; i < len(lines); i++ {
+		if name, delim, ok := strings.Cut(lines[i], "<<"); ok {
+			var value []string
+			for i++; i < len(lines) && lines[i] != delim; i++ {
+				value = append(value, lines[i])
+			}
+			out[name] = strings.TrimSuffix(strings.Join(value, "\n"), "\n")
+			continue
+		}
+		if name, value, ok := strings.Cut(lines[i], "="); ok {
+			out[name] = value
+		}
+	}
+	return out
+}
