@@ -155,9 +155,10 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 	if res.Metadata == nil {
 		res.Metadata = map[string]string{}
 	}
-	if m.Provider.Web != nil {
+	switch {
+	case m.Provider.Web != nil:
 		res.Metadata[MetadataWebRequest] = taken.Query // the method and URL: no Secret values
-	} else {
+	case m.Provider.Prometheus != nil:
 		res.Metadata[MetadataPrometheusQuery] = taken.Query // Secret values masked
 	}
 	if p.Measured != nil {

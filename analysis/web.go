@@ -216,12 +216,18 @@ func (a Args) Mask(answer any) any {
 	return answer
 }
 
-// MaskText replaces the values of arguments from Secrets in text.
+// MaskText replaces the values of arguments from Secrets in text, the
+// longest first, so that one inside another leaves nothing of it.
 func (a Args) MaskText(text string) string {
+	var values []string
 	for k := range a.Secret {
 		if v := a.Values[k]; v != "" {
-			text = strings.ReplaceAll(text, v, "REDACTED")
+			values = append(values, v)
 		}
+	}
+	slices.SortFunc(values, func(x, y string) int { return len(y) - len(x) })
+	for _, v := range values {
+		text = strings.ReplaceAll(text, v, "REDACTED")
 	}
 	return text
 }

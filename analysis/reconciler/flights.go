@@ -97,7 +97,9 @@ func (fs *flights) take(run *v1alpha1.AnalysisRun, metric string, at time.Time, 
 		default:
 			delete(mine, metric)
 			t := f.taken
-			t.StartedAt = f.startedAt
+			if t.StartedAt.IsZero() { // a Job's measurement started with it
+				t.StartedAt = f.startedAt
+			}
 			return t
 		}
 	}

@@ -21,8 +21,9 @@ import (
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
 
-// Labels: on a metric's Jobs, the run they measure for; on a service
-// account, that analysis Jobs may run as it.
+// Labels: on a metric's Jobs, the run they measure for; on a namespace,
+// that job metrics may create pods there, and on a service account, that
+// their pods may run as it.
 const (
 	labelJobRun       = "tugboat.dev/analysisrun-uid"
 	labelJobMetric    = "tugboat.dev/metric"
@@ -30,7 +31,10 @@ const (
 )
 
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
+// A Job's owner reference blocks the run's deletion, which admission may check.
+// +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns/finalizers,verbs=update
 
 // jobName names measurement n of a run's metric: short enough for the
 // label the Job controller puts on its pods, whatever the names.
@@ -84,7 +88,7 @@ func (r *Reconciler) startJob(ctx context.Context, run *v1alpha1.AnalysisRun, m 
 	if err != nil {
 		return analysis.Taken{Invalid: err}
 	}
-	if err := r.mayRunAs(ctx, run.Namespace, spec.Template.Spec); err != nil {
+	if err := r.mayRunJobs(ctx, run.Namespace, spec.Template.Spec); err != nil {
 		return analysis.Taken{Invalid: err}
 	}
 	md := m.Provider.Job.Metadata
@@ -106,16 +110,33 @@ func (r *Reconciler) startJob(ctx context.Context, run *v1alpha1.AnalysisRun, m 
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		return analysis.Taken{Invalid: fmt.Errorf("provider.job: the API server refuses the Job: %w", err)}
 	case apierrors.IsAlreadyExists(err):
+		// Not in the cache, which holds only Jobs labelled as a run's: one
+		// made by someone else, which must not stand for the measurement.
+		var have batchv1.Job
+		if err := r.reader().Get(ctx, client.ObjectKeyFromObject(job), &have); err != nil {
+			return analysis.Taken{Sample: analysis.Sample{Err: fmt.Errorf("get job %s: %w", name, err)}}
+		}
+		if !metav1.IsControlledBy(&have, run) || have.Labels[labelJobRun] != string(run.UID) {
+			return analysis.Taken{Invalid: fmt.Errorf("job %s/%s exists and is not this run's", run.Namespace, name)}
+		}
 	case err != nil:
 		return analysis.Taken{Sample: analysis.Sample{Err: fmt.Errorf("create job %s: %w", name, err)}}
 	}
 	return analysis.Taken{Sample: analysis.Sample{Err: fmt.Errorf("%w: job %s started", analysis.ErrDeferred, name)}}
 }
 
-// mayRunAs refuses a pod spec that runs as a service account the
-// namespace has not marked for analysis Jobs: whoever may write a template
-// could otherwise borrow any account of the namespace's.
-func (r *Reconciler) mayRunAs(ctx context.Context, namespace string, pod corev1.PodSpec) error {
+// mayRunJobs refuses a job metric in a namespace that has not opted in, or
+// whose pods would run as a service account the namespace has not marked
+// for analysis Jobs: whoever may write a template could otherwise create
+// pods, and borrow any account, there. Both are read from the API server.
+func (r *Reconciler) mayRunJobs(ctx context.Context, namespace string, pod corev1.PodSpec) error {
+	var ns corev1.Namespace
+	if err := r.reader().Get(ctx, client.ObjectKey{Name: namespace}, &ns); err != nil {
+		return fmt.Errorf("get namespace %s: %w", namespace, err)
+	}
+	if ns.Labels[LabelJobsMayRunAs] != "true" {
+		return fmt.Errorf("provider.job: namespace %s is not labelled %s=true, which lets job metrics create pods there", namespace, LabelJobsMayRunAs)
+	}
 	sa := pod.ServiceAccountName
 	if sa == "" {
 		sa = pod.DeprecatedServiceAccount
@@ -124,7 +145,7 @@ func (r *Reconciler) mayRunAs(ctx context.Context, namespace string, pod corev1.
 		return nil
 	}
 	var acct corev1.ServiceAccount
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: sa}, &acct); {
+	switch err := r.reader().Get(ctx, client.ObjectKey{Namespace: namespace, Name: sa}, &acct); {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("provider.job.spec.template.spec.serviceAccountName: service account %s/%s not found", namespace, sa)
 	case err != nil:
@@ -133,6 +154,14 @@ func (r *Reconciler) mayRunAs(ctx context.Context, namespace string, pod corev1.
 		return fmt.Errorf("provider.job.spec.template.spec.serviceAccountName: service account %s/%s is not labelled %s=true, which lets analysis Jobs run as it", namespace, sa, LabelJobsMayRunAs)
 	}
 	return nil
+}
+
+// reader reads past the cache where there is one.
+func (r *Reconciler) reader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
 }
 
 var labelValue = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`)
@@ -154,7 +183,7 @@ func (r *Reconciler) stopJobs(ctx context.Context, run *v1alpha1.AnalysisRun) er
 	}
 	for i := range jobs.Items {
 		job := &jobs.Items[i]
-		if finished(job) || !job.DeletionTimestamp.IsZero() {
+		if finished(job) || !job.DeletionTimestamp.IsZero() || !metav1.IsControlledBy(job, run) {
 			continue
 		}
 		if err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {

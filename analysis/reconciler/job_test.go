@@ -114,6 +114,24 @@ func TestJobMetrics(t *testing.T) {
 		}
 	}
 
+	// A namespace that has not opted in runs no job metric.
+	run := start("not-opted-in", smoke(good))
+	until("an error", func() bool { return runOf(run.Name).Status.Phase.Completed() })
+	if got := runOf(run.Name); got.Status.Phase != argo.AnalysisPhaseError || !strings.Contains(got.Status.MetricResults[0].Message, "namespace default is not labelled tugboat.dev/analysis-jobs=true") {
+		t.Errorf("a namespace not opted in: %s %+v", got.Status.Phase, got.Status.MetricResults)
+	}
+	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var ns corev1.Namespace
+		if err := env.Client.Get(t.Context(), client.ObjectKey{Name: "default"}, &ns); err != nil {
+			return err
+		}
+		ns.Labels["tugboat.dev/analysis-jobs"] = "true"
+		return env.Client.Update(t.Context(), &ns)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	t.Run("a Job that completes is Successful, one that fails Failed", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
@@ -151,6 +169,9 @@ func TestJobMetrics(t *testing.T) {
 			"typo":    {`{"backofLimit": 0, "template": {"spec": {"containers": [{"name": "s", "image": "i"}]}}}`, `unknown field "backofLimit"`},
 			"account": {`{"template": {"spec": {"serviceAccountName": "deployer", "restartPolicy": "Never", "containers": [{"name": "s", "image": "i"}]}}}`, "is not labelled tugboat.dev/analysis-jobs=true"},
 			"refused": {`{"template": {"spec": {"restartPolicy": "Always", "containers": [{"name": "s", "image": "i"}]}}}`, "the API server refuses the Job"},
+			"suspend": {`{"suspend": true, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "s", "image": "i"}]}}}`, "provider.job.spec.suspend"},
+			"host":    {`{"template": {"spec": {"hostNetwork": true, "restartPolicy": "Never", "containers": [{"name": "s", "image": "i"}]}}}`, "no host namespace"},
+			"ttl":     {`{"ttlSecondsAfterFinished": 10, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "s", "image": "i"}]}}}`, "provider.job.spec.ttlSecondsAfterFinished"},
 		} {
 			run := start("job-"+name, smoke(tc.spec))
 			until("an error", func() bool { return runOf(run.Name).Status.Phase.Completed() })

@@ -56,8 +56,12 @@ type Reconciler struct {
 	Client   client.Client
 	Measurer measurer
 	// Web measures web metrics; nil refuses them.
-	Web     webMeasurer
-	Secrets secrets
+	Web webMeasurer
+	// APIReader reads past the cache (the manager's GetAPIReader): what job
+	// metrics check before they create a pod, and Jobs the cache does not
+	// hold. Client when nil.
+	APIReader client.Reader
+	Secrets   secrets
 	// Recorder, when set, marks each metric's transitions with an event on
 	// the Rollout that owns the run.
 	Recorder recorder

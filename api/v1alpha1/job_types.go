@@ -10,14 +10,18 @@ import (
 // and stopped when the run ends); the measurement is Successful when the Job
 // completes and Failed when it fails. {{args.NAME}} is replaced in every
 // string of the spec; arguments from Secrets cannot stand in it (use an
-// env valueFrom.secretKeyRef). The pods may run as the namespace's default
-// service account, or one labelled tugboat.dev/analysis-jobs=true. Without
-// activeDeadlineSeconds, a Job is given an hour.
+// env valueFrom.secretKeyRef).
+//
+// A job metric amounts to creating pods in the namespace, so it runs only in
+// a namespace labelled tugboat.dev/analysis-jobs=true, as the namespace's
+// default service account or one labelled the same. Its Job may not be
+// suspended, set ttlSecondsAfterFinished or manualSelector, pick a node,
+// share host namespaces, mount host paths or run privileged; without
+// activeDeadlineSeconds it is given an hour (at most a day).
 //
 // The spec is kept as written and checked when the run first measures (its
-// fields strictly, then by the API server in a dry run of the Job): the
-// schema of a whole pod template would make each analysis CRD most of a
-// megabyte.
+// fields strictly, then by the API server as it creates the Job): the schema
+// of a whole pod template would make each analysis CRD most of a megabyte.
 type JobMetric struct {
 	// Metadata are labels and annotations for the Job.
 	// +optional

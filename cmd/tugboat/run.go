@@ -103,7 +103,8 @@ func run(ctx context.Context, o Options) error {
 	// Secret in the cluster. RBAC grants get per namespace (config/rbac).
 	secrets := prometheus.CredentialsFrom(mgr.GetAPIReader())
 	ar := &analysisreconciler.Reconciler{
-		Client: mgr.GetClient(),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
 		Measurer: &prometheus.Provider{
 			DefaultAddress: o.PrometheusAddress,
 			DefaultTLS:     o.prometheusTLS(),

@@ -28,7 +28,8 @@ import (
 func TestSmokeTestJob(t *testing.T) {
 	ctx := t.Context()
 	ns := "e2e-smoke"
-	if err := box.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	// Job metrics create pods: the namespace opts in.
+	if err := box.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"tugboat.dev/analysis-jobs": "true"}}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, ex := range []string{"podinfo", "smoke-test"} {
