@@ -16,10 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -34,21 +31,7 @@ import (
 // stops its Jobs still running.
 func TestJobMetrics(t *testing.T) {
 	env := cluster.Start(t)
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &reconciler.Reconciler{Client: mgr.GetClient(), Measurer: &measurer{values: map[string]float64{`w="bad"`: 0.5}}, Now: time.Now}
-	if err := r.SetupWithManager(mgr, 2); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startAnalysis(t, env, &reconciler.Reconciler{Measurer: &measurer{values: map[string]float64{`w="bad"`: 0.5}}})
 
 	smoke := func(spec string) v1alpha1.Metric {
 		return v1alpha1.Metric{Name: "smoke", Provider: v1alpha1.MetricProvider{Job: &v1alpha1.JobMetric{
@@ -120,7 +103,7 @@ func TestJobMetrics(t *testing.T) {
 	if got := runOf(run.Name); got.Status.Phase != argo.AnalysisPhaseError || !strings.Contains(got.Status.MetricResults[0].Message, "namespace default is not labelled tugboat.dev/analysis-jobs=true") {
 		t.Errorf("a namespace not opted in: %s %+v", got.Status.Phase, got.Status.MetricResults)
 	}
-	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		var ns corev1.Namespace
 		if err := env.Client.Get(t.Context(), client.ObjectKey{Name: "default"}, &ns); err != nil {
 			return err

@@ -15,10 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/analysis/web"
@@ -46,27 +43,13 @@ func TestWebMetricGates(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	secrets := func(context.Context, string, string) (map[string][]byte, error) {
 		return map[string][]byte{"token": []byte("s3cret")}, nil
 	}
-	r := &reconciler.Reconciler{
-		Client: mgr.GetClient(), Measurer: &measurer{}, Secrets: secrets, Now: time.Now,
+	startAnalysis(t, env, &reconciler.Reconciler{
+		Measurer: &measurer{}, Secrets: secrets,
 		Web: &web.Provider{Guard: egress.Guard{AllowLoopback: true}},
-	}
-	if err := r.SetupWithManager(mgr, 2); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	})
 
 	gate := func(url string) v1alpha1.Metric {
 		return v1alpha1.Metric{
