@@ -47,16 +47,8 @@ func TestPreviewVerdictCI(t *testing.T) {
 	if want := strings.TrimPrefix(task.Spec.Steps[0].Script, "#!/usr/bin/env bash\n"); verdict.Run != want {
 		t.Errorf("the workflow's step %q runs other commands than the Task's step:\n%s\nwant\n%s", verdict.Name, verdict.Run, want)
 	}
-	tools := kubectlTug(t)
-	box := upSandbox(t, "demo")
-	c, key := box.Client(), types.NamespacedName{Namespace: box.Namespace, Name: "podinfo"}
-	admin := append(slices.Clone(tools), "KUBECONFIG="+box.Cluster.KubeConfigPath)
-	if err := demo.Apply(t.Context(), c, "podinfo", box.Namespace); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.WaitHealthy(t.Context(), c, key, 3*time.Minute); err != nil {
-		t.Fatalf("podinfo never became healthy: %v\n%s", err, box.ControllerLog(30))
-	}
+	box, tools, admin := podinfoInSandbox(t, "demo")
+	c := box.Client()
 	if err := demo.AllowPreviews(t.Context(), c, box.Namespace); err != nil {
 		t.Fatal(err)
 	}

@@ -7,16 +7,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/sandbox"
+	"github.com/tugboatdev/tugboat/sandbox/demo"
 	"github.com/tugboatdev/tugboat/sandbox/toolchain"
 )
 
@@ -222,4 +225,22 @@ func poll(t *testing.T, timeout time.Duration, what string, done func(context.Co
 	if err != nil {
 		t.Fatalf("waiting for %s: %v (last error: %v)", what, err, last)
 	}
+}
+
+// podinfoInSandbox brings up the sandbox with examples/podinfo healthy in
+// namespace, and returns it with the environment that runs kubectl and
+// kubectl-tug (tools), and that as the sandbox's administrator (admin).
+func podinfoInSandbox(t *testing.T, namespace string) (box *sandbox.Sandbox, tools, admin []string) {
+	t.Helper()
+	tools = kubectlTug(t)
+	box = upSandbox(t, namespace)
+	key := types.NamespacedName{Namespace: box.Namespace, Name: "podinfo"}
+	admin = append(slices.Clone(tools), "KUBECONFIG="+box.Cluster.KubeConfigPath)
+	if err := demo.Apply(t.Context(), box.Client(), "podinfo", box.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.WaitHealthy(t.Context(), box.Client(), key, 3*time.Minute); err != nil {
+		t.Fatalf("podinfo never became healthy: %v\n%s", err, box.ControllerLog(30))
+	}
+	return box, tools, admin
 }

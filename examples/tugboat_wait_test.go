@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
@@ -28,16 +27,8 @@ var resultPath = regexp.MustCompile(`^\$\(results\.([a-z0-9-]+)\.path\)$`)
 // Rollout that is not there, 4.
 func TestTugboatWaitTask(t *testing.T) {
 	task := readTask(t, filepath.Join("ci", "tugboat-wait", "task.yaml"))
-	tools := kubectlTug(t)
-	box := upSandbox(t, "prod")
+	box, tools, admin := podinfoInSandbox(t, "prod")
 	c, key := box.Client(), types.NamespacedName{Namespace: box.Namespace, Name: "podinfo"}
-	admin := append(slices.Clone(tools), "KUBECONFIG="+box.Cluster.KubeConfigPath)
-	if err := demo.Apply(t.Context(), c, "podinfo", box.Namespace); err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.WaitHealthy(t.Context(), c, key, 3*time.Minute); err != nil {
-		t.Fatalf("podinfo never became healthy: %v\n%s", err, box.ControllerLog(30))
-	}
 	run(t, "", admin, "", "kubectl", "apply", "-n", box.Namespace, "-f", filepath.Join("ci", "tugboat-wait", "rbac.yaml"))
 	asPipeline := append(slices.Clone(tools), "KUBECONFIG="+serviceAccountConfig(t, box.Cluster.KubeConfig, "jx", "tekton-bot"))
 	script := filepath.Join(t.TempDir(), "wait.sh")

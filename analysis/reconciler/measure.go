@@ -1,0 +1,105 @@
+package reconciler
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/tugboatdev/tugboat/analysis"
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
+)
+
+// One measurement by its metric's provider: a Prometheus query, a web
+// request, or (job.go) a Job.
+
+// take renders a metric's query, address and headers and measures it.
+func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Metric, a measureArgs, now time.Time) analysis.Taken {
+	if m.Provider.Web != nil {
+		return r.takeWeb(ctx, *m.Provider.Web, a)
+	}
+	prom := *m.Provider.Prometheus
+	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
+		// An argument that cannot be resolved now (a Secret not readable
+		// yet) may resolve next time: an error measurement, counted against
+		// consecutiveErrorLimit. Nothing is rendered or sent.
+		return analysis.Taken{Sample: analysis.Sample{Err: a.err}, Query: a.Shown(prom.Query), FinishedAt: r.Now()}
+	}
+	query, shown, err := a.Render(prom.Query)
+	if err == nil {
+		err = a.RenderTarget(&prom)
+	}
+	if err == nil {
+		err = a.CheckAddress(prom)
+	}
+	if err == nil && prom.RangeQuery != nil {
+		prom.RangeQuery, err = a.RenderRange(*prom.RangeQuery)
+	}
+	if err != nil {
+		return analysis.Taken{Invalid: err}
+	}
+	sample := r.measure(ctx, namespace, &prom, query, now, a.In(prom.Query))
+	if a.In(prom.Query) {
+		// Prometheus's errors and warnings may quote the query, Secret
+		// values and all.
+		if sample.Err != nil {
+			sample.Err = a.Scrub(sample.Err)
+		}
+		for i, w := range sample.Warnings {
+			sample.Warnings[i] = a.Scrub(&analysis.QueryRefused{Reason: "warning", Err: errors.New(w)}).Error()
+		}
+	}
+	return analysis.Taken{Sample: sample, Query: shown, FinishedAt: r.Now()}
+}
+
+// takeWeb renders a web metric's request and sends it. What status shows
+// of it is the method and URL, which hold no value from a Secret.
+func (r *Reconciler) takeWeb(ctx context.Context, w v1alpha1.WebMetric, a measureArgs) analysis.Taken {
+	shown := cmp.Or(string(w.Method), "GET") + " " + w.URL
+	text := w.URL + " " + w.JSONPath + " " + w.Body + " " + string(w.JSONBody)
+	for _, h := range w.Headers {
+		text += " " + h.Value
+	}
+	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(text), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
+		// An argument it needs, not resolvable now (a Secret not readable
+		// yet), may be next time: an error measurement, counted against
+		// consecutiveErrorLimit.
+		return analysis.Taken{Sample: analysis.Sample{Err: a.err}, Query: shown, FinishedAt: r.Now()}
+	}
+	req, err := a.RenderWeb(w)
+	if err != nil {
+		return analysis.Taken{Invalid: err}
+	}
+	shown = req.Method + " " + req.URL
+	if r.Web == nil {
+		return analysis.Taken{Invalid: errors.New("provider.web: this controller measures no web metrics")}
+	}
+	sample := r.Web.MeasureWeb(ctx, req)
+	if analysis.WebRefersTo(w, a.Secret) {
+		// A server that echoes its request would show a token in status.
+		sample.Answer = a.Mask(sample.Answer)
+		if sample.Err != nil && !errors.Is(sample.Err, analysis.ErrDeferred) {
+			if masked := a.MaskText(sample.Err.Error()); masked != sample.Err.Error() {
+				sample.Err = errors.New(masked)
+			}
+		}
+	}
+	return analysis.Taken{Sample: sample, Query: shown, FinishedAt: r.Now()}
+}
+
+// secretMeasurer is a measurer that can keep a query out of URLs: the
+// Prometheus adapter never sends such a query by GET.
+type secretMeasurer interface {
+	MeasureSecret(ctx context.Context, namespace string, m *v1alpha1.PrometheusMetric, query string, ts time.Time) analysis.Sample
+}
+
+// measure sends a query through the measurer; one holding values from
+// Secrets goes by MeasureSecret when the measurer has it (the adapter does;
+// stand-ins in tests need not).
+func (r *Reconciler) measure(ctx context.Context, namespace string, prom *v1alpha1.PrometheusMetric, query string, ts time.Time, holdsSecrets bool) analysis.Sample {
+	if sm, ok := r.Measurer.(secretMeasurer); ok && holdsSecrets {
+		return sm.MeasureSecret(ctx, namespace, prom, query, ts)
+	}
+	return r.Measurer.Measure(ctx, namespace, prom, query, ts)
+}
