@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -40,6 +41,9 @@ type Taken struct {
 	StartedAt time.Time
 	// FinishedAt is when the sample came back; zero means when it was due.
 	FinishedAt time.Time
+	// RetryAfter, for a deferred sample, is when to look again if nothing
+	// wakes the run first (a Job's end does); deferredFor when zero.
+	RetryAfter time.Duration
 }
 
 // Pass is one AnalysisRun's analysis, as Argo runs it. It is pure: Measure
@@ -129,7 +133,7 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 		err = taken.Invalid
 	}
 	if err == nil && errors.Is(taken.Sample.Err, ErrDeferred) {
-		return now.Add(deferredFor)
+		return now.Add(cmp.Or(taken.RetryAfter, deferredFor))
 	}
 	if err != nil {
 		// The template's fault: no query is sent, the metric errs.

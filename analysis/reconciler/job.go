@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -74,6 +75,7 @@ func (r *Reconciler) takeJob(ctx context.Context, run *v1alpha1.AnalysisRun, m *
 		return taken
 	}
 	taken.Sample.Err = fmt.Errorf("%w: job %s is running", analysis.ErrDeferred, name)
+	taken.RetryAfter = jobPoll
 	return taken
 }
 
@@ -122,8 +124,12 @@ func (r *Reconciler) startJob(ctx context.Context, run *v1alpha1.AnalysisRun, m 
 	case err != nil:
 		return analysis.Taken{Sample: analysis.Sample{Err: fmt.Errorf("create job %s: %w", name, err)}}
 	}
-	return analysis.Taken{Sample: analysis.Sample{Err: fmt.Errorf("%w: job %s started", analysis.ErrDeferred, name)}}
+	return analysis.Taken{Sample: analysis.Sample{Err: fmt.Errorf("%w: job %s started", analysis.ErrDeferred, name)}, RetryAfter: jobPoll}
 }
+
+// jobPoll is how often a running Job is looked at should its end not wake
+// its run (the controller owns the Jobs, and watches them).
+const jobPoll = time.Minute
 
 // mayRunJobs refuses a job metric in a namespace that has not opted in, or
 // whose pods would run as a service account the namespace has not marked
