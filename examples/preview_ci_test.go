@@ -20,7 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/sandbox/demo"
@@ -236,14 +235,8 @@ type actionStep struct {
 // script injection): expressions go into env.
 func readWorkflow(t *testing.T, path string) *workflow {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var w workflow
-	if err := yaml.Unmarshal(raw, &w); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	decodeFile(t, path, &w, false)
 	if _, ok := w.On["pull_request"]; !ok || len(w.Jobs) != 1 {
 		t.Fatalf("%s: on %v with %d jobs, want one job on pull_request", path, w.On, len(w.Jobs))
 	}

@@ -93,14 +93,8 @@ type task struct {
 // through the step's environment, as Tekton advises.
 func readTask(t *testing.T, path string) *task {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var tk task
-	if err := yaml.UnmarshalStrict(raw, &tk); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	decodeFile(t, path, &tk, true)
 	switch {
 	case tk.APIVersion != "tekton.dev/v1" || tk.Kind != "Task":
 		t.Fatalf("%s: %s %s, want a tekton.dev/v1 Task", path, tk.APIVersion, tk.Kind)
@@ -243,4 +237,21 @@ func podinfoInSandbox(t *testing.T, namespace string) (box *sandbox.Sandbox, too
 		t.Fatalf("podinfo never became healthy: %v\n%s", err, box.ControllerLog(30))
 	}
 	return box, tools, admin
+}
+
+// decodeFile decodes a YAML file into v, strictly (a field v lacks fails)
+// or not, and fails the test naming the file.
+func decodeFile(t *testing.T, path string, v any, strict bool) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := yaml.Unmarshal
+	if strict {
+		decode = yaml.UnmarshalStrict
+	}
+	if err := decode(raw, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }

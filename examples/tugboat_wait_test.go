@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/sandbox/demo"
@@ -159,14 +158,8 @@ var actionExpr = regexp.MustCompile(`\$\{\{\s*([a-z.]+)\s*\}\}`)
 // the first step's exit code and the action's outputs.
 func runAction(t *testing.T, path, script string, inputs map[string]string, env []string) (int, map[string]string) {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var a compositeAction
-	if err := yaml.UnmarshalStrict(raw, &a); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	decodeFile(t, path, &a, true)
 	if a.Runs.Using != "composite" || len(a.Runs.Steps) != 2 {
 		t.Fatalf("%s: %s with %d steps", path, a.Runs.Using, len(a.Runs.Steps))
 	}

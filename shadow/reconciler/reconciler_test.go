@@ -475,6 +475,22 @@ func TestPendingWhileSomethingIsMissing(t *testing.T) {
 	f.eventually("Mirroring once the Service is there", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Mirroring" })
 }
 
+// edit reads o again, changes it with mutate and writes it, trying again
+// on a conflict.
+func (f *fixture) edit(o client.Object, mutate func()) {
+	f.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if err := f.c.Get(f.t.Context(), client.ObjectKeyFromObject(o), o); err != nil {
+			return err
+		}
+		mutate()
+		return f.c.Update(f.t.Context(), o)
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // touch changes an annotation, which wakes the controller.
 func (f *fixture) touch() {
 	f.t.Helper()

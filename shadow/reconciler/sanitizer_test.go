@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -112,29 +111,15 @@ func TestNewSourceWaitsForTheSanitizerAndOldHostsStay(t *testing.T) {
 		}}},
 	})
 	pol := f.policy()
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(pol), pol); err != nil {
-			return err
-		}
+	f.edit(pol, func() {
 		pol.Spec.Rules[0].Routes = append(pol.Spec.Rules[0].Routes, v1alpha1.PreviewRouteRef{Name: "cart", Route: "primary"})
-		return f.c.Update(t.Context(), pol)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := f.newPreview(nil)
 	f.mirroringAfterSettle()
 
-	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(p), p); err != nil {
-			return err
-		}
+	f.edit(p, func() {
 		p.Spec.Source.VirtualService.Name = "cart"
-		return f.c.Update(t.Context(), p)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	shop, cart := f.prod+"/shop", f.prod+"/cart"
 	wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) { //nolint:errcheck // checked below
 		return slices.Contains(f.filterHosts(), cart), nil
@@ -147,7 +132,7 @@ func TestNewSourceWaitsForTheSanitizerAndOldHostsStay(t *testing.T) {
 	})
 
 	f.settled()
-	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		return len(f.mirrors()) == 0 && len(f.mirrorsOf("cart")) == 2, nil
 	})
 	if err != nil {
@@ -203,21 +188,12 @@ func TestMirrorUnderAnUnreadableRecordIsSwept(t *testing.T) {
 	p := f.newPreview(nil)
 	f.eventually("Mirroring", func(p *v1alpha1.Preview) bool { return p.Status.Phase == "Mirroring" })
 	f.eventuallyMirrors("the mirror", 2)
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		var vs istiov1.VirtualService
-		if err := f.c.Get(t.Context(), client.ObjectKey{Namespace: f.prod, Name: "shop"}, &vs); err != nil {
-			return err
-		}
-		vs.Annotations["tugboat.dev/preview-mirrors"] = "{oops"
-		return f.c.Update(t.Context(), &vs)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vs := &istiov1.VirtualService{ObjectMeta: metav1.ObjectMeta{Namespace: f.prod, Name: "shop"}}
+	f.edit(vs, func() { vs.Annotations["tugboat.dev/preview-mirrors"] = "{oops" })
 	if err := f.c.Delete(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
-	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		return apierrors.IsNotFound(f.c.Get(ctx, client.ObjectKeyFromObject(p), &v1alpha1.Preview{})), nil
 	})
 	if err != nil {
@@ -294,17 +270,10 @@ func TestAConflictKeepsTheMirror(t *testing.T) {
 	f.eventuallyMirrors("the mirror", 2)
 	router.conflicts.Store(3)
 	router.removals.Store(0)
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(p), p); err != nil {
-			return err
-		}
+	f.edit(p, func() {
 		p.Spec.Percentage = 5
-		return f.c.Update(t.Context(), p)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		got := f.mirrors()
 		return len(got) == 2 && strings.HasSuffix(got[0], "=5"), nil
 	})
@@ -363,19 +332,12 @@ func TestAHeaderAddedStopsTheCopiesUntilStripped(t *testing.T) {
 	f.newPreview(nil)
 	f.mirroringAfterSettle()
 	router.removalConflicts.Store(1)
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(pol), pol); err != nil {
-			return err
-		}
+	f.edit(pol, func() {
 		pol.Spec.Rules[0].RemoveHeaders = append(pol.Spec.Rules[0].RemoveHeaders, "x-new-secret")
-		return f.c.Update(t.Context(), pol)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.eventuallyMirrors("the mirror off", 0)
 	// The copies come off first, then the filter changes.
-	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		ef, err := f.filter()
 		return err == nil && strings.Contains(ef.Spec.String(), "x-new-secret"), nil
 	})
@@ -431,16 +393,9 @@ func TestLoweringMaxPreviewsKeepsTheFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(phases())
 	}
-	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(pol), pol); err != nil {
-			return err
-		}
+	f.edit(pol, func() {
 		pol.Spec.Rules[0].MaxPreviews = 1
-		return f.c.Update(t.Context(), pol)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		a, b := phases()
 		return a == "Mirroring" && b == "Denied", nil
