@@ -92,7 +92,7 @@ func checkTugboatKind(t *testing.T, obj runtime.Object) {
 		if _, err := windows.Parse(o.Spec.Windows); err != nil {
 			t.Errorf("rollout %s: %v", o.Name, err)
 		}
-	case *v1alpha1.AnalysisTemplate, *v1alpha1.ClusterAnalysisTemplate, *v1alpha1.AnalysisRun, *v1alpha1.Preview, *v1alpha1.MirrorPolicy:
+	case *v1alpha1.AnalysisTemplate, *v1alpha1.ClusterAnalysisTemplate, *v1alpha1.AnalysisRun, *v1alpha1.Preview, *v1alpha1.MirrorPolicy, *v1alpha1.NotificationProvider:
 	default:
 		t.Errorf("unexpected Tugboat kind %T", obj)
 	}

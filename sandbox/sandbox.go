@@ -134,7 +134,8 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		"--log-format=text",
 		"--prometheus-address=" + s.Prometheus.URL,
 		"--prometheus-allow-loopback",
-		"--web-allow-loopback",      // the sink
+		"--web-allow-loopback", // the sink
+		"--notification-allow-loopback",
 		"--measurement-coalesce=0s", // the demo shows every measurement as it comes
 		"--preview-settle=2s",       // the emulator has no proxies to wait for
 	}, o.Dir); err != nil {

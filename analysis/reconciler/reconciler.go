@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/notify"
 )
 
 // Consumer-side interfaces: only the methods this package calls.
@@ -47,6 +49,10 @@ type (
 	secrets  = func(ctx context.Context, namespace, name string) (map[string][]byte, error)
 	recorder interface {
 		Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+	}
+	// notifier hands a notification over for sending; it never blocks.
+	notifier interface {
+		Notify(namespace string, to []v1alpha1.Notification, e notify.Event)
 	}
 )
 
@@ -64,6 +70,9 @@ type Reconciler struct {
 	// Recorder, when set, marks each metric's transitions with an event on
 	// the Rollout that owns the run.
 	Recorder recorder
+	// Notifier, when set, tells the owning Rollout's spec.notifications of
+	// each metric that failed (analysisFailed).
+	Notifier notifier
 	// Metrics, when set, counts measurements and verdicts.
 	Metrics *Metrics
 	Now     func() time.Time
@@ -225,7 +234,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	m.status, m.at, m.lastWrite, m.urgent = *run.Status.DeepCopy(), run.Status.DeepCopy(), now, false
 	r.memos.Store(req.NamespacedName, m)
 	r.Metrics.written(&base.Status, &run.Status)
-	r.announce(base, &run)
+	r.announce(ctx, base, &run)
 	return requeue(wake, now), nil
 }
 
@@ -371,7 +380,7 @@ func (r *Reconciler) args(ctx context.Context, run *v1alpha1.AnalysisRun) (map[s
 }
 
 // announce records an event for each metric whose phase changed to a verdict.
-func (r *Reconciler) announce(before, after *v1alpha1.AnalysisRun) {
+func (r *Reconciler) announce(ctx context.Context, before, after *v1alpha1.AnalysisRun) {
 	owner := metav1.GetControllerOf(after)
 	if r.Recorder == nil || owner == nil || owner.Kind != "Rollout" {
 		return
@@ -394,7 +403,39 @@ func (r *Reconciler) announce(before, after *v1alpha1.AnalysisRun) {
 			last = " at " + m.Measurements[n-1].Value
 		}
 		r.Recorder.Eventf(ro, after, kind, "Metric"+string(m.Phase), "Analyse", "metric %s %s%s: %s", m.Name, m.Phase, last, m.Message)
+		if m.Phase == argo.AnalysisPhaseFailed || m.Phase == argo.AnalysisPhaseError {
+			r.notifyFailed(ctx, after, owner.Name, m, strings.TrimPrefix(last, " at "))
+		}
 	}
+}
+
+// notifyFailed tells the owning Rollout's subscriptions that metric m of
+// run failed. A metric fails once per run, which makes the occurrence.
+func (r *Reconciler) notifyFailed(ctx context.Context, run *v1alpha1.AnalysisRun, rollout string, m argo.MetricResult, value string) {
+	if r.Notifier == nil {
+		return
+	}
+	var ro v1alpha1.Rollout
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: run.Namespace, Name: rollout}, &ro); err != nil || len(ro.Spec.Notifications) == 0 {
+		return
+	}
+	e := notify.Event{
+		Name:       notify.AnalysisFailed,
+		Object:     notify.Object{Kind: "Rollout", Namespace: ro.Namespace, Name: ro.Name, UID: string(ro.UID)},
+		Occurrence: string(run.UID) + "/" + m.Name,
+		Time:       r.Now(),
+		Revision:   ro.Status.CanaryRevision,
+		Step:       ro.Status.CurrentStepIndex,
+		Steps:      int32(len(ro.Spec.Steps)),
+		Reason:     "Metric" + string(m.Phase),
+		Message:    fmt.Sprintf("metric %s of analysis run %s %s: %s", m.Name, run.Name, m.Phase, m.Message),
+		Findings:   []notify.Finding{{Run: run.Name, Metric: m.Name, Phase: string(m.Phase), Value: value, Message: m.Message}},
+		Next:       []string{"kubectl tug get rollout " + ro.Name + " -n " + ro.Namespace},
+	}
+	if m.DryRun {
+		e.Message = "dry-run " + e.Message + " (it does not stop the rollout)"
+	}
+	r.Notifier.Notify(ro.Namespace, ro.Spec.Notifications, e)
 }
 
 // SetupWithManager registers the controller.

@@ -97,6 +97,13 @@ type PreviewSpec struct {
 	// until its ttl and has no verdict.
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
+
+	// Notifications send the preview's phase changes to
+	// NotificationProviders of this namespace.
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.all(n, !has(n.events) || n.events.all(e, e in ['mirroring', 'succeeded', 'failed', 'inconclusive', 'expired', 'denied']))",message="a Preview's events are mirroring, succeeded, failed, inconclusive, expired and denied"
+	// +optional
+	Notifications []Notification `json:"notifications,omitempty"`
 }
 
 // PreviewSource names the production route copied from: the managed route

@@ -80,6 +80,13 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// Notifications send the rollout's events to NotificationProviders of
+	// this namespace.
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.all(n, !has(n.events) || n.events.all(e, e in ['started', 'stepAdvanced', 'paused', 'promoted', 'aborted', 'rolledBack', 'analysisFailed', 'inconclusive']))",message="a Rollout's events are started, stepAdvanced, paused, promoted, aborted, rolledBack, analysisFailed and inconclusive"
+	// +optional
+	Notifications []Notification `json:"notifications,omitempty"`
 }
 
 // TargetRef names the Deployment a Rollout manages.

@@ -67,6 +67,9 @@ func execute(ctx context.Context, args []string) int {
 			if err := demo.Apply(cmd.Context(), s.Client(), "podinfo", s.Namespace); err != nil {
 				return err
 			}
+			if err := demo.ConnectNotifications(cmd.Context(), s.Client(), s.Namespace, s.Sink.URL); err != nil {
+				return err
+			}
 			if err := demo.WaitHealthy(cmd.Context(), s.Client(), key, 3*time.Minute); err != nil {
 				return fmt.Errorf("podinfo never became healthy: %w\n%s", err, s.ControllerLog(20))
 			}
@@ -118,6 +121,10 @@ func runDemo(ctx context.Context, s *sandbox.Sandbox) (bool, error) {
 	if err := demo.Apply(ctx, s.Client(), "podinfo", s.Namespace); err != nil {
 		return false, err
 	}
+	fmt.Println("▶ applying examples/notifications: a Slack and a CloudEvents receiver, both the sandbox's sink")
+	if err := demo.ConnectNotifications(ctx, s.Client(), s.Namespace, s.Sink.URL); err != nil {
+		return false, err
+	}
 	if err := demo.WaitHealthy(ctx, s.Client(), key, 3*time.Minute); err != nil {
 		return false, fmt.Errorf("podinfo never became healthy: %w\n%s", err, s.ControllerLog(20))
 	}
@@ -153,6 +160,7 @@ func runDemo(ctx context.Context, s *sandbox.Sandbox) (bool, error) {
 		return false, err
 	}
 	results = append(results, previews...)
+	demo.PrintNotifications(os.Stdout, s.Sink.Notifications())
 	return demo.Summarize(os.Stdout, results), nil
 }
 

@@ -21,32 +21,34 @@ import (
 // --metrics-address), the --config file (YAML, the flag names as keys), or the
 // default.
 type Options struct {
-	Kubeconfig              string
-	MetricsAddress          string
-	HealthAddress           string
-	LeaderElect             bool
-	LeaderElectionNamespace string
-	QPS                     float64
-	Burst                   int
-	Workers                 int
-	LogLevel                string
-	LogFormat               string
-	SyncPeriod              time.Duration
-	PrometheusAddress       string
-	PrometheusAllowLoopback bool
-	PrometheusAllowedHosts  []string
-	PrometheusCAFile        string
-	PrometheusCertFile      string
-	PrometheusKeyFile       string
-	PrometheusServerName    string
-	WebAllowLoopback        bool
-	WebAllowedHosts         []string
-	MeasurementCoalesce     time.Duration
-	MeasureTimeout          time.Duration
-	MaxMeasuring            int
-	ClusterDomain           string
-	MeshRootNamespace       string
-	PreviewSettle           time.Duration
+	Kubeconfig                string
+	MetricsAddress            string
+	HealthAddress             string
+	LeaderElect               bool
+	LeaderElectionNamespace   string
+	QPS                       float64
+	Burst                     int
+	Workers                   int
+	LogLevel                  string
+	LogFormat                 string
+	SyncPeriod                time.Duration
+	PrometheusAddress         string
+	PrometheusAllowLoopback   bool
+	PrometheusAllowedHosts    []string
+	PrometheusCAFile          string
+	PrometheusCertFile        string
+	PrometheusKeyFile         string
+	PrometheusServerName      string
+	WebAllowLoopback          bool
+	WebAllowedHosts           []string
+	NotificationAllowLoopback bool
+	NotificationAllowedHosts  []string
+	MeasurementCoalesce       time.Duration
+	MeasureTimeout            time.Duration
+	MaxMeasuring              int
+	ClusterDomain             string
+	MeshRootNamespace         string
+	PreviewSettle             time.Duration
 }
 
 // bindFlags declares the flags with their defaults.
@@ -78,6 +80,8 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.String("prometheus-server-name", "", "name --prometheus-address's certificate must hold, when it is not the address's host")
 	fs.StringSlice("web-allowed-hosts", nil, "hosts web metrics may ask: host, host:port, *.domain[:port], a CIDR (for URLs written with IPs) or *; empty allows none")
 	fs.Bool("web-allow-loopback", false, "let web metrics ask servers on the controller's own host (the sandbox); never in a cluster")
+	fs.StringSlice("notification-allowed-hosts", nil, "hosts NotificationProviders may send to, as for --web-allowed-hosts (hooks.slack.com, say); empty allows none")
+	fs.Bool("notification-allow-loopback", false, "let NotificationProviders send to the controller's own host (the sandbox); never in a cluster")
 }
 
 // loadOptions resolves the options from flags, environment and file.
@@ -100,32 +104,34 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		}
 	}
 	o := Options{
-		Kubeconfig:              v.GetString("kubeconfig"),
-		MetricsAddress:          v.GetString("metrics-address"),
-		HealthAddress:           v.GetString("health-address"),
-		LeaderElect:             v.GetBool("leader-elect"),
-		LeaderElectionNamespace: v.GetString("leader-election-namespace"),
-		QPS:                     v.GetFloat64("qps"),
-		Burst:                   v.GetInt("burst"),
-		Workers:                 v.GetInt("workers"),
-		LogLevel:                v.GetString("log-level"),
-		LogFormat:               v.GetString("log-format"),
-		SyncPeriod:              v.GetDuration("sync-period"),
-		PrometheusAddress:       v.GetString("prometheus-address"),
-		PrometheusAllowLoopback: v.GetBool("prometheus-allow-loopback"),
-		PrometheusAllowedHosts:  splitList(v.GetStringSlice("prometheus-allowed-hosts")),
-		PrometheusCAFile:        v.GetString("prometheus-ca-file"),
-		PrometheusCertFile:      v.GetString("prometheus-cert-file"),
-		PrometheusKeyFile:       v.GetString("prometheus-key-file"),
-		PrometheusServerName:    v.GetString("prometheus-server-name"),
-		WebAllowLoopback:        v.GetBool("web-allow-loopback"),
-		WebAllowedHosts:         splitList(v.GetStringSlice("web-allowed-hosts")),
-		MeasurementCoalesce:     v.GetDuration("measurement-coalesce"),
-		MeasureTimeout:          v.GetDuration("measure-timeout"),
-		MaxMeasuring:            v.GetInt("max-measuring"),
-		ClusterDomain:           v.GetString("cluster-domain"),
-		MeshRootNamespace:       v.GetString("mesh-root-namespace"),
-		PreviewSettle:           v.GetDuration("preview-settle"),
+		Kubeconfig:                v.GetString("kubeconfig"),
+		MetricsAddress:            v.GetString("metrics-address"),
+		HealthAddress:             v.GetString("health-address"),
+		LeaderElect:               v.GetBool("leader-elect"),
+		LeaderElectionNamespace:   v.GetString("leader-election-namespace"),
+		QPS:                       v.GetFloat64("qps"),
+		Burst:                     v.GetInt("burst"),
+		Workers:                   v.GetInt("workers"),
+		LogLevel:                  v.GetString("log-level"),
+		LogFormat:                 v.GetString("log-format"),
+		SyncPeriod:                v.GetDuration("sync-period"),
+		PrometheusAddress:         v.GetString("prometheus-address"),
+		PrometheusAllowLoopback:   v.GetBool("prometheus-allow-loopback"),
+		PrometheusAllowedHosts:    splitList(v.GetStringSlice("prometheus-allowed-hosts")),
+		PrometheusCAFile:          v.GetString("prometheus-ca-file"),
+		PrometheusCertFile:        v.GetString("prometheus-cert-file"),
+		PrometheusKeyFile:         v.GetString("prometheus-key-file"),
+		PrometheusServerName:      v.GetString("prometheus-server-name"),
+		WebAllowLoopback:          v.GetBool("web-allow-loopback"),
+		WebAllowedHosts:           splitList(v.GetStringSlice("web-allowed-hosts")),
+		NotificationAllowLoopback: v.GetBool("notification-allow-loopback"),
+		NotificationAllowedHosts:  splitList(v.GetStringSlice("notification-allowed-hosts")),
+		MeasurementCoalesce:       v.GetDuration("measurement-coalesce"),
+		MeasureTimeout:            v.GetDuration("measure-timeout"),
+		MaxMeasuring:              v.GetInt("max-measuring"),
+		ClusterDomain:             v.GetString("cluster-domain"),
+		MeshRootNamespace:         v.GetString("mesh-root-namespace"),
+		PreviewSettle:             v.GetDuration("preview-settle"),
 	}
 	return o, o.validate()
 }
@@ -171,6 +177,9 @@ func (o Options) validate() error {
 		errs = append(errs, err)
 	}
 	if err := egress.CheckAllowedHosts("web-allowed-hosts", o.WebAllowedHosts); err != nil {
+		errs = append(errs, err)
+	}
+	if err := egress.CheckAllowedHosts("notification-allowed-hosts", o.NotificationAllowedHosts); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

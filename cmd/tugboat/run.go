@@ -25,6 +25,7 @@ import (
 	"github.com/tugboatdev/tugboat/analysis/web"
 	"github.com/tugboatdev/tugboat/api/scheme"
 	"github.com/tugboatdev/tugboat/egress"
+	"github.com/tugboatdev/tugboat/notify/dispatch"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	previewreconciler "github.com/tugboatdev/tugboat/shadow/reconciler"
 	"github.com/tugboatdev/tugboat/traffic/istio"
@@ -74,11 +75,25 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
+	// Secrets are read one at a time, uncached: a cache would watch every
+	// Secret in the cluster. RBAC grants get per namespace (config/rbac).
+	secrets := prometheus.CredentialsFrom(mgr.GetAPIReader())
+	notifier := dispatch.New(dispatch.Options{
+		Client:  mgr.GetClient(),
+		Secrets: dispatch.Secrets(secrets),
+		Guard:   egress.Guard{AllowLoopback: o.NotificationAllowLoopback, LoopbackFlag: "--notification-allow-loopback", AllowedHosts: o.NotificationAllowedHosts, ResponseHeaderTimeout: time.Minute},
+		Metrics: dispatch.NewMetrics(ctrlmetrics.Registry),
+		Now:     time.Now,
+	})
+	if err := mgr.Add(notifier); err != nil {
+		return fmt.Errorf("add notifier: %w", err)
+	}
 	r := &reconciler.Reconciler{
 		Client:   mgr.GetClient(),
 		Router:   &istio.Router{Client: mgr.GetClient()},
 		Recorder: mgr.GetEventRecorder("tugboat"),
 		Metrics:  reconciler.NewMetrics(ctrlmetrics.Registry),
+		Notifier: notifier,
 		Now:      time.Now,
 	}
 	if err := r.SetupWithManager(ctx, mgr, o.Workers); err != nil {
@@ -90,6 +105,7 @@ func run(ctx context.Context, o Options) error {
 		Router:    &istio.Router{Client: mgr.GetClient()},
 		Recorder:  mgr.GetEventRecorder("tugboat"),
 		Metrics:   previewreconciler.NewMetrics(ctrlmetrics.Registry),
+		Notifier:  notifier,
 		Now:       time.Now,
 
 		ClusterDomain:     o.ClusterDomain,
@@ -99,9 +115,6 @@ func run(ctx context.Context, o Options) error {
 	if err := pr.SetupWithManager(ctx, mgr, o.Workers); err != nil {
 		return fmt.Errorf("set up preview controller: %w", err)
 	}
-	// Secrets are read one at a time, uncached: a cache would watch every
-	// Secret in the cluster. RBAC grants get per namespace (config/rbac).
-	secrets := prometheus.CredentialsFrom(mgr.GetAPIReader())
 	ar := &analysisreconciler.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -117,6 +130,7 @@ func run(ctx context.Context, o Options) error {
 		Metrics:  analysisreconciler.NewMetrics(ctrlmetrics.Registry),
 		Secrets:  secrets,
 		Recorder: mgr.GetEventRecorder("tugboat"),
+		Notifier: notifier,
 		Now:      time.Now,
 		Coalesce: o.MeasurementCoalesce,
 		// A measurement's deadline leaves its query's a moment to report.

@@ -125,6 +125,7 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 		return reconcile.Result{}, err
 	}
 	if changed && plan.Event() == rollout.RolledBack {
+		r.notify(ro, base, plan)
 		r.announceRollback(ctx, ro, plan, images(w.records[plan.Next.Pin.Revision]))
 	} else if changed {
 		r.announce(ro, base, plan)

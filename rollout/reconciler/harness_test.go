@@ -34,6 +34,8 @@ import (
 	promadapter "github.com/tugboatdev/tugboat/analysis/prometheus"
 	analysisreconciler "github.com/tugboatdev/tugboat/analysis/reconciler"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/egress"
+	"github.com/tugboatdev/tugboat/notify/dispatch"
 	"github.com/tugboatdev/tugboat/rollout"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
@@ -126,10 +128,15 @@ func (f *fixture) startController() {
 	if f.wrap != nil {
 		c = f.wrap(c)
 	}
+	notifier := dispatch.New(dispatch.Options{Client: mgr.GetClient(), Guard: egress.Guard{AllowLoopback: true}, BaseDelay: 50 * time.Millisecond})
+	if err := mgr.Add(notifier); err != nil {
+		f.t.Fatal(err)
+	}
 	r := &reconciler.Reconciler{
 		Client:   c,
 		Router:   &istio.Router{Client: mgr.GetClient()},
 		Recorder: mgr.GetEventRecorder("tugboat"),
+		Notifier: notifier,
 		Now:      time.Now,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -141,6 +148,7 @@ func (f *fixture) startController() {
 		Client:   mgr.GetClient(),
 		Measurer: &promadapter.Provider{DefaultAddress: prom.URL, Guard: promadapter.Guard{AllowLoopback: true}},
 		Recorder: mgr.GetEventRecorder("tugboat"),
+		Notifier: notifier,
 		Now:      time.Now,
 	}
 	if err := ar.SetupWithManager(mgr, 4); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/notify"
 	"github.com/tugboatdev/tugboat/rollout"
 	"github.com/tugboatdev/tugboat/rollout/status"
 	"github.com/tugboatdev/tugboat/traffic"
@@ -35,6 +36,10 @@ type (
 	recorder interface {
 		Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
 	}
+	// notifier hands a notification over for sending; it never blocks.
+	notifier interface {
+		Notify(namespace string, to []v1alpha1.Notification, e notify.Event)
+	}
 )
 
 // Reconciler drives Rollouts.
@@ -44,6 +49,8 @@ type Reconciler struct {
 	Router   router
 	Recorder recorder
 	Metrics  *Metrics
+	// Notifier, when set, sends spec.notifications.
+	Notifier notifier
 	// Now is time.Now in the controller, fixed or stepped in tests.
 	Now func() time.Time
 
@@ -194,6 +201,7 @@ func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 // announce records the plan's transition, or a newly found problem, as an
 // event.
 func (r *Reconciler) announce(ro, base *v1alpha1.Rollout, plan rollout.Plan) {
+	r.notify(ro, base, plan)
 	event := plan.Event()
 	if event == "" && plan.Outcome.IsFailure() && status.Reason(base.Status.Conditions) != string(plan.Outcome) {
 		event = plan.Outcome // a newly found problem, such as InvalidSpec
@@ -207,6 +215,17 @@ func (r *Reconciler) announce(ro, base *v1alpha1.Rollout, plan rollout.Plan) {
 	}
 	r.Recorder.Eventf(ro, nil, eventType, string(event), "Reconcile", "%s", plan.Message)
 	r.Metrics.transition(event)
+}
+
+// notify hands the change's notification, if any, to the notifier.
+func (r *Reconciler) notify(ro, base *v1alpha1.Rollout, plan rollout.Plan) {
+	if r.Notifier == nil || len(ro.Spec.Notifications) == 0 {
+		return
+	}
+	for _, e := range notices(ro, base, plan) {
+		e.Time = r.Now()
+		r.Notifier.Notify(ro.Namespace, ro.Spec.Notifications, e)
+	}
 }
 
 // caughtUp says whether the cache shows primary as this controller last

@@ -1,7 +1,9 @@
 // Package sink is the sandbox's web endpoint for what Tugboat asks and
 // tells over HTTP: an approvals API that web metrics gate on
 // (GET /approvals/{release} answers {"release": ..., "approved": ...}; PUT
-// with {"approved": true} changes it).
+// with {"approved": true} changes it), and receivers of notifications
+// (POST /notifications/{slack,msteams,webhook,cloudevents}; /slow holds each
+// request until the sink stops; GET /notifications lists what arrived).
 package sink
 
 import (
@@ -23,6 +25,10 @@ type Server struct {
 	mu        sync.Mutex
 	approvals map[string]bool
 	asked     map[string]int
+	received  []Notification
+	held      int
+	slowAsked int
+	release   chan struct{}
 }
 
 // Start listens on a free loopback port.
@@ -31,10 +37,13 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{URL: "http://" + l.Addr().String(), approvals: map[string]bool{}, asked: map[string]int{}}
+	s := &Server{URL: "http://" + l.Addr().String(), approvals: map[string]bool{}, asked: map[string]int{}, release: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /approvals/{release}", s.getApproval)
 	mux.HandleFunc("PUT /approvals/{release}", s.putApproval)
+	mux.HandleFunc("POST /notifications/slow", s.slow)
+	mux.HandleFunc("POST /notifications/{receiver}", s.notification)
+	mux.HandleFunc("GET /notifications", s.list)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil
@@ -42,6 +51,13 @@ func Start() (*Server, error) {
 
 // Stop closes the listener and every connection.
 func (s *Server) Stop() error {
+	s.mu.Lock()
+	select {
+	case <-s.release:
+	default:
+		close(s.release)
+	}
+	s.mu.Unlock()
 	if err := s.srv.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/notify"
 	"github.com/tugboatdev/tugboat/shadow"
 	"github.com/tugboatdev/tugboat/traffic"
 )
@@ -35,6 +37,10 @@ type (
 	}
 	recorder interface {
 		Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+	}
+	// notifier hands a notification over for sending; it never blocks.
+	notifier interface {
+		Notify(namespace string, to []v1alpha1.Notification, e notify.Event)
 	}
 )
 
@@ -52,6 +58,8 @@ type Reconciler struct {
 	Router    router
 	Recorder  recorder
 	Metrics   *Metrics
+	// Notifier, when set, sends spec.notifications.
+	Notifier notifier
 	// Now is time.Now in the controller, fixed or stepped in tests.
 	Now func() time.Time
 	// ClusterDomain is the cluster's DNS domain (cluster.local when empty).
@@ -359,6 +367,29 @@ func (r *Reconciler) record(ctx context.Context, p *v1alpha1.Preview, w *world, 
 			kind = "Warning"
 		}
 		r.Recorder.Eventf(p, nil, kind, string(out.Phase), "Mirror", "%s", st.Message)
+		r.notify(p, out)
 	}
 	return nil
+}
+
+// notify sends the preview's new phase to its subscriptions. A phase is
+// reached once per spec generation, which makes the occurrence.
+func (r *Reconciler) notify(p *v1alpha1.Preview, out shadow.Outcome) {
+	if r.Notifier == nil || len(p.Spec.Notifications) == 0 || out.Phase == shadow.Pending {
+		return
+	}
+	name := strings.ToLower(string(out.Phase[:1])) + string(out.Phase[1:])
+	e := notify.Event{
+		Name:       name,
+		Object:     notify.Object{Kind: "Preview", Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)},
+		Occurrence: fmt.Sprintf("%d", p.Generation),
+		Time:       r.Now(),
+		Reason:     string(out.Phase),
+		Message:    p.Status.Message,
+		Next:       []string{"kubectl tug preview get " + p.Name + " -n " + p.Namespace},
+	}
+	if a := p.Status.Analysis; a != nil {
+		e.Findings = notify.Findings([]v1alpha1.RolloutAnalysis{*a})
+	}
+	r.Notifier.Notify(p.Namespace, p.Spec.Notifications, e)
 }

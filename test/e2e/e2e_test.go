@@ -105,13 +105,16 @@ func (s *scenario) then(want demo.Outcome, check func(*v1alpha1.Rollout) error) 
 // kind: through the steps to a revision two back, refused for one not in
 // history, and at once mid-rollout, aborting the release under way.
 func TestCanaryPromotedThenRolledBack(t *testing.T) {
-	s := given(t).theExample("podinfo", "podinfo")
+	s := given(t).theExample("podinfo", "podinfo").withNotifications()
 
 	s.when(demo.Releases[0]).then(demo.Promoted, func(ro *v1alpha1.Rollout) error {
 		if ro.Status.Phase != v1alpha1.PhaseHealthy || ro.Status.CanaryWeight != 0 {
 			return fmt.Errorf("after promotion: %+v", ro.Status)
 		}
-		return nil
+		if box.Sink.SlowAsked() == 0 {
+			return fmt.Errorf("the slow receiver was never asked")
+		}
+		return s.notified("promoted")
 	})
 
 	s.when(demo.Releases[1]).then(demo.Aborted, func(ro *v1alpha1.Rollout) error {
@@ -120,7 +123,13 @@ func TestCanaryPromotedThenRolledBack(t *testing.T) {
 			!strings.Contains(msg, "metric success-rate Failed") || !strings.Contains(msg, "did not meet result[0] >= 0.99") {
 			return fmt.Errorf("after the bad release: phase %s, weight %d, message %q", ro.Status.Phase, ro.Status.CanaryWeight, msg)
 		}
-		return explainsFailure(ro, "success-rate", "istio_requests_total")
+		if err := explainsFailure(ro, "success-rate", "istio_requests_total"); err != nil {
+			return err
+		}
+		if err := s.notified("aborted"); err != nil {
+			return err
+		}
+		return s.slowAndDownHeldNothing()
 	})
 
 	var good string
