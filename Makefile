@@ -22,7 +22,7 @@ TOOL_BINS := $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KU
              $(ETCD_BIN)/etcd $(PROM_BIN)/prometheus $(PROM_BIN)/promtool $(KWOK_BIN)/kwok $(CONTROLLER_GEN)
 
 # Root packages hold the pure core; they must not import I/O clients.
-PURE      := $(addprefix ./,$(wildcard rollout rollout/status analysis traffic shadow notify))
+PURE      := $(addprefix ./,$(wildcard rollout rollout/status analysis traffic shadow notify receiver))
 FORBIDDEN := k8s.io/client-go|sigs.k8s.io/controller-runtime|istio.io/client-go|github.com/prometheus/client_golang|net/http
 
 .PHONY: help
@@ -39,7 +39,7 @@ $(TOOL_BINS): hack/tools/versions.env
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRDs in config/crd and the controller's ClusterRole.
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=tugboat-controller paths="./rollout/...;./analysis/...;./shadow/...;./notify/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=tugboat-controller paths="./rollout/...;./analysis/...;./shadow/...;./notify/...;./receiver/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: build
 build: ## Build the controller and the kubectl plugin into bin/.

@@ -42,6 +42,10 @@ type Options struct {
 	WebAllowLoopback          bool
 	WebAllowedHosts           []string
 	NotificationAllowLoopback bool
+	ReceiverAddress           string
+	ReceiverTLSCertFile       string
+	ReceiverTLSKeyFile        string
+	ReceiverAllowPlainHTTP    bool
 	NotificationAllowedHosts  []string
 	MeasurementCoalesce       time.Duration
 	MeasureTimeout            time.Duration
@@ -82,6 +86,10 @@ func bindFlags(fs *pflag.FlagSet) {
 	fs.Bool("web-allow-loopback", false, "let web metrics ask servers on the controller's own host (the sandbox); never in a cluster")
 	fs.StringSlice("notification-allowed-hosts", nil, "hosts NotificationProviders may send to, as for --web-allowed-hosts (hooks.slack.com, say); empty allows none")
 	fs.Bool("notification-allow-loopback", false, "let NotificationProviders send to the controller's own host (the sandbox); never in a cluster")
+	fs.String("receiver-address", "", "serve the trigger endpoint for Receivers on this address (:9443, say); off when empty")
+	fs.String("receiver-tls-cert-file", "", "TLS certificate of the trigger endpoint")
+	fs.String("receiver-tls-key-file", "", "TLS key of the trigger endpoint")
+	fs.Bool("receiver-allow-plain-http", false, "serve the trigger endpoint without TLS (the sandbox); never in a cluster")
 }
 
 // loadOptions resolves the options from flags, environment and file.
@@ -125,6 +133,10 @@ func loadOptions(fs *pflag.FlagSet, getenv func(string) string) (Options, error)
 		WebAllowLoopback:          v.GetBool("web-allow-loopback"),
 		WebAllowedHosts:           splitList(v.GetStringSlice("web-allowed-hosts")),
 		NotificationAllowLoopback: v.GetBool("notification-allow-loopback"),
+		ReceiverAddress:           v.GetString("receiver-address"),
+		ReceiverTLSCertFile:       v.GetString("receiver-tls-cert-file"),
+		ReceiverTLSKeyFile:        v.GetString("receiver-tls-key-file"),
+		ReceiverAllowPlainHTTP:    v.GetBool("receiver-allow-plain-http"),
 		NotificationAllowedHosts:  splitList(v.GetStringSlice("notification-allowed-hosts")),
 		MeasurementCoalesce:       v.GetDuration("measurement-coalesce"),
 		MeasureTimeout:            v.GetDuration("measure-timeout"),
@@ -181,6 +193,12 @@ func (o Options) validate() error {
 	}
 	if err := egress.CheckAllowedHosts("notification-allowed-hosts", o.NotificationAllowedHosts); err != nil {
 		errs = append(errs, err)
+	}
+	if o.ReceiverAddress != "" && (o.ReceiverTLSCertFile == "") != (o.ReceiverTLSKeyFile == "") {
+		errs = append(errs, errors.New("receiver-tls-cert-file and receiver-tls-key-file go together"))
+	}
+	if o.ReceiverAddress != "" && o.ReceiverTLSCertFile == "" && !o.ReceiverAllowPlainHTTP {
+		errs = append(errs, errors.New("receiver-address needs receiver-tls-cert-file and receiver-tls-key-file (or receiver-allow-plain-http in a sandbox)"))
 	}
 	return errors.Join(errs...)
 }

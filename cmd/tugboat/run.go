@@ -26,6 +26,7 @@ import (
 	"github.com/tugboatdev/tugboat/api/scheme"
 	"github.com/tugboatdev/tugboat/egress"
 	"github.com/tugboatdev/tugboat/notify/dispatch"
+	receiverserver "github.com/tugboatdev/tugboat/receiver/server"
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	previewreconciler "github.com/tugboatdev/tugboat/shadow/reconciler"
 	"github.com/tugboatdev/tugboat/traffic/istio"
@@ -139,6 +140,25 @@ func run(ctx context.Context, o Options) error {
 	}
 	if err := ar.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("set up analysis controller: %w", err)
+	}
+	if o.ReceiverAddress != "" {
+		// Receivers and the Rollouts they name are read from the API server
+		// itself: a replay is checked against what the last request wrote.
+		direct, err := client.New(cfg, client.Options{Scheme: sch})
+		if err != nil {
+			return fmt.Errorf("trigger endpoint client: %w", err)
+		}
+		endpoint := receiverserver.New(receiverserver.Options{
+			Address: o.ReceiverAddress, CertFile: o.ReceiverTLSCertFile, KeyFile: o.ReceiverTLSKeyFile, AllowPlainHTTP: o.ReceiverAllowPlainHTTP,
+			Client:   direct,
+			Secrets:  receiverserver.Secrets(secrets),
+			Recorder: mgr.GetEventRecorder("tugboat"),
+			Metrics:  receiverserver.NewMetrics(ctrlmetrics.Registry),
+			Now:      time.Now,
+		})
+		if err := mgr.Add(endpoint); err != nil {
+			return fmt.Errorf("add trigger endpoint: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
