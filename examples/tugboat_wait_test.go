@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -97,6 +99,37 @@ func TestTugboatWaitTask(t *testing.T) {
 			t.Errorf("exit %d, outputs %v; want 0, Healthy at %s", code, out, ro.Status.StableRevision)
 		}
 	})
+	t.Run("released through the trigger endpoint, with no cluster credentials, then waited for", func(t *testing.T) {
+		hmacKey := "a key for the sandbox's receiver, 32 bytes or more"
+		if err := c.Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: box.Namespace, Name: "tugboat-receiver-key"},
+			StringData: map[string]string{"token": hmacKey}}); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "", admin, "", "kubectl", "apply", "-n", box.Namespace, "-f", filepath.Join("ci", "trigger", "receiver.yaml"))
+		trigger := filepath.Join("ci", "github-actions", "tugboat-trigger", "action.yml")
+		inputs := map[string]string{
+			"endpoint": box.TriggerURL + "/hook/" + box.Namespace + "/ci", "key": hmacKey,
+			"action": "setImage", "rollout": "podinfo", "container": "podinfo", "image": "ghcr.io/stefanprodan/podinfo:6.7.3",
+		}
+		before := rollout()
+		inputs["key"] = "not the receiver's key, though just as long"
+		if code, out := runAction(t, trigger, "", inputs, tools); code != 4 || !strings.Contains(out["message"], "signature does not match") {
+			t.Errorf("wrongly signed: exit %d, outputs %v; want 4 with the reason", code, out)
+		}
+		if after := rollout(); after.Status.CanaryRevision != "" || after.Status.StableRevision != before.Status.StableRevision {
+			t.Fatalf("a wrongly signed request started a rollout: %+v", after.Status)
+		}
+		inputs["key"] = hmacKey
+		// tools has no KUBECONFIG: the action reaches only the endpoint.
+		if code, out := runAction(t, trigger, "", inputs, tools); code != 0 || !strings.Contains(out["message"], "container podinfo set to ghcr.io/stefanprodan/podinfo:6.7.3") {
+			t.Fatalf("exit %d, outputs %v; want 0, the image set", code, out)
+		}
+		code, out := runAction(t, filepath.Join("ci", "github-actions", "tugboat-wait", "action.yml"), task.Spec.Steps[0].Script,
+			map[string]string{"namespace": box.Namespace, "rollout": "podinfo", "timeout": "4m"}, asPipeline)
+		if ro := rollout(); code != 0 || out["revision"] == before.Status.StableRevision || out["revision"] != ro.Status.StableRevision {
+			t.Errorf("wait after the trigger: exit %d, outputs %v; want 0 at a new revision (was %s)", code, out, before.Status.StableRevision)
+		}
+	})
 	t.Run("a release outside it", func(t *testing.T) {
 		before := rollout().Status.StableRevision
 		if _, err := demo.Start(t.Context(), c, key, demo.Releases[1]); err != nil {
@@ -150,20 +183,26 @@ type compositeAction struct {
 	} `json:"runs"`
 }
 
-var actionExpr = regexp.MustCompile(`\$\{\{\s*([a-z.]+)\s*\}\}`)
+var actionExpr = regexp.MustCompile(`\$\{\{\s*([a-z.-]+)\s*\}\}`)
 
 // runAction runs a composite action's steps as a runner would (bash -e
 // -o pipefail, each step's env with its expressions given, $GITHUB_OUTPUT),
-// checking first that its first step runs the Task's commands; it returns
-// the first step's exit code and the action's outputs.
+// checking first, when script is given, that its first step runs the
+// Task's commands; it returns the first step's exit code and the action's
+// outputs.
 func runAction(t *testing.T, path, script string, inputs map[string]string, env []string) (int, map[string]string) {
 	t.Helper()
 	var a compositeAction
 	decodeFile(t, path, &a, true)
-	if a.Runs.Using != "composite" || len(a.Runs.Steps) != 2 {
+	if a.Runs.Using != "composite" || len(a.Runs.Steps) == 0 {
 		t.Fatalf("%s: %s with %d steps", path, a.Runs.Using, len(a.Runs.Steps))
 	}
-	if want := strings.TrimPrefix(script, "#!/usr/bin/env bash\n"); a.Runs.Steps[0].Run != want {
+	for name, in := range a.Inputs {
+		if _, given := inputs[name]; in.Required && !given {
+			t.Fatalf("%s: required input %s not given", path, name)
+		}
+	}
+	if want := strings.TrimPrefix(script, "#!/usr/bin/env bash\n"); script != "" && a.Runs.Steps[0].Run != want {
 		t.Fatalf("%s runs other commands than the Task's step:\n%s\nwant\n%s", path, a.Runs.Steps[0].Run, want)
 	}
 	temp, dir := t.TempDir(), t.TempDir()

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
@@ -46,10 +47,15 @@ type Options struct {
 type Sandbox struct {
 	Cluster    *cluster.Cluster
 	Prometheus *promserver.Server
-	// Sink is the web endpoint web metrics ask (an approvals API).
-	Sink      *sink.Server
-	Namespace string
-	Dir       string
+	// Sink is the web endpoint web metrics ask (an approvals API) and
+	// notifications arrive at.
+	Sink *sink.Server
+	// TriggerURL is the controller's trigger endpoint for Receivers, plain
+	// HTTP on loopback: a Receiver's requests go to
+	// TriggerURL/hook/<namespace>/<name>.
+	TriggerURL string
+	Namespace  string
+	Dir        string
 
 	controller *process.Process
 	stop       context.CancelFunc
@@ -125,6 +131,12 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 
+	trigger, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.TriggerURL = "http://" + trigger
+
 	o.Log("starting the controller")
 	if s.controller, err = process.Start("tugboat", bin, []string{
 		"--kubeconfig=" + s.Cluster.KubeConfigPath,
@@ -136,13 +148,25 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		"--prometheus-allow-loopback",
 		"--web-allow-loopback", // the sink
 		"--notification-allow-loopback",
+		"--receiver-address=" + trigger, "--receiver-allow-plain-http",
 		"--measurement-coalesce=0s", // the demo shows every measurement as it comes
 		"--preview-settle=2s",       // the emulator has no proxies to wait for
 	}, o.Dir); err != nil {
 		return nil, err
 	}
-	if exited, err := s.controller.Exited(); exited {
-		return nil, fmt.Errorf("controller exited: %v\n%s", err, s.controller.Tail(20))
+	// The trigger endpoint listening says the controller is up.
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		if exited, err := s.controller.Exited(); exited {
+			return false, fmt.Errorf("controller exited: %v\n%s", err, s.controller.Tail(20))
+		}
+		conn, err := net.DialTimeout("tcp", trigger, time.Second)
+		if err != nil {
+			return false, nil
+		}
+		return true, conn.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller's trigger endpoint: %w", err)
 	}
 	return s, nil
 }
@@ -181,4 +205,15 @@ func (s *Sandbox) ControllerLog(lines int) string {
 		return ""
 	}
 	return s.controller.Tail(lines)
+}
+
+// freePort is a loopback address no one listens on now, for a program that
+// takes a fixed address.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }

@@ -46,7 +46,7 @@ type Options struct {
 	Metrics *Metrics
 	// Now is time.Now in the controller.
 	Now func() time.Time
-	// Workers send at once (default 4): a slow receiver holds one of them.
+	// Workers send at once (default 16): a slow receiver holds one of them.
 	Workers int
 	// MaxAttempts per notification and receiver (default 8, about four
 	// minutes of backoff from 1s).
@@ -54,9 +54,11 @@ type Options struct {
 	// BaseDelay and MaxDelay bound the backoff between attempts (default 1s
 	// and 1m).
 	BaseDelay, MaxDelay time.Duration
-	// MaxPending notifications wait at most (default 10000); more are
-	// dropped and counted.
-	MaxPending int
+	// MaxPending notifications wait at most (default 10000), and at most
+	// MaxPerReceiver (default 100) for one receiver, so that one that is
+	// down cannot take the room of the others; more are dropped and
+	// counted.
+	MaxPending, MaxPerReceiver int
 }
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=notificationproviders,verbs=get;list;watch
@@ -102,11 +104,12 @@ type pending struct {
 
 // New makes a dispatcher; Start runs it.
 func New(o Options) *Dispatcher {
-	o.Workers = cmp.Or(o.Workers, 4)
+	o.Workers = cmp.Or(o.Workers, 16)
 	o.MaxAttempts = cmp.Or(o.MaxAttempts, 8)
 	o.BaseDelay = cmp.Or(o.BaseDelay, time.Second)
 	o.MaxDelay = cmp.Or(o.MaxDelay, time.Minute)
 	o.MaxPending = cmp.Or(o.MaxPending, 10000)
+	o.MaxPerReceiver = cmp.Or(o.MaxPerReceiver, 100)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -135,14 +138,18 @@ func (d *Dispatcher) Notify(namespace string, to []v1alpha1.Notification, e noti
 		if _, seen := d.sent.Get(it); seen {
 			continue
 		}
-		if d.waiting >= d.o.MaxPending {
+		if d.waiting >= d.o.MaxPending || len(d.lines[key]) >= d.o.MaxPerReceiver {
 			d.o.Metrics.count("", resultDropped)
 			continue
 		}
 		d.sent.Add(it, struct{}{})
 		d.lines[key] = append(d.lines[key], &pending{event: e})
 		d.waiting++
-		d.queue.Add(key)
+		if len(d.lines[key]) == 1 {
+			// A line with more is queued, being sent or backing off
+			// already: adding it again would cut its backoff short.
+			d.queue.Add(key)
+		}
 	}
 }
 

@@ -215,11 +215,12 @@ func TestEachTypeArrivesInItsShape(t *testing.T) {
 	f := newFixture(t, Options{})
 	slack, teams, hook, ce := newRecorder(t), newRecorder(t), newRecorder(t), newRecorder(t)
 	f.secret("slack", map[string]string{"address": slack.srv.URL + "/services/T0/B0/secret"})
-	f.secret("hook", map[string]string{"token": "s3cret"})
+	f.secret("hook", map[string]string{"address": hook.srv.URL, "token": "s3cret"})
+	f.secret("ce", map[string]string{"address": ce.srv.URL, "token": "s3cret"})
 	f.provider("slack", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifySlack, SecretRef: &v1alpha1.LocalObjectReference{Name: "slack"}, Channel: "#deploys"})
 	f.provider("teams", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyMSTeams, Address: teams.srv.URL})
-	f.provider("hook", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyWebhook, Address: hook.srv.URL, SecretRef: &v1alpha1.LocalObjectReference{Name: "hook"}})
-	f.provider("ce", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyCloudEvents, Address: ce.srv.URL, SecretRef: &v1alpha1.LocalObjectReference{Name: "hook"}})
+	f.provider("hook", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyWebhook, SecretRef: &v1alpha1.LocalObjectReference{Name: "hook"}})
+	f.provider("ce", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyCloudEvents, Address: "https://overridden.example.com/", SecretRef: &v1alpha1.LocalObjectReference{Name: "ce"}})
 	e := event(notify.Aborted)
 	f.notify(e, "slack", "teams", "hook", "ce")
 	f.eventually("every receiver answered", func() bool {
@@ -407,6 +408,56 @@ func TestFailuresAreRetriedThenRecorded(t *testing.T) {
 			t.Errorf("%d requests reached a host outside the allow-list", r.count())
 		}
 	})
+	t.Run("a Secret's token goes only to the Secret's address", func(t *testing.T) {
+		f := newFixture(t, Options{})
+		r := newRecorder(t)
+		f.secret("sa-token", map[string]string{"token": "a service account's token"})
+		f.provider("hook", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyWebhook, Address: r.srv.URL, SecretRef: &v1alpha1.LocalObjectReference{Name: "sa-token"}})
+		f.notify(event(notify.Promoted), "hook")
+		f.eventually("InvalidSpec on status", func() bool {
+			c := meta.FindStatusCondition(f.status("hook").Conditions, "Ready")
+			return c != nil && c.Reason == "InvalidSpec"
+		})
+		if r.count() != 0 {
+			t.Errorf("the token went to an address the provider chose")
+		}
+	})
+	t.Run("a connection error does not say where it went", func(t *testing.T) {
+		f := newFixture(t, Options{MaxAttempts: 1})
+		f.provider("nxdomain", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyWebhook, Address: "http://no-such-host.invalid:8080/x"})
+		f.notify(event(notify.Promoted), "nxdomain")
+		f.eventually("the failure on status", func() bool {
+			st := f.status("nxdomain")
+			return st.LastFailure != nil
+		})
+		if msg := f.status("nxdomain").LastFailure.Message; strings.Contains(msg, "no-such-host") || strings.Contains(msg, "8080") {
+			t.Errorf("status quotes the address: %s", msg)
+		}
+	})
+	t.Run("a receiver backing off is not hurried by new notifications", func(t *testing.T) {
+		f := newFixture(t, Options{BaseDelay: time.Hour, MaxDelay: time.Hour})
+		r := newRecorder(t)
+		r.answer = func(int) int { return http.StatusServiceUnavailable }
+		f.provider("hook", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyWebhook, Address: r.srv.URL})
+		f.notify(event(notify.Started), "hook")
+		f.eventually("the first attempt", func() bool { return f.results("webhook", resultRetried) == 1 })
+		for i := range 5 {
+			e := event(notify.StepAdvanced)
+			e.Occurrence = fmt.Sprint(i)
+			f.notify(e, "hook")
+		}
+		if f.d.Pending() != 6 {
+			t.Fatalf("%d pending, want 6", f.d.Pending())
+		}
+		// The next attempt is an hour away: Notify must not queue the
+		// receiver again, or a worker would try at once.
+		err := wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, time.Second, true, func(context.Context) (bool, error) {
+			return r.count() > 1, nil
+		})
+		if err == nil {
+			t.Errorf("%d attempts within a second: new notifications cut the backoff short", r.count())
+		}
+	})
 	t.Run("a Secret that cannot be read says so", func(t *testing.T) {
 		f := newFixture(t, Options{})
 		f.provider("hook", v1alpha1.NotificationProviderSpec{Type: v1alpha1.NotifyWebhook, SecretRef: &v1alpha1.LocalObjectReference{Name: "missing"}})
@@ -438,9 +489,9 @@ func TestASlowReceiverHoldsNothingElse(t *testing.T) {
 	}
 	f.eventually("the slow receiver holding a request", func() bool { return slow.count() >= 1 })
 	f.notify(event(notify.Promoted), "fast")
-	f.eventually("the fast receiver's delivery while the slow one holds", func() bool { return fast.count() == 1 })
-	if f.results("webhook", resultDelivered) != 1 {
-		t.Errorf("delivered %d: want only the fast one while the slow one holds", f.results("webhook", resultDelivered))
+	f.eventually("the fast receiver's delivery while the slow one holds", func() bool { return f.results("webhook", resultDelivered) == 1 })
+	if slow.count() != 1 || fast.count() != 1 {
+		t.Errorf("slow asked %d times, fast %d: want once each", slow.count(), fast.count())
 	}
 }
 

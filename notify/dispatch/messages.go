@@ -2,7 +2,9 @@ package dispatch
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -13,8 +15,9 @@ import (
 // blocks, with the headline as the text of notifications and clients
 // without blocks.
 func slackMessage(e notify.Event, channel string) *slack.WebhookMessage {
+	e = bounded(e)
 	blocks := []slack.Block{
-		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*"+escapeSlack(e.Headline())+"*\n"+escapeSlack(e.Message), false, false), nil, nil),
+		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, cut("*"+escapeSlack(e.Headline())+"*\n"+escapeSlack(e.Message), slackText), false, false), nil, nil),
 	}
 	if fields := details(e); len(fields) > 0 {
 		var objs []*slack.TextBlockObject
@@ -28,12 +31,46 @@ func slackMessage(e notify.Event, channel string) *slack.WebhookMessage {
 		for _, f := range e.Findings {
 			fmt.Fprintf(&b, "• %s\n", escapeSlack(finding(f)))
 		}
-		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, strings.TrimSuffix(b.String(), "\n"), false, false), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, cut(strings.TrimSuffix(b.String(), "\n"), slackText), false, false), nil, nil))
 	}
 	if len(e.Next) > 0 {
 		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, "Next: `"+strings.Join(e.Next, "` or `")+"`", false, false)))
 	}
 	return &slack.WebhookMessage{Channel: channel, Text: e.Headline(), Blocks: &slack.Blocks{BlockSet: blocks}}
+}
+
+// Receivers refuse what is too long (Slack a section's text past 3000
+// characters, Teams a card past about 28 KB), and a refusal is final: the
+// message is cut to fit instead.
+const (
+	slackText   = 2900
+	maxFindings = 8
+	maxMessage  = 2000
+)
+
+// bounded is e cut to what every receiver takes.
+func bounded(e notify.Event) notify.Event {
+	e.Message = cut(e.Message, maxMessage)
+	// A copy: the event is shared with the other receivers' lines.
+	e.Findings = slices.Clone(e.Findings[:min(len(e.Findings), maxFindings)])
+	for i := range e.Findings {
+		e.Findings[i].Message = cut(e.Findings[i].Message, 300)
+		e.Findings[i].Value = cut(e.Findings[i].Value, 200)
+		e.Findings[i].Condition = cut(e.Findings[i].Condition, 300)
+	}
+	return e
+}
+
+// cut shortens s to at most n bytes, on a rune boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n - len("…")
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 // escapeSlack keeps a message's <, > and & from being read as Slack markup
@@ -77,6 +114,7 @@ func finding(f notify.Finding) string {
 // teamsMessage is an Adaptive Card, as Teams' incoming webhooks and
 // workflows take it.
 func teamsMessage(e notify.Event) map[string]any {
+	e = bounded(e)
 	body := []map[string]any{
 		{"type": "TextBlock", "text": e.Headline(), "weight": "Bolder", "size": "Medium", "wrap": true},
 		{"type": "TextBlock", "text": e.Message, "wrap": true},

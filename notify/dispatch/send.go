@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -46,6 +47,8 @@ type receiver struct {
 func (d *Dispatcher) resolve(ctx context.Context, np *v1alpha1.NotificationProvider) (receiver, error) {
 	address, token := np.Spec.Address, ""
 	if ref := np.Spec.SecretRef; ref != nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		data, err := d.o.Secrets(ctx, np.Namespace, ref.Name)
 		if err != nil {
 			msg := fmt.Sprintf("secret %s is not readable", ref.Name)
@@ -56,10 +59,19 @@ func (d *Dispatcher) resolve(ctx context.Context, np *v1alpha1.NotificationProvi
 			}
 			return receiver{}, &permanent{reason: "SecretNotReadable", err: errors.New(msg)}
 		}
-		if a := strings.TrimSpace(string(data["address"])); a != "" {
+		a := strings.TrimSpace(string(data["address"]))
+		if a != "" {
 			address = a
 		}
-		token = strings.TrimSpace(string(data["token"]))
+		// A token goes only with the address its Secret holds: a provider
+		// that names an address of its own could otherwise send any
+		// Secret's token key (a service account's) anywhere allowed.
+		if t := strings.TrimSpace(string(data["token"])); t != "" {
+			if a == "" {
+				return receiver{}, &permanent{reason: "InvalidSpec", err: fmt.Errorf("secret %s has a token but no address: a token goes only to the address its Secret holds", ref.Name)}
+			}
+			token = t
+		}
 	}
 	u, err := url.Parse(address)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -212,15 +224,22 @@ func unquoted(err error) error {
 	if err == nil {
 		return nil
 	}
+	var refused *egress.Refused
+	var dns *net.DNSError
+	var op *net.OpError
 	var ue *url.Error
-	if errors.As(err, &ue) {
-		if errors.Is(ue.Err, context.DeadlineExceeded) || ue.Timeout() {
-			return errors.New("no answer within the provider's timeoutSeconds")
-		}
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.As(err, &refused):
+		return refused
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue) && ue.Timeout():
 		return errors.New("no answer within the provider's timeoutSeconds")
+	case errors.As(err, &dns):
+		return errors.New("the receiver's host name does not resolve")
+	case errors.As(err, &op):
+		// Neither the address nor what it resolved to goes into status.
+		return fmt.Errorf("could not %s the receiver", op.Op)
+	case errors.As(err, &ue):
+		return fmt.Errorf("%s to the receiver failed", ue.Op)
 	}
 	return err
 }

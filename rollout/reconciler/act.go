@@ -97,6 +97,11 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	if changed {
+		// Told once the change is recorded, whatever fails after it: a
+		// reconcile that follows sees nothing new to tell.
+		r.notify(ro, base, plan)
+	}
 
 	if plan.PromotePrimary && w.primary != nil && w.target != nil {
 		primary := w.primary.DeepCopy()
@@ -125,7 +130,6 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 		return reconcile.Result{}, err
 	}
 	if changed && plan.Event() == rollout.RolledBack {
-		r.notify(ro, base, plan)
 		r.announceRollback(ctx, ro, plan, images(w.records[plan.Next.Pin.Revision]))
 	} else if changed {
 		r.announce(ro, base, plan)

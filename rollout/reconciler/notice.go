@@ -36,9 +36,21 @@ func notice(ro, base *v1alpha1.Rollout, plan rollout.Plan, name string) notify.E
 	if started != nil {
 		since = started.Unix()
 	}
-	occurrence := fmt.Sprintf("%s/%d/%d/%s", rev, since, ptr.Deref(st.CurrentStepIndex, -1), plan.Outcome)
+	var stepSince int64
+	if st.StepStartedAt != nil {
+		stepSince = st.StepStartedAt.Unix()
+	}
+	// Every field is in status, so the same occurrence has the same id
+	// after a restart; the background attempt and the step's start tell a
+	// second inconclusive or pause of the same step from the first.
+	occurrence := fmt.Sprintf("%s/%d/%d/%d/%d/%s", rev, since, ptr.Deref(st.CurrentStepIndex, -1), stepSince, st.BackgroundAttempt, plan.Outcome)
 	if name == notify.RolledBack && st.Rollback != nil {
-		rev, occurrence = st.Rollback.Revision, "request/"+st.Rollback.Request
+		// Through the steps, the start and the arrival are two occurrences.
+		rev, occurrence = st.Rollback.Revision, "request/"+st.Rollback.Request+"/"+string(plan.Event())
+	}
+	var step *int32
+	if st.CurrentStepIndex != nil {
+		step = ptr.To(*st.CurrentStepIndex)
 	}
 	reason := string(plan.Outcome)
 	if ev := plan.Event(); ev != "" && name != notify.Paused && name != notify.Inconclusive {
@@ -49,7 +61,7 @@ func notice(ro, base *v1alpha1.Rollout, plan rollout.Plan, name string) notify.E
 		Object:     notify.Object{Kind: "Rollout", Namespace: ro.Namespace, Name: ro.Name, UID: string(ro.UID)},
 		Occurrence: occurrence,
 		Revision:   rev,
-		Step:       st.CurrentStepIndex,
+		Step:       step,
 		Steps:      int32(len(ro.Spec.Steps)),
 		Weight:     ptr.To(st.CanaryWeight),
 		Reason:     reason,
@@ -63,19 +75,27 @@ func notice(ro, base *v1alpha1.Rollout, plan rollout.Plan, name string) notify.E
 // new wait for a person (before is the reason recorded until now).
 func noticeNames(plan rollout.Plan, before string, stepInconclusive bool) []string {
 	var out []string
-	switch plan.Event() {
+	switch ev := plan.Event(); ev {
 	case rollout.Started, rollout.Restarted, rollout.Retried, rollout.StepsChanged:
 		out = append(out, notify.Started)
 	case rollout.Advanced:
 		out = append(out, notify.StepAdvanced)
+	// Promoted and the aborts stay the outcome while the rollout rests on
+	// them: told when it comes to them, not when status changes meanwhile.
 	case rollout.Promoted:
-		out = append(out, notify.Promoted)
+		if string(ev) != before {
+			out = append(out, notify.Promoted)
+		}
 	case rollout.AbortedByUser, rollout.ProgressDeadlineExceeded, rollout.AnalysisFailed:
-		out = append(out, notify.Aborted)
+		if string(ev) != before {
+			out = append(out, notify.Aborted)
+		}
 	case rollout.RolledBack, rollout.RollingBack:
 		out = append(out, notify.RolledBack)
 	}
-	if string(plan.Outcome) == before {
+	// A wait reached anew: after another reason, or on a step just
+	// advanced to (a pause right after a pause).
+	if string(plan.Outcome) == before && plan.Event() != rollout.Advanced {
 		return out
 	}
 	switch plan.Outcome {

@@ -37,6 +37,10 @@ func TestNoticeName(t *testing.T) {
 		{"paused for promotion", rollout.Plan{Outcome: rollout.WaitingForPromotion}, "Holding", false, []string{notify.Paused}},
 		{"paused by a person", rollout.Plan{Outcome: rollout.PausedByUser}, "Holding", false, []string{notify.Paused}},
 		{"still paused", rollout.Plan{Outcome: rollout.WaitingForPromotion}, "WaitingForPromotion", false, nil},
+		{"a pause right after a pause", rollout.Plan{Outcome: rollout.WaitingForPromotion, Transition: rollout.Advanced}, "WaitingForPromotion", false, []string{notify.StepAdvanced, notify.Paused}},
+		{"still aborted, status changing meanwhile", rollout.Plan{Outcome: rollout.AnalysisFailed}, "AnalysisFailed", false, nil},
+		{"aborted by a person after the analysis aborted", rollout.Plan{Outcome: rollout.AbortedByUser}, "AnalysisFailed", false, []string{notify.Aborted}},
+		{"still promoted", rollout.Plan{Outcome: rollout.Promoted}, "Promoted", false, nil},
 		{"step analysis inconclusive", rollout.Plan{Outcome: rollout.WaitingForPromotion}, "WaitingForAnalysis", true, []string{notify.Inconclusive}},
 		{"background analysis inconclusive", rollout.Plan{Outcome: rollout.AnalysisInconclusive}, "Holding", false, []string{notify.Inconclusive}},
 		{"holding is no news", rollout.Plan{Outcome: rollout.Holding}, "Advanced", false, nil},
@@ -80,6 +84,23 @@ func TestNoticeOccurrence(t *testing.T) {
 	inconclusive := notices(at(1, "r2"), at(1, "r2"), rollout.Plan{Outcome: rollout.WaitingForPromotion})
 	if len(inconclusive) != 1 || inconclusive[0].Name != notify.Inconclusive {
 		t.Errorf("a step held by its inconclusive analysis: %+v", inconclusive)
+	}
+	// A second inconclusive background analysis of the same step, after a
+	// person went on from the first, is another occurrence.
+	first := at(1, "r2")
+	second := at(1, "r2")
+	second.Status.BackgroundAttempt = 1
+	bg := rollout.Plan{Outcome: rollout.AnalysisInconclusive}
+	if a, b := notices(first, at(1, "r2"), bg), notices(second, at(1, "r2"), bg); len(a) != 1 || len(b) != 1 || a[0].ID() == b[0].ID() {
+		t.Errorf("two inconclusive background analyses: %+v and %+v", a, b)
+	}
+	// Through the steps, a rollback's start and its arrival are two.
+	pinned := at(0, "")
+	pinned.Status.Rollback = &v1alpha1.RolloutRollback{Request: "q1", Revision: "r1"}
+	start := notices(pinned, at(0, ""), rollout.Plan{Outcome: rollout.RollingBack})
+	arrival := notices(pinned, at(0, ""), rollout.Plan{Outcome: rollout.RolledBack, Transition: rollout.RolledBack})
+	if len(start) != 1 || len(arrival) != 1 || start[0].ID() == arrival[0].ID() || arrival[0].Revision != "r1" {
+		t.Errorf("rollback through the steps: %+v then %+v", start, arrival)
 	}
 	both := notices(at(1, "r2"), at(0, "r2"), rollout.Plan{Outcome: rollout.WaitingForPromotion, Transition: rollout.Advanced})
 	if len(both) != 2 || both[0].ID() == both[1].ID() || both[1].Reason != "WaitingForPromotion" || both[0].Reason != "Advanced" {

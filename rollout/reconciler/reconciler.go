@@ -193,6 +193,7 @@ func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 		return reconcile.Result{}, err
 	}
 	if changed {
+		r.notify(ro, base, plan)
 		r.announce(ro, base, plan)
 	}
 	return reconcile.Result{RequeueAfter: plan.RequeueAfter}, nil
@@ -201,7 +202,6 @@ func (r *Reconciler) finish(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 // announce records the plan's transition, or a newly found problem, as an
 // event.
 func (r *Reconciler) announce(ro, base *v1alpha1.Rollout, plan rollout.Plan) {
-	r.notify(ro, base, plan)
 	event := plan.Event()
 	if event == "" && plan.Outcome.IsFailure() && status.Reason(base.Status.Conditions) != string(plan.Outcome) {
 		event = plan.Outcome // a newly found problem, such as InvalidSpec

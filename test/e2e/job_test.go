@@ -22,9 +22,10 @@ import (
 )
 
 // TestSmokeTestJob: given podinfo in a namespace of its own, whose steps
-// run examples/smoke-test's Job after the first weight, when a release's
-// smoke test passes the release is promoted, and when it fails (the
-// sandbox's Job pod exits 1) the canary is aborted with the Job named.
+// run examples/smoke-test's Job after the first weight and whose background
+// analysis runs examples/load-test's Job through the canary, when a
+// release's smoke test passes the release is promoted, and when it fails
+// (the sandbox's Job pod exits 1) the canary is aborted with the Job named.
 func TestSmokeTestJob(t *testing.T) {
 	ctx := t.Context()
 	ns := "e2e-smoke"
@@ -32,7 +33,7 @@ func TestSmokeTestJob(t *testing.T) {
 	if err := box.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"tugboat.dev/analysis-jobs": "true"}}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, ex := range []string{"podinfo", "smoke-test"} {
+	for _, ex := range []string{"podinfo", "smoke-test", "load-test"} {
 		if err := demo.Apply(ctx, box.Client(), ex, ns); err != nil {
 			t.Fatal(err)
 		}
@@ -43,8 +44,12 @@ func TestSmokeTestJob(t *testing.T) {
 		if err := box.Client().Get(ctx, s.key, &ro); err != nil {
 			return err
 		}
-		// Only the smoke test gates this Rollout: no Prometheus analysis.
-		ro.Spec.Analysis = nil
+		// Only the Jobs gate this Rollout: no Prometheus analysis.
+		ro.Spec.Analysis = &v1alpha1.BackgroundAnalysis{Analysis: v1alpha1.Analysis{
+			Templates: []v1alpha1.AnalysisTemplateRef{{TemplateName: "load-test"}},
+			Args:      []argo.AnalysisRunArgument{{Name: "canary-service", Value: "podinfo-canary"}},
+		}}
+		ro.Spec.Notifications = nil
 		ro.Spec.Steps = []v1alpha1.Step{
 			{SetWeight: ptr.To[int32](20)},
 			{Analysis: &v1alpha1.Analysis{
@@ -64,7 +69,10 @@ func TestSmokeTestJob(t *testing.T) {
 
 	passes := demo.Release{Name: "smoke passes", Image: "ghcr.io/stefanprodan/podinfo:6.7.3", ErrorRate: "0.001", LatencyMs: "45", Want: demo.Promoted}
 	s.when(passes).then(demo.Promoted, func(ro *v1alpha1.Rollout) error {
-		return smokeJobs(ctx, ro, batchv1.JobComplete)
+		if err := lastJob(ctx, ro, "load-test", batchv1.JobComplete); err != nil {
+			return err
+		}
+		return lastJob(ctx, ro, "smoke-test", batchv1.JobComplete)
 	})
 
 	// The smoke test fails: the sandbox fails a pod so annotated.
@@ -86,15 +94,16 @@ func TestSmokeTestJob(t *testing.T) {
 		if !strings.Contains(ro.Status.Message, "metric smoke Failed") || !strings.Contains(ro.Status.Message, "BackoffLimitExceeded") {
 			return fmt.Errorf("the abort does not name the failed Job: %q", ro.Status.Message)
 		}
-		return smokeJobs(ctx, ro, batchv1.JobFailed)
+		return lastJob(ctx, ro, "smoke-test", batchv1.JobFailed)
 	})
 }
 
-// smokeJobs checks that the last smoke test's Job ended as want, in the
-// Rollout's namespace, owned by its AnalysisRun.
-func smokeJobs(ctx context.Context, ro *v1alpha1.Rollout, want batchv1.JobConditionType) error {
+// lastJob checks that the last Job of an example (its component label)
+// ended as want, in the Rollout's namespace, owned by its AnalysisRun.
+func lastJob(ctx context.Context, ro *v1alpha1.Rollout, component string, want batchv1.JobConditionType) error {
 	var jobs batchv1.JobList
-	if err := box.Client().List(ctx, &jobs, client.InNamespace(ro.Namespace), client.HasLabels{"tugboat.dev/analysisrun-uid"}); err != nil {
+	if err := box.Client().List(ctx, &jobs, client.InNamespace(ro.Namespace), client.HasLabels{"tugboat.dev/analysisrun-uid"},
+		client.MatchingLabels{"app.kubernetes.io/component": component}); err != nil {
 		return err
 	}
 	var last *batchv1.Job
@@ -104,7 +113,7 @@ func smokeJobs(ctx context.Context, ro *v1alpha1.Rollout, want batchv1.JobCondit
 		}
 	}
 	if last == nil {
-		return fmt.Errorf("no smoke test Job in %s", ro.Namespace)
+		return fmt.Errorf("no %s Job in %s", component, ro.Namespace)
 	}
 	owner := metav1.GetControllerOf(last)
 	if owner == nil || owner.Kind != "AnalysisRun" {
