@@ -42,7 +42,7 @@ func TestInstallAppliesWithLeastPrivilege(t *testing.T) {
 			t.Errorf("apply %s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 		}
 	}
-	for kind, want := range map[string]int{"CustomResourceDefinition": 6, "Namespace": 1, "Deployment": 1, "ServiceAccount": 1, "ClusterRole": 2} {
+	for kind, want := range map[string]int{"CustomResourceDefinition": 8, "Namespace": 1, "Deployment": 1, "ServiceAccount": 1, "ClusterRole": 4} {
 		if kinds[kind] != want {
 			t.Errorf("want %d %s, got %d", want, kind, kinds[kind])
 		}

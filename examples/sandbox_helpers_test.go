@@ -69,24 +69,27 @@ type task struct {
 	Metadata   struct {
 		Name string `json:"name"`
 	} `json:"metadata"`
-	Spec struct {
+	Spec taskSpec `json:"spec"`
+}
+
+// taskSpec is a Task's spec, or a pipeline's inline taskSpec.
+type taskSpec struct {
+	Description string `json:"description"`
+	Params      []struct {
+		Name        string  `json:"name"`
+		Description string  `json:"description"`
+		Default     *string `json:"default"`
+	} `json:"params"`
+	Results []struct {
+		Name        string `json:"name"`
 		Description string `json:"description"`
-		Params      []struct {
-			Name        string  `json:"name"`
-			Description string  `json:"description"`
-			Default     *string `json:"default"`
-		} `json:"params"`
-		Results []struct {
-			Name        string `json:"name"`
-			Description string `json:"description"`
-		} `json:"results"`
-		Steps []struct {
-			Name   string          `json:"name"`
-			Image  string          `json:"image"`
-			Env    []corev1.EnvVar `json:"env"`
-			Script string          `json:"script"`
-		} `json:"steps"`
-	} `json:"spec"`
+	} `json:"results"`
+	Steps []struct {
+		Name   string          `json:"name"`
+		Image  string          `json:"image"`
+		Env    []corev1.EnvVar `json:"env"`
+		Script string          `json:"script"`
+	} `json:"steps"`
 }
 
 // readTask decodes a one-step Task whose script takes its parameters only

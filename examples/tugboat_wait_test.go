@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -128,6 +129,70 @@ func TestTugboatWaitTask(t *testing.T) {
 			map[string]string{"namespace": box.Namespace, "rollout": "podinfo", "timeout": "4m"}, asPipeline)
 		if ro := rollout(); code != 0 || out["revision"] == before.Status.StableRevision || out["revision"] != ro.Status.StableRevision {
 			t.Errorf("wait after the trigger: exit %d, outputs %v; want 0 at a new revision (was %s)", code, out, before.Status.StableRevision)
+		}
+	})
+	t.Run("a Jenkins X release through the environment repository", func(t *testing.T) {
+		pr, promote := readPipelineRun(t, filepath.Join("ci", "jenkins-x", "release.yaml"), "promote")
+		if pr.Spec.TaskRunTemplate.ServiceAccountName != "tekton-bot" {
+			t.Errorf("the pipeline runs as %q, not tekton-bot (rbac.yaml's)", pr.Spec.TaskRunTemplate.ServiceAccountName)
+		}
+		waitParams := pr.taskParams(t, "wait-for-rollout")
+		if waitParams["namespace"] != box.Namespace || waitParams["rollout"] != "podinfo" {
+			t.Fatalf("wait-for-rollout waits for %v", waitParams)
+		}
+		// Given the environment repository holding podinfo as examples/podinfo has it.
+		gitEnv := append(slices.Clone(tools), "GIT_AUTHOR_NAME=dev", "GIT_AUTHOR_EMAIL=dev@example.com", "GIT_COMMITTER_NAME=dev", "GIT_COMMITTER_EMAIL=dev@example.com")
+		seed, origin := t.TempDir(), filepath.Join(t.TempDir(), "jx-production.git")
+		manifest, err := os.ReadFile(filepath.Join("podinfo", "deployment.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(seed, "config-root", "namespaces", box.Namespace, "podinfo")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "podinfo-deploy.yaml"), manifest, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, seed, gitEnv, "", "git", "init", "--quiet", "--initial-branch=main")
+		run(t, seed, gitEnv, "", "git", "add", ".")
+		run(t, seed, gitEnv, "", "git", "commit", "--quiet", "-m", "podinfo")
+		run(t, "", gitEnv, "", "git", "clone", "--quiet", "--bare", seed, origin)
+		before := rollout().Status.StableRevision
+
+		// When the pipeline's promote step runs, and the boot job applies
+		// the repository,
+		params := pr.taskParams(t, "promote")
+		params["environment-repository"] = "file://" + origin
+		env, err := promote.env(params, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := filepath.Join(t.TempDir(), "promote.sh")
+		if err := os.WriteFile(script, []byte(promote.Spec.Steps[0].Script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out := run(t, "", append(env, gitEnv...), "", "bash", script)
+		if !strings.Contains(out, "promoted prod/podinfo to ghcr.io/stefanprodan/podinfo:6.7.6") {
+			t.Fatalf("promote: %s", out)
+		}
+		if again := run(t, "", append(env, gitEnv...), "", "bash", script); !strings.Contains(again, "already runs") {
+			t.Errorf("promoting the same image again: %s", again)
+		}
+		applied := t.TempDir()
+		run(t, "", gitEnv, "", "git", "clone", "--quiet", origin, applied)
+		run(t, applied, admin, "", "kubectl", "apply", "--server-side", "--force-conflicts", "--field-manager=jx-boot",
+			"-n", box.Namespace, "-f", filepath.Join("config-root", "namespaces", box.Namespace, "podinfo"))
+
+		// then the wait step sees the new image rolled out.
+		code, res := step(t, waitParams)
+		ro := rollout()
+		if code != 0 || res["revision"] == before || res["revision"] != ro.Status.StableRevision {
+			t.Errorf("wait: exit %d, results %v; want 0 at a new revision (was %s)", code, res, before)
+		}
+		var d appsv1.Deployment
+		if err := c.Get(t.Context(), types.NamespacedName{Namespace: box.Namespace, Name: "podinfo-primary"}, &d); err != nil || d.Spec.Template.Spec.Containers[0].Image != "ghcr.io/stefanprodan/podinfo:6.7.6" {
+			t.Errorf("primary runs %v (%v): want the promoted image", d.Spec.Template.Spec.Containers, err)
 		}
 	})
 	t.Run("a release outside it", func(t *testing.T) {

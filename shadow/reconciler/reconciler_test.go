@@ -31,6 +31,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/notify"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
 	"github.com/tugboatdev/tugboat/shadow/reconciler"
 	"github.com/tugboatdev/tugboat/traffic/istio"
@@ -278,11 +279,41 @@ func (f *fixture) template() {
 	})
 }
 
+// notifications records what the reconciler hands over to send.
+type notifications struct {
+	mu  sync.Mutex
+	got []notify.Event
+}
+
+func (n *notifications) Notify(_ string, _ []v1alpha1.Notification, e notify.Event) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.got = append(n.got, e)
+}
+
+func (n *notifications) event(i int) notify.Event {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.got[i]
+}
+
+func (n *notifications) names() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, e := range n.got {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
 func TestAllowedPreviewMirrorsWithSanitizerThenFailsAndStops(t *testing.T) {
-	f := given(t, map[string]string{"tugboat.dev/preview": "true"})
+	sent := &notifications{}
+	f := given(t, map[string]string{"tugboat.dev/preview": "true"}, func(r *reconciler.Reconciler) { r.Notifier = sent })
 	f.policy()
 	f.template()
 	f.newPreview(func(p *v1alpha1.Preview) {
+		p.Spec.Notifications = []v1alpha1.Notification{{ProviderRef: v1alpha1.LocalObjectReference{Name: "team"}}}
 		p.Spec.Analysis = &v1alpha1.Analysis{
 			Templates: []v1alpha1.AnalysisTemplateRef{{TemplateName: "preview-errors"}},
 			Args:      []argo.AnalysisRunArgument{{Name: "namespace", ValueFrom: &argo.ArgumentValueFrom{FieldRef: &argo.FieldRef{FieldPath: "metadata.namespace"}}}},
@@ -329,6 +360,13 @@ func TestAllowedPreviewMirrorsWithSanitizerThenFailsAndStops(t *testing.T) {
 	}
 	if got := f.mirrors(); len(got) != 0 {
 		t.Errorf("a failed preview still receives copies: %v", got)
+	}
+	if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return slices.Equal(sent.names(), []string{"mirroring", "failed"}), nil
+	}); err != nil {
+		t.Errorf("notifications %v: want mirroring, then failed", sent.names())
+	} else if e := sent.event(1); e.Object.Kind != "Preview" || e.Reason != "Failed" || e.Type() != "dev.tugboat.preview.failed.v1" || !strings.Contains(e.Message, "0.31 is not < 0.05") {
+		t.Errorf("failed: %+v", e)
 	}
 	// The sanitizer stays while the Preview does: a copy still in flight
 	// from a proxy that has not heard of the removal is stripped too.
