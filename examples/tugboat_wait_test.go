@@ -114,7 +114,7 @@ func TestTugboatWaitTask(t *testing.T) {
 		}
 		before := rollout()
 		inputs["key"] = "not the receiver's key, though just as long"
-		if code, out := runAction(t, trigger, "", inputs, tools); code != 4 || !strings.Contains(out["message"], "signature does not match") {
+		if code, out := runAction(t, trigger, "", inputs, tools); code != 4 || !strings.Contains(out["message"], "not signed with this receiver's key") {
 			t.Errorf("wrongly signed: exit %d, outputs %v; want 4 with the reason", code, out)
 		}
 		if after := rollout(); after.Status.CanaryRevision != "" || after.Status.StableRevision != before.Status.StableRevision {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,9 +95,10 @@ func verifyGeneric(key []byte, h Headers, body []byte, now time.Time) (Request, 
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return Request{}, fmt.Errorf("%w: %s is not Unix seconds", ErrMalformed, HeaderTimestamp)
+		return Request{}, fmt.Errorf("%w: %s is not Unix seconds", ErrBadSignature, HeaderTimestamp)
 	}
-	if err := checkSignature(key, sig, []byte(ts+"."), body); err != nil {
+	dig, err := checkSignature(key, sig, []byte(ts+"."), body)
+	if err != nil {
 		return Request{}, err
 	}
 	at := time.Unix(secs, 0)
@@ -107,7 +109,7 @@ func verifyGeneric(key []byte, h Headers, body []byte, now time.Time) (Request, 
 	if err := strictJSON(body, &req); err != nil {
 		return Request{}, err
 	}
-	req.Time, req.Digest = at, digest(sig)
+	req.Time, req.Digest = at, dig
 	return req, nil
 }
 
@@ -116,25 +118,37 @@ func verifyGitHub(key []byte, h Headers, body []byte, now time.Time) (Request, e
 	if sig == "" {
 		return Request{}, fmt.Errorf("%w: want header X-Hub-Signature-256", ErrUnsigned)
 	}
-	if err := checkSignature(key, sig, nil, body); err != nil {
+	dig, err := checkSignature(key, sig, nil, body)
+	if err != nil {
 		return Request{}, err
 	}
 	delivery := h.Get("X-GitHub-Delivery")
+	if !deliveryID.MatchString(delivery) {
+		delivery = ""
+	}
 	switch h.Get("X-GitHub-Event") {
 	case "ping":
-		return Request{Action: Ping, Delivery: delivery, Digest: digest(sig)}, nil
+		return Request{Action: Ping, Delivery: delivery, Digest: dig}, nil
 	case "deployment":
 	default:
 		return Request{}, fmt.Errorf("%w: GitHub event %q (deployment and ping are)", ErrUnsupported, h.Get("X-GitHub-Event"))
 	}
+	// GitHub signs the body, not the event header: a deployment_status
+	// delivery, which holds the same deployment, must not pass for the
+	// deployment's own.
 	var ev struct {
-		Deployment struct {
+		Action           string          `json:"action"`
+		DeploymentStatus json.RawMessage `json:"deployment_status"`
+		Deployment       struct {
 			CreatedAt time.Time       `json:"created_at"`
 			Payload   json.RawMessage `json:"payload"`
 		} `json:"deployment"`
 	}
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return Request{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if ev.Action != "created" || len(ev.DeploymentStatus) > 0 {
+		return Request{}, fmt.Errorf("%w: only a deployment's created event is acted on", ErrUnsupported)
 	}
 	if err := fresh(ev.Deployment.CreatedAt, now); err != nil {
 		return Request{}, err
@@ -143,25 +157,29 @@ func verifyGitHub(key []byte, h Headers, body []byte, now time.Time) (Request, e
 	if err := strictJSON(ev.Deployment.Payload, &req); err != nil {
 		return Request{}, fmt.Errorf("the deployment's payload: %w", err)
 	}
-	req.Time, req.Digest, req.Delivery = ev.Deployment.CreatedAt, digest(sig), delivery
+	req.Time, req.Digest, req.Delivery = ev.Deployment.CreatedAt, dig, delivery
 	return req, nil
 }
 
 // checkSignature compares "sha256=<hex>" with the HMAC of prefix+body, in
-// constant time.
-func checkSignature(key []byte, sig string, prefix, body []byte) error {
+// constant time, and returns the request's digest: a hash of the MAC
+// itself, so that no re-encoding of the header (upper-case hex, say) makes
+// a replay look new.
+func checkSignature(key []byte, sig string, prefix, body []byte) (string, error) {
 	hexSig, ok := strings.CutPrefix(sig, "sha256=")
 	got, err := hex.DecodeString(hexSig)
 	if !ok || err != nil {
-		return fmt.Errorf("%w: want sha256=<hex>", ErrBadSignature)
+		return "", fmt.Errorf("%w: want sha256=<hex>", ErrBadSignature)
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write(prefix)
 	m.Write(body)
-	if !hmac.Equal(got, m.Sum(nil)) {
-		return ErrBadSignature
+	mac := m.Sum(nil)
+	if !hmac.Equal(got, mac) {
+		return "", ErrBadSignature
 	}
-	return nil
+	d := sha256.Sum256(mac)
+	return hex.EncodeToString(d[:]), nil
 }
 
 // Sign is the generic request's signature header value, as a sender makes
@@ -192,10 +210,12 @@ func strictJSON(raw []byte, req *Request) error {
 	return nil
 }
 
-func digest(sig string) string {
-	h := sha256.Sum256([]byte(sig))
-	return hex.EncodeToString(h[:])
-}
+// deliveryID is what a GitHub delivery id looks like (a UUID); another
+// value, unsigned as the header is, is left out of the event.
+var deliveryID = regexp.MustCompile(`^[0-9a-fA-F-]{1,64}$`)
+
+// image is a reference as registries spell them: no spaces or controls.
+var image = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]*$`)
 
 // Allow checks req against what the receiver allows.
 func Allow(spec v1alpha1.ReceiverSpec, req Request) error {
@@ -225,13 +245,18 @@ func Allow(spec v1alpha1.ReceiverSpec, req Request) error {
 }
 
 func allowImage(s v1alpha1.SetImageAction, req Request) error {
-	if req.Container == "" || req.Image == "" || len(req.Image) > 512 || strings.ContainsAny(req.Image, " \t\r\n") {
-		return fmt.Errorf("%w: setImage needs a container and an image (at most 512 bytes, no spaces)", ErrMalformed)
+	if req.Container == "" || len(req.Image) > 512 || !image.MatchString(req.Image) {
+		return fmt.Errorf("%w: setImage needs a container and an image reference (lower-case repository, at most 512 bytes)", ErrMalformed)
 	}
 	if len(s.Containers) > 0 && !slices.Contains(s.Containers, req.Container) {
 		return fmt.Errorf("%w: container %q", ErrNotAllowed, req.Container)
 	}
 	for _, p := range s.Images {
+		// A digest decides which image runs, whatever the tag says: one is
+		// allowed only where the pattern itself has one.
+		if strings.Contains(req.Image, "@") && !strings.Contains(p, "@") {
+			continue
+		}
 		if ok, err := path.Match(p, req.Image); err == nil && ok {
 			return nil
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,11 +84,17 @@ func TestVerify(t *testing.T) {
 		typ:  v1alpha1.ReceiverGeneric, h: generic(`{"action":"promote","rollout":"web","namespace":"kube-system"}`, now, signed),
 		body: `{"action":"promote","rollout":"web","namespace":"kube-system"}`, wantErr: ErrMalformed,
 	}, {
-		name: "a key too short to trust", typ: v1alpha1.ReceiverGeneric, h: generic(promote, now, signed), body: promote, key: []byte("short"), wantErr: ErrBadSignature,
+		name: "a key too short to trust", typ: v1alpha1.ReceiverGeneric, body: promote, key: []byte("short"), wantErr: ErrBadSignature,
+		h: generic(promote, now, func(ts int64, b []byte) string { return Sign([]byte("short"), ts, b) }),
 	}, {
 		name: "a GitHub deployment",
 		typ:  v1alpha1.ReceiverGitHub, h: github("deployment", deployment, key), body: deployment,
 		want: Request{Action: SetImage, Rollout: "web", Container: "app", Image: "ghcr.io/acme/web:1.2", Time: now.Add(-time.Minute), Delivery: "d-1"},
+	}, {
+		name: "a GitHub deployment_status passed off as a deployment",
+		typ:  v1alpha1.ReceiverGitHub, body: `{"action":"created","deployment_status":{"state":"success"},"deployment":{"created_at":"2026-12-02T11:59:00Z","payload":{"action":"promote","rollout":"web"}}}`,
+		h:       github("deployment", `{"action":"created","deployment_status":{"state":"success"},"deployment":{"created_at":"2026-12-02T11:59:00Z","payload":{"action":"promote","rollout":"web"}}}`, key),
+		wantErr: ErrUnsupported,
 	}, {
 		name: "a GitHub ping does nothing",
 		typ:  v1alpha1.ReceiverGitHub, h: github("ping", `{"zen":"x"}`, key), body: `{"zen":"x"}`,
@@ -100,8 +107,8 @@ func TestVerify(t *testing.T) {
 		typ:  v1alpha1.ReceiverGitHub, h: github("deployment", deployment, []byte("another key, as long as the first")), body: deployment, wantErr: ErrBadSignature,
 	}, {
 		name: "a GitHub deployment of long ago",
-		typ:  v1alpha1.ReceiverGitHub, body: `{"deployment":{"created_at":"2026-12-01T11:59:00Z","payload":{"action":"promote","rollout":"web"}}}`,
-		h:       github("deployment", `{"deployment":{"created_at":"2026-12-01T11:59:00Z","payload":{"action":"promote","rollout":"web"}}}`, key),
+		typ:  v1alpha1.ReceiverGitHub, body: `{"action":"created","deployment":{"created_at":"2026-12-01T11:59:00Z","payload":{"action":"promote","rollout":"web"}}}`,
+		h:       github("deployment", `{"action":"created","deployment":{"created_at":"2026-12-01T11:59:00Z","payload":{"action":"promote","rollout":"web"}}}`, key),
 		wantErr: ErrStale,
 	}}
 	for _, tt := range tests {
@@ -137,6 +144,23 @@ func TestDigestIsTheSignatures(t *testing.T) {
 	}
 }
 
+func TestAReencodedSignatureIsTheSameRequest(t *testing.T) {
+	body := []byte(`{"action":"promote","rollout":"web"}`)
+	h := generic(string(body), now, func(ts int64, b []byte) string { return Sign(key, ts, b) })
+	a, err := Verify(v1alpha1.ReceiverGeneric, key, h, body, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Set(HeaderSignature, "sha256="+strings.ToUpper(strings.TrimPrefix(h.Get(HeaderSignature), "sha256=")))
+	b, err := Verify(v1alpha1.ReceiverGeneric, key, h, body, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Digest != b.Digest {
+		t.Errorf("upper-case hex made another digest (%s, %s): a replay would pass", a.Digest, b.Digest)
+	}
+}
+
 func TestAllow(t *testing.T) {
 	spec := v1alpha1.ReceiverSpec{
 		Rollouts: []string{"web"},
@@ -160,6 +184,8 @@ func TestAllow(t *testing.T) {
 		{"another container", Request{Action: SetImage, Rollout: "web", Container: "sidecar", Image: "ghcr.io/acme/web:1.2"}, ErrNotAllowed},
 		{"no container", Request{Action: SetImage, Rollout: "web", Image: "ghcr.io/acme/web:1.2"}, ErrMalformed},
 		{"an image with a space", Request{Action: SetImage, Rollout: "web", Container: "app", Image: "ghcr.io/acme/web:1 2"}, ErrMalformed},
+		{"an image with a no-break space", Request{Action: SetImage, Rollout: "web", Container: "app", Image: "ghcr.io/acme/web:1\u00a0"}, ErrMalformed},
+		{"a digest past the tag pattern", Request{Action: SetImage, Rollout: "web", Container: "app", Image: "ghcr.io/acme/web:1.2@sha256:" + strings.Repeat("a", 64)}, ErrNotAllowed},
 		{"an image on promote", Request{Action: Promote, Rollout: "web", Image: "x"}, ErrMalformed},
 		{"an unknown action", Request{Action: "delete", Rollout: "web"}, ErrMalformed},
 	}

@@ -23,7 +23,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	for _, args := range [][]string{
 		{"crd", "paths=./api/...", "output:crd:artifacts:config=" + filepath.Join(tmp, "crd")},
 		{"object", "paths=./api/...", "output:object:dir=" + filepath.Join(tmp, "object")},
-		{"rbac:roleName=tugboat-controller", "paths=./rollout/...;./analysis/...;./shadow/...", "output:rbac:artifacts:config=" + filepath.Join(tmp, "rbac")},
+		{"rbac:roleName=tugboat-controller", "paths=./rollout/...;./analysis/...;./shadow/...;./notify/...;./receiver/...", "output:rbac:artifacts:config=" + filepath.Join(tmp, "rbac")},
 	} {
 		cmd := exec.CommandContext(t.Context(), cg, args...)
 		cmd.Dir = root

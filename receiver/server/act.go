@@ -74,8 +74,10 @@ func (s *Server) setImage(ctx context.Context, ro *v1alpha1.Rollout, container, 
 	if err := s.o.Client.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ref.Name}, &d); err != nil {
 		return "", fmt.Errorf("target of rollout %s: %w", ro.Name, err)
 	}
-	if metav1.IsControlledBy(&d, ro) {
-		return "", fmt.Errorf("rollout %s: deployment %s is one Tugboat manages, not its target", ro.Name, d.Name)
+	// Primaries carry Tugboat's label, not an owner reference; a Rollout
+	// whose target names another Rollout's primary must not reach it.
+	if metav1.GetControllerOf(&d) != nil || d.Labels["app.kubernetes.io/managed-by"] == "tugboat" {
+		return "", fmt.Errorf("rollout %s: deployment %s is one Tugboat manages, not a target", ro.Name, d.Name)
 	}
 	field := ""
 	pod := d.Spec.Template.Spec

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -22,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -56,7 +58,7 @@ type Options struct {
 	Recorder recorder
 	Metrics  *Metrics
 	Now      func() time.Time
-	// MaxBody bounds a request's body (default 1 MiB).
+	// MaxBody bounds a request's body (default 256 KiB).
 	MaxBody int64
 }
 
@@ -72,7 +74,7 @@ type Server struct {
 
 // New makes the endpoint; Start serves it.
 func New(o Options) *Server {
-	o.MaxBody = cmp.Or(o.MaxBody, 1<<20)
+	o.MaxBody = cmp.Or(o.MaxBody, 256<<10)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -119,12 +121,15 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.bound <- l.Addr().String()
 	if tlsOn {
-		cert, err := tls.LoadX509KeyPair(s.o.CertFile, s.o.KeyFile)
+		// Re-read when the files change: a certificate cert-manager
+		// rotates is served without a restart.
+		cw, err := certwatcher.New(s.o.CertFile, s.o.KeyFile)
 		if err != nil {
 			l.Close()
 			return fmt.Errorf("trigger endpoint TLS: %w", err)
 		}
-		l = tls.NewListener(l, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})
+		go func() { _ = cw.Start(ctx) }()
+		l = tls.NewListener(l, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cw.GetCertificate})
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -156,41 +161,34 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(a)
 }
 
-// handle checks and carries out one request; every refusal before the
-// signature is checked says no more than that.
+// handle checks and carries out one request. Before the signature is
+// verified every refusal is the same 401, so that a caller without the key
+// learns nothing (not whether the Receiver exists); the details are logged.
 func (s *Server) handle(ctx context.Context, key types.NamespacedName, r *http.Request) (int, answer) {
 	logger := log.FromContext(ctx).WithValues("receiver", key)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.o.MaxBody))
 	if err != nil {
 		return http.StatusRequestEntityTooLarge, answer{Message: "the body is too large or unreadable"}
 	}
+	unsigned := answer{Message: "the request is not signed with this receiver's key"}
 	var rc v1alpha1.Receiver
 	if err := s.o.Client.Get(ctx, key, &rc); err != nil {
-		if !apierrors.IsNotFound(err) {
-			logger.Info("trigger refused: cannot read the receiver", "reason", err.Error())
-		}
-		return http.StatusNotFound, answer{Message: "no such receiver"}
-	}
-	// Locked per Receiver that exists (so that made-up paths cost no
-	// memory), and read again under the lock: the replay check needs what
-	// the last accepted request wrote.
-	lock, _ := s.locks.LoadOrStore(rc.UID, &sync.Mutex{})
-	lock.(*sync.Mutex).Lock()
-	defer lock.(*sync.Mutex).Unlock()
-	if err := s.o.Client.Get(ctx, key, &rc); err != nil {
-		return http.StatusNotFound, answer{Message: "no such receiver"}
+		logger.V(1).Info("trigger refused: no receiver", "reason", err.Error())
+		return http.StatusUnauthorized, unsigned
 	}
 	data, err := s.o.Secrets(ctx, key.Namespace, rc.Spec.SecretRef.Name)
 	if err != nil {
 		logger.Info("trigger refused: the receiver's secret is not readable", "secret", rc.Spec.SecretRef.Name, "reason", err.Error())
-		return http.StatusServiceUnavailable, answer{Message: "the receiver is not ready"}
+		return http.StatusUnauthorized, unsigned
 	}
 	now := s.o.Now()
-	req, err := receiver.Verify(rc.Spec.Type, data["token"], r.Header, body, now)
+	req, err := receiver.Verify(rc.Spec.Type, bytes.TrimSpace(data["token"]), r.Header, body, now)
 	switch {
 	case errors.Is(err, receiver.ErrUnsigned), errors.Is(err, receiver.ErrBadSignature):
-		logger.Info("trigger refused", "reason", err.Error())
-		return http.StatusUnauthorized, answer{Message: err.Error()}
+		logger.V(1).Info("trigger refused", "reason", err.Error())
+		return http.StatusUnauthorized, unsigned
 	case err != nil:
 		logger.Info("trigger refused", "reason", err.Error())
 		return http.StatusBadRequest, answer{Message: err.Error()}
@@ -199,7 +197,20 @@ func (s *Server) handle(ctx context.Context, key types.NamespacedName, r *http.R
 	}
 	if err := receiver.Allow(rc.Spec, req); err != nil {
 		logger.Info("trigger refused", "action", req.Action, "rollout", req.Rollout, "reason", err.Error())
-		return http.StatusForbidden, answer{Action: req.Action, Rollout: req.Rollout, Message: err.Error()}
+		code := http.StatusForbidden
+		if errors.Is(err, receiver.ErrMalformed) {
+			code = http.StatusBadRequest
+		}
+		return code, answer{Action: req.Action, Rollout: req.Rollout, Message: err.Error()}
+	}
+	// Only signed requests take the Receiver's lock, and read it again
+	// under it: the replay check needs what the last accepted one wrote.
+	lock, _ := s.locks.LoadOrStore(rc.UID, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
+	if err := s.o.Client.Get(ctx, key, &rc); err != nil {
+		logger.Info("trigger failed: cannot read the receiver again", "reason", err.Error())
+		return http.StatusServiceUnavailable, answer{Action: req.Action, Rollout: req.Rollout, Message: "the receiver could not be read; nothing was done"}
 	}
 	if replayed(rc.Status.Accepted, req.Digest) {
 		logger.Info("trigger refused: a replay", "action", req.Action, "rollout", req.Rollout)
@@ -209,8 +220,11 @@ func (s *Server) handle(ctx context.Context, key types.NamespacedName, r *http.R
 	// it whatever happens next, and a conflict means another replica took
 	// it first.
 	if err := s.claim(ctx, &rc, req, now); err != nil {
-		if apierrors.IsConflict(err) {
-			return http.StatusConflict, answer{Action: req.Action, Rollout: req.Rollout, Message: "the receiver changed meanwhile; send the request again, newly signed"}
+		switch {
+		case apierrors.IsConflict(err):
+			return http.StatusConflict, answer{Action: req.Action, Rollout: req.Rollout, Message: "the receiver changed meanwhile; sign the request again and send it"}
+		case apierrors.IsTooManyRequests(err):
+			return http.StatusTooManyRequests, answer{Action: req.Action, Rollout: req.Rollout, Message: err.Error()}
 		}
 		logger.Info("trigger failed: cannot record the request", "reason", err.Error())
 		return http.StatusServiceUnavailable, answer{Action: req.Action, Rollout: req.Rollout, Message: "the request could not be recorded; nothing was done"}
@@ -218,13 +232,13 @@ func (s *Server) handle(ctx context.Context, key types.NamespacedName, r *http.R
 	ro, done, err := s.act(ctx, key, req)
 	if err != nil {
 		logger.Info("trigger failed", "action", req.Action, "rollout", req.Rollout, "reason", err.Error())
-		return http.StatusUnprocessableEntity, answer{Action: req.Action, Rollout: req.Rollout, Message: err.Error()}
+		return http.StatusUnprocessableEntity, answer{Action: req.Action, Rollout: req.Rollout, Message: err.Error() + "; nothing was done: fix it, sign the request again and send it"}
 	}
 	note := fmt.Sprintf("receiver %s: %s", key.Name, done)
 	if req.Delivery != "" {
 		note += " (delivery " + req.Delivery + ")"
 	}
-	s.o.Recorder.Eventf(ro, &rc, corev1.EventTypeNormal, "Triggered", "Trigger", "%s", note)
+	s.o.Recorder.Eventf(ro, &rc, corev1.EventTypeNormal, "Triggered", "Trigger", "%s", shorten(note, 1024))
 	s.record(ctx, &rc, req, done, now)
 	logger.Info("trigger accepted", "action", req.Action, "rollout", req.Rollout, "delivery", req.Delivery)
 	return http.StatusOK, answer{Accepted: true, Action: req.Action, Rollout: req.Rollout, Message: done}
@@ -245,7 +259,9 @@ func replayed(accepted []v1alpha1.AcceptedRequest, digest string) bool {
 func (s *Server) claim(ctx context.Context, rc *v1alpha1.Receiver, req receiver.Request, now time.Time) error {
 	var kept []v1alpha1.AcceptedRequest
 	for _, a := range rc.Status.Accepted {
-		if now.Sub(a.Time.Time) <= receiver.MaxSkew+time.Minute {
+		// Twice the window, so that replicas whose clocks differ by less
+		// than it still refuse one another's replays.
+		if now.Sub(a.Time.Time) <= 2*receiver.MaxSkew {
 			kept = append(kept, a)
 		}
 	}

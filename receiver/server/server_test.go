@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -273,6 +274,16 @@ func TestASignedRequestPromotesAndNothingElseDoes(t *testing.T) {
 		t.Errorf("receiver status %+v", st)
 	}
 
+	t.Run("a replay re-encoded is refused", func(t *testing.T) {
+		upper := http.Header{}
+		for k, v := range h {
+			upper[k] = v
+		}
+		upper.Set(receiver.HeaderSignature, "sha256="+strings.ToUpper(strings.TrimPrefix(h.Get(receiver.HeaderSignature), "sha256=")))
+		if code, a := f.post("ci", upper, promote); code != http.StatusConflict || a.Accepted {
+			t.Errorf("upper-case hex replay: %d %+v", code, a)
+		}
+	})
 	t.Run("a replay is refused, after a restart too", func(t *testing.T) {
 		code, a := f.post("ci", h, promote)
 		if code != http.StatusConflict || a.Accepted {
@@ -328,6 +339,72 @@ func TestSetImage(t *testing.T) {
 	}
 }
 
+// Two copies of one request arriving at once: one is accepted.
+func TestConcurrentCopiesAreOneRequest(t *testing.T) {
+	f := start(t, Options{AllowPlainHTTP: true})
+	promote := `{"action":"promote","rollout":"web"}`
+	h := signed(hmacKey, time.Now(), promote)
+	codes := make(chan int, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.url+"/ci", strings.NewReader(promote))
+			req.Header = h.Clone()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	ok := 0
+	for c := range codes {
+		switch c {
+		case http.StatusOK:
+			ok++
+		case http.StatusConflict:
+		default:
+			t.Errorf("a copy got %d", c)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d copies accepted, want 1", ok)
+	}
+}
+
+// A Rollout whose target names a Deployment Tugboat manages (another
+// Rollout's primary) cannot have its image set through it.
+func TestNoImageOnAManagedDeployment(t *testing.T) {
+	f := start(t, Options{AllowPlainHTTP: true})
+	labels := map[string]string{"app": "other"}
+	primary := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "other-primary", Labels: map[string]string{"app.kubernetes.io/managed-by": "tugboat"}},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "ghcr.io/acme/web:1.0"}}}}}}
+	if err := f.c.Create(t.Context(), primary); err != nil {
+		t.Fatal(err)
+	}
+	var ro v1alpha1.Rollout
+	if err := f.c.Get(t.Context(), client.ObjectKey{Namespace: f.ns, Name: "web"}, &ro); err != nil {
+		t.Fatal(err)
+	}
+	ro.Spec.TargetRef.Name = "other-primary"
+	if err := f.c.Update(t.Context(), &ro); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"action":"setImage","rollout":"web","container":"app","image":"ghcr.io/acme/web:2.0"}`
+	if code, a := f.post("ci", signed(hmacKey, time.Now(), body), body); code != http.StatusUnprocessableEntity || a.Accepted {
+		t.Errorf("%d %+v: want refused", code, a)
+	}
+	var d appsv1.Deployment
+	if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(primary), &d); err != nil || d.Spec.Template.Spec.Containers[0].Image != "ghcr.io/acme/web:1.0" {
+		t.Errorf("the managed Deployment's image changed: %v", d.Spec.Template.Spec.Containers[0].Image)
+	}
+}
+
 func TestGitHubDeployment(t *testing.T) {
 	f := start(t, Options{AllowPlainHTTP: true})
 	github := func(event, body string) http.Header {
@@ -341,6 +418,9 @@ func TestGitHubDeployment(t *testing.T) {
 	}
 	if code, a := f.post("gh", github("ping", `{"zen":"Keep it logically awesome."}`), `{"zen":"Keep it logically awesome."}`); code != http.StatusOK || a.Message != "pong" {
 		t.Errorf("ping: %d %+v", code, a)
+	}
+	if st := f.receiverStatus("gh"); len(st.Accepted) != 0 || st.LastRequest != nil {
+		t.Errorf("a ping was recorded: %+v", st)
 	}
 	body := fmt.Sprintf(`{"action":"created","deployment":{"id":1,"task":"deploy","created_at":%q,"payload":{"action":"setImage","rollout":"web","container":"app","image":"ghcr.io/acme/web:1.2"}}}`,
 		time.Now().UTC().Format(time.RFC3339))
@@ -362,7 +442,7 @@ func TestOnlyTheHookIsServed(t *testing.T) {
 		code         int
 	}{
 		{http.MethodGet, "/hook/" + f.ns + "/ci", http.StatusMethodNotAllowed},
-		{http.MethodPost, "/hook/" + f.ns + "/missing", http.StatusNotFound},
+		{http.MethodPost, "/hook/" + f.ns + "/missing", http.StatusUnauthorized}, // as a wrong key: no telling which receivers exist
 		{http.MethodGet, "/metrics", http.StatusNotFound},
 		{http.MethodPost, "/hook/" + f.ns, http.StatusNotFound},
 	} {
