@@ -9,12 +9,15 @@ import (
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/tugboatdev/tugboat/version"
 )
 
 func main() {
 	cmd := &cobra.Command{
 		Use:           "tugboat",
 		Short:         "Progressive delivery on Istio: the controller",
+		Version:       version.Get().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {

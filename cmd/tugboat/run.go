@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	promclient "github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/common/config"
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/client-go/rest"
@@ -30,6 +31,7 @@ import (
 	"github.com/tugboatdev/tugboat/rollout/reconciler"
 	previewreconciler "github.com/tugboatdev/tugboat/shadow/reconciler"
 	"github.com/tugboatdev/tugboat/traffic/istio"
+	"github.com/tugboatdev/tugboat/version"
 )
 
 // run wires the adapters into the reconciler and runs the manager until ctx ends.
@@ -166,7 +168,16 @@ func run(ctx context.Context, o Options) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	logger.Info("starting", "workers", o.Workers, "leaderElect", o.LeaderElect, "qps", o.QPS)
+	build := version.Get()
+	buildInfo := promclient.NewGaugeVec(promclient.GaugeOpts{
+		Name: "tugboat_build_info",
+		Help: "The running controller's build: always 1, with the version, git revision and Go version as labels.",
+	}, []string{"version", "revision", "goversion"})
+	buildInfo.WithLabelValues(build.Version, build.Revision, build.GoVersion).Set(1)
+	if err := ctrlmetrics.Registry.Register(buildInfo); err != nil {
+		return fmt.Errorf("register build info: %w", err)
+	}
+	logger.Info("starting", "version", build.Version, "revision", build.Revision, "workers", o.Workers, "leaderElect", o.LeaderElect, "qps", o.QPS)
 	return mgr.Start(ctx)
 }
 

@@ -72,6 +72,7 @@ func TestRunDrivesRollouts(t *testing.T) {
 		"tugboat_rollout_phase", "tugboat_rollout_transitions_total",
 		"tugboat_analysis_measurements_total", "tugboat_analysis_runs_completed_total",
 		"tugboat_prometheus_queries_total", "tugboat_prometheus_query_duration_seconds", "tugboat_prometheus_queries_saved_total",
+		"tugboat_build_info",
 	} {
 		if !served[name] {
 			t.Errorf("metric %s is not served", name)

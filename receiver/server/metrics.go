@@ -15,7 +15,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tugboat_receiver_requests_total",
-		Help: "Requests to the trigger endpoint by result: accepted, unsigned (no or a wrong signature), refused (stale, malformed, not allowed, replayed), not_found, failed.",
+		Help: "Requests to the trigger endpoint by result: accepted, unsigned (no such receiver, its key unreadable, no or a wrong signature), refused (stale, malformed, not allowed, replayed, too many), failed.",
 	}, []string{"result"})}
 	reg.MustRegister(m.requests)
 	return m
@@ -34,9 +34,7 @@ func (a answer) result(code int) string {
 		return "accepted"
 	case code == http.StatusUnauthorized:
 		return "unsigned"
-	case code == http.StatusNotFound:
-		return "not_found"
-	case code == http.StatusBadRequest, code == http.StatusForbidden, code == http.StatusConflict, code == http.StatusRequestEntityTooLarge:
+	case code == http.StatusBadRequest, code == http.StatusForbidden, code == http.StatusConflict, code == http.StatusRequestEntityTooLarge, code == http.StatusTooManyRequests:
 		return "refused"
 	}
 	return "failed"
