@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -56,6 +59,40 @@ func (s *scenario) theExample(name, rollout string) *scenario {
 	}
 	if err := demo.WaitHealthy(s.t.Context(), box.Client(), s.key, 3*time.Minute); err != nil {
 		s.t.Fatalf("%s never became healthy: %v\n%s", rollout, err, box.ControllerLog(30))
+	}
+	return s
+}
+
+// podinfoIn applies podinfo and the other examples to a namespace of its
+// own (created with labels), lets edit change the Rollout's spec, and waits
+// until it is at rest.
+func podinfoIn(t *testing.T, ns string, labels map[string]string, examples []string, edit func(*v1alpha1.RolloutSpec)) *scenario {
+	t.Helper()
+	ctx := t.Context()
+	if err := box.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range append([]string{"podinfo"}, examples...) {
+		if err := demo.Apply(ctx, box.Client(), ex, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &scenario{t: t, key: types.NamespacedName{Namespace: ns, Name: "podinfo"}}
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var ro v1alpha1.Rollout
+		if err := box.Client().Get(ctx, s.key, &ro); err != nil {
+			return err
+		}
+		// The other namespaces have no receivers of podinfo's notifications.
+		ro.Spec.Notifications = nil
+		edit(&ro.Spec)
+		return box.Client().Update(ctx, &ro)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.WaitHealthy(ctx, box.Client(), s.key, 3*time.Minute); err != nil {
+		t.Fatalf("podinfo never became healthy: %v\n%s", err, box.ControllerLog(30))
 	}
 	return s
 }

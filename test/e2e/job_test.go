@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	argo "github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,27 +28,13 @@ func TestSmokeTestJob(t *testing.T) {
 	ctx := t.Context()
 	ns := "e2e-smoke"
 	// Job metrics create pods: the namespace opts in.
-	if err := box.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"tugboat.dev/analysis-jobs": "true"}}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, ex := range []string{"podinfo", "smoke-test", "load-test"} {
-		if err := demo.Apply(ctx, box.Client(), ex, ns); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := &scenario{t: t, key: types.NamespacedName{Namespace: ns, Name: "podinfo"}}
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		var ro v1alpha1.Rollout
-		if err := box.Client().Get(ctx, s.key, &ro); err != nil {
-			return err
-		}
+	s := podinfoIn(t, ns, map[string]string{"tugboat.dev/analysis-jobs": "true"}, []string{"smoke-test", "load-test"}, func(spec *v1alpha1.RolloutSpec) {
 		// Only the Jobs gate this Rollout: no Prometheus analysis.
-		ro.Spec.Analysis = &v1alpha1.BackgroundAnalysis{Analysis: v1alpha1.Analysis{
+		spec.Analysis = &v1alpha1.BackgroundAnalysis{Analysis: v1alpha1.Analysis{
 			Templates: []v1alpha1.AnalysisTemplateRef{{TemplateName: "load-test"}},
 			Args:      []argo.AnalysisRunArgument{{Name: "canary-service", Value: "podinfo-canary"}},
 		}}
-		ro.Spec.Notifications = nil
-		ro.Spec.Steps = []v1alpha1.Step{
+		spec.Steps = []v1alpha1.Step{
 			{SetWeight: ptr.To[int32](20)},
 			{Analysis: &v1alpha1.Analysis{
 				Templates: []v1alpha1.AnalysisTemplateRef{{TemplateName: "smoke-test"}},
@@ -58,14 +42,7 @@ func TestSmokeTestJob(t *testing.T) {
 			}},
 			{SetWeight: ptr.To[int32](50)},
 		}
-		return box.Client().Update(ctx, &ro)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.WaitHealthy(ctx, box.Client(), s.key, 3*time.Minute); err != nil {
-		t.Fatalf("podinfo never became healthy: %v\n%s", err, box.ControllerLog(30))
-	}
 
 	passes := demo.Release{Name: "smoke passes", Image: "ghcr.io/stefanprodan/podinfo:6.7.3", ErrorRate: "0.001", LatencyMs: "45", Want: demo.Promoted}
 	s.when(passes).then(demo.Promoted, func(ro *v1alpha1.Rollout) error {
@@ -76,7 +53,7 @@ func TestSmokeTestJob(t *testing.T) {
 	})
 
 	// The smoke test fails: the sandbox fails a pod so annotated.
-	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		var tpl v1alpha1.AnalysisTemplate
 		if err := box.Client().Get(ctx, client.ObjectKey{Namespace: ns, Name: "smoke-test"}, &tpl); err != nil {
 			return err

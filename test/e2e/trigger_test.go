@@ -12,9 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,32 +31,15 @@ func TestTriggerEndpoint(t *testing.T) {
 	ctx := t.Context()
 	ns := "e2e-trigger"
 	key := "the e2e receiver's key, thirty-two bytes or more"
-	if err := box.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	s := podinfoIn(t, ns, nil, nil, func(spec *v1alpha1.RolloutSpec) {
+		spec.Analysis = nil
+		spec.Steps = []v1alpha1.Step{{SetWeight: ptr.To[int32](20)}, {Pause: &v1alpha1.Pause{}}}
+	})
 	if err := box.Client().Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tugboat-receiver-key"}, StringData: map[string]string{"token": key}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, ex := range []string{"podinfo", "ci/trigger"} {
-		if err := demo.Apply(ctx, box.Client(), ex, ns); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := &scenario{t: t, key: types.NamespacedName{Namespace: ns, Name: "podinfo"}}
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		var ro v1alpha1.Rollout
-		if err := box.Client().Get(ctx, s.key, &ro); err != nil {
-			return err
-		}
-		ro.Spec.Analysis, ro.Spec.Notifications = nil, nil
-		ro.Spec.Steps = []v1alpha1.Step{{SetWeight: ptr.To[int32](20)}, {Pause: &v1alpha1.Pause{}}}
-		return box.Client().Update(ctx, &ro)
-	})
-	if err != nil {
+	if err := demo.Apply(ctx, box.Client(), "ci/trigger", ns); err != nil {
 		t.Fatal(err)
-	}
-	if err := demo.WaitHealthy(ctx, box.Client(), s.key, 3*time.Minute); err != nil {
-		t.Fatalf("podinfo never became healthy: %v\n%s", err, box.ControllerLog(30))
 	}
 	endpoint := box.TriggerURL + "/hook/" + ns + "/ci"
 	send := func(h http.Header, body string) int {
