@@ -106,7 +106,12 @@ func (e Event) Headline() string {
 		what = e.Name
 	}
 	subject := e.Object.Kind + " " + e.Subject()
-	if e.Revision != "" && e.Object.Kind == "Rollout" {
+	switch {
+	case e.Name == RolledBack && e.Reason == "RollingBack":
+		return fmt.Sprintf("%s: rolling back to revision %s through the steps", subject, e.Revision)
+	case e.Name == RolledBack:
+		return fmt.Sprintf("%s: rolled back to revision %s", subject, e.Revision)
+	case e.Revision != "" && e.Object.Kind == "Rollout":
 		return fmt.Sprintf("%s: revision %s %s", subject, e.Revision, what)
 	}
 	return subject + ": " + what
@@ -118,7 +123,7 @@ var headlines = map[string]string{
 	Paused:         "paused, waiting for a person",
 	Promoted:       "promoted",
 	Aborted:        "aborted",
-	RolledBack:     "rolled back to",
+	RolledBack:     "rolled back",
 	AnalysisFailed: "failed a metric",
 	Inconclusive:   "inconclusive, waiting for a person",
 	Mirroring:      "mirroring production traffic",

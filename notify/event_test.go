@@ -61,6 +61,20 @@ func TestTypeSourceHeadline(t *testing.T) {
 		subj:     "a/b",
 		headline: "Rollout a/b: advanced a step",
 	}, {
+		name:     "rolled back to a revision",
+		e:        Event{Name: RolledBack, Reason: "RolledBack", Revision: "6d74", Object: Object{Kind: "Rollout", Namespace: "a", Name: "b"}},
+		typ:      "dev.tugboat.rollout.rolledback.v1",
+		source:   "/apis/tugboat.dev/v1alpha1/namespaces/a/rollouts/b",
+		subj:     "a/b",
+		headline: "Rollout a/b: rolled back to revision 6d74",
+	}, {
+		name:     "rolling back through the steps",
+		e:        Event{Name: RolledBack, Reason: "RollingBack", Revision: "6d74", Object: Object{Kind: "Rollout", Namespace: "a", Name: "b"}},
+		typ:      "dev.tugboat.rollout.rolledback.v1",
+		source:   "/apis/tugboat.dev/v1alpha1/namespaces/a/rollouts/b",
+		subj:     "a/b",
+		headline: "Rollout a/b: rolling back to revision 6d74 through the steps",
+	}, {
 		name:     "preview",
 		e:        Event{Name: Failed, Object: Object{Kind: "Preview", Namespace: "pr-7", Name: "web"}, Revision: "x"},
 		typ:      "dev.tugboat.preview.failed.v1",
