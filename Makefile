@@ -41,6 +41,12 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRDs in config/crd 
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=tugboat-controller paths="./rollout/...;./analysis/...;./shadow/...;./notify/...;./receiver/..." output:rbac:artifacts:config=config/rbac
 
+VERSION ?= v0.0.0-dev
+
+.PHONY: image
+image: ## Build the controller's image without Docker: dist/tugboat-image-linux-{amd64,arm64}.tar (VERSION=vX.Y.Z).
+	$(GO) run ./cmd/tugboat-release image --version $(VERSION) --revision $$(git rev-parse HEAD) --created $$(git log -1 --format=%ct) --out dist
+
 .PHONY: build
 build: ## Build the controller and the kubectl plugin into bin/.
 	$(GO) build -o bin/ ./cmd/...

@@ -1,0 +1,86 @@
+// Command tugboat-release makes what a release ships without a Docker
+// engine: `make image` writes the controller's image, one tarball per
+// architecture, into dist/.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/spf13/cobra"
+
+	"github.com/tugboatdev/tugboat/release"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "tugboat-release:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	var version, revision, repository, out string
+	var created int64
+	var arches []string
+	root := &cobra.Command{Use: "tugboat-release", Short: "Make Tugboat's release artifacts", SilenceUsage: true, SilenceErrors: true}
+	image := &cobra.Command{
+		Use:   "image",
+		Short: "Build the controller's image as tarballs (dist/tugboat-image-linux-ARCH.tar)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !strings.HasPrefix(version, "v") {
+				return fmt.Errorf("--version %q: want a version such as v0.1.0", version)
+			}
+			ref, err := name.NewTag(repository + ":" + version)
+			if err != nil {
+				return fmt.Errorf("--repository: %w", err)
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			for _, arch := range arches {
+				bin := filepath.Join(out, "tugboat-linux-"+arch)
+				build := exec.CommandContext(cmd.Context(), "go", "build", "-trimpath", "-o", bin,
+					"-ldflags", "-s -w -X github.com/tugboatdev/tugboat/version.version="+version, "./cmd/tugboat")
+				build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+				build.Stdout, build.Stderr = os.Stdout, os.Stderr
+				if err := build.Run(); err != nil {
+					return fmt.Errorf("build the controller for linux/%s: %w", arch, err)
+				}
+				img, err := release.Image(release.ImageOptions{Binary: bin, Arch: arch, Version: version, Revision: revision, Created: time.Unix(created, 0).UTC()})
+				if err != nil {
+					return err
+				}
+				path := filepath.Join(out, "tugboat-image-linux-"+arch+".tar")
+				if err := tarball.WriteToFile(path, ref, img); err != nil {
+					return err
+				}
+				digest, err := img.Digest()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s@%s (linux/%s)\n", path, ref.Context(), digest, arch)
+				if err := os.Remove(bin); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	image.Flags().StringVar(&version, "version", "", "the release's version, vX.Y.Z (stamped into the binary and the image's labels)")
+	image.Flags().StringVar(&revision, "revision", "", "the git revision built")
+	image.Flags().Int64Var(&created, "created", 0, "the image's creation time, Unix seconds (the commit's: the same inputs give the same digest)")
+	image.Flags().StringVar(&repository, "repository", "ghcr.io/tugboatdev/tugboat", "the image's repository")
+	image.Flags().StringVar(&out, "out", "dist", "where to write")
+	image.Flags().StringSliceVar(&arches, "arch", []string{"amd64", "arm64"}, "architectures")
+	_ = image.MarkFlagRequired("version")
+	root.AddCommand(image)
+	return root
+}
