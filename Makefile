@@ -44,7 +44,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRDs in config/crd 
 VERSION ?= v0.0.0-dev
 
 .PHONY: image
-image: ## Build the controller's image without Docker: dist/tugboat-image-linux-{amd64,arm64}.tar (VERSION=vX.Y.Z).
+image: ## Build the controller's image without Docker (dist/tugboat-image*, per architecture and as one index) and dist/install.yaml pinned to it (VERSION=vX.Y.Z).
 	$(GO) run ./cmd/tugboat-release image --version $(VERSION) --revision $$(git rev-parse HEAD) --created $$(git log -1 --format=%ct) --out dist
 
 .PHONY: build

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/spf13/cobra"
 
@@ -32,7 +34,7 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{Use: "tugboat-release", Short: "Make Tugboat's release artifacts", SilenceUsage: true, SilenceErrors: true}
 	image := &cobra.Command{
 		Use:   "image",
-		Short: "Build the controller's image as tarballs (dist/tugboat-image-linux-ARCH.tar)",
+		Short: "Build the controller's image (a tarball per architecture and an OCI layout of all) and install.yaml pinned to it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !strings.HasPrefix(version, "v") {
@@ -45,6 +47,7 @@ func newRootCmd() *cobra.Command {
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
+			images := map[string]v1.Image{}
 			for _, arch := range arches {
 				bin := filepath.Join(out, "tugboat-linux-"+arch)
 				build := exec.CommandContext(cmd.Context(), "go", "build", "-trimpath", "-o", bin,
@@ -70,7 +73,31 @@ func newRootCmd() *cobra.Command {
 				if err := os.Remove(bin); err != nil {
 					return err
 				}
+				images[arch] = img
 			}
+			// Every architecture under one digest, as an OCI layout that
+			// `crane push dist/tugboat-image REF --index` pushes; install.yaml
+			// pins that digest.
+			idx := release.Index(images)
+			layoutDir := filepath.Join(out, "tugboat-image")
+			if err := os.RemoveAll(layoutDir); err != nil {
+				return err
+			}
+			if _, err := layout.Write(layoutDir, idx); err != nil {
+				return err
+			}
+			digest, err := idx.Digest()
+			if err != nil {
+				return err
+			}
+			install, err := release.Install(".", ref.Context().Name(), digest)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(out, "install.yaml"), install, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s  %s@%s (every architecture)\n%s  pinned to it\n", layoutDir, ref.Context(), digest, filepath.Join(out, "install.yaml"))
 			return nil
 		},
 	}
