@@ -41,11 +41,16 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRDs in config/crd 
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=tugboat-controller paths="./rollout/...;./analysis/...;./shadow/...;./notify/...;./receiver/..." output:rbac:artifacts:config=config/rbac
 
-VERSION ?= v0.0.0-dev
+# The release's version: the git tag at HEAD (git describe), else a development one.
+VERSION ?= $(shell git describe --tags --match 'v*' 2>/dev/null || echo v0.0.0-dev)
 
 .PHONY: image
 image: ## Build the controller's image without Docker (dist/tugboat-image*, per architecture and as one index) and dist/install.yaml pinned to it (VERSION=vX.Y.Z).
 	$(GO) run ./cmd/tugboat-release image --version $(VERSION) --revision $$(git rev-parse HEAD) --created $$(git log -1 --format=%ct) --out dist
+
+.PHONY: release
+release: image ## Everything a release ships into dist/: the image and install.yaml (as make image), kubectl-tug for linux and darwin on amd64 and arm64, checksums.txt and plugins/tug.yaml for krew (VERSION=vX.Y.Z).
+	$(GO) run ./cmd/tugboat-release plugin --version $(VERSION) --created $$(git log -1 --format=%ct) --out dist
 
 .PHONY: build
 build: ## Build the controller and the kubectl plugin into bin/.

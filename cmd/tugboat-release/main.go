@@ -1,6 +1,8 @@
 // Command tugboat-release makes what a release ships without a Docker
-// engine: `make image` writes the controller's image, one tarball per
-// architecture, into dist/.
+// engine, into dist/: `image` the controller's image (a tarball per
+// architecture, an OCI layout of all) and install.yaml pinned to it,
+// `plugin` kubectl-tug's archives, their checksums and krew's manifest.
+// `make release VERSION=vX.Y.Z` runs both.
 package main
 
 import (
@@ -108,6 +110,69 @@ func newRootCmd() *cobra.Command {
 	image.Flags().StringVar(&out, "out", "dist", "where to write")
 	image.Flags().StringSliceVar(&arches, "arch", []string{"amd64", "arm64"}, "architectures")
 	_ = image.MarkFlagRequired("version")
-	root.AddCommand(image)
+	root.AddCommand(image, newPluginCmd())
 	return root
+}
+
+func newPluginCmd() *cobra.Command {
+	var version, out, downloads string
+	var created int64
+	var platforms []string
+	cmd := &cobra.Command{
+		Use:   "plugin",
+		Short: "Build kubectl-tug for each platform: archives, checksums.txt and krew's plugins/tug.yaml",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !strings.HasPrefix(version, "v") {
+				return fmt.Errorf("--version %q: want a version such as v0.1.0", version)
+			}
+			if err := os.MkdirAll(filepath.Join(out, "plugins"), 0o755); err != nil {
+				return err
+			}
+			var archives []release.PluginArchive
+			for _, p := range platforms {
+				goos, goarch, ok := strings.Cut(p, "/")
+				if !ok {
+					return fmt.Errorf("--platform %q: want OS/ARCH", p)
+				}
+				bin := filepath.Join(out, "kubectl-tug-"+goos+"-"+goarch)
+				build := exec.CommandContext(cmd.Context(), "go", "build", "-trimpath", "-o", bin,
+					"-ldflags", "-s -w -X github.com/tugboatdev/tugboat/version.version="+version, "./cmd/kubectl-tug")
+				build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
+				build.Stdout, build.Stderr = os.Stdout, os.Stderr
+				if err := build.Run(); err != nil {
+					return fmt.Errorf("build kubectl-tug for %s: %w", p, err)
+				}
+				a, err := release.Archive(bin, "LICENSE", goos, goarch, version, out, time.Unix(created, 0).UTC())
+				if err != nil {
+					return err
+				}
+				if err := os.Remove(bin); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  sha256 %s\n", a.Path, a.SHA256)
+				archives = append(archives, a)
+			}
+			if err := os.WriteFile(filepath.Join(out, "checksums.txt"), release.Checksums(archives), 0o644); err != nil {
+				return err
+			}
+			manifest, err := release.KrewManifest(version, strings.ReplaceAll(downloads, "VERSION", version), archives)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(out, "plugins", "tug.yaml")
+			if err := os.WriteFile(path, manifest, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n%s  for krew\n", filepath.Join(out, "checksums.txt"), path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&version, "version", "", "the release's version, vX.Y.Z")
+	cmd.Flags().Int64Var(&created, "created", 0, "the archives' file times, Unix seconds (the commit's: the same inputs give the same checksums)")
+	cmd.Flags().StringVar(&out, "out", "dist", "where to write")
+	cmd.Flags().StringVar(&downloads, "downloads", "https://github.com/tugboatdev/tugboat/releases/download/VERSION", "where the release's archives are downloaded from (VERSION is replaced)")
+	cmd.Flags().StringSliceVar(&platforms, "platform", []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64"}, "platforms")
+	_ = cmd.MarkFlagRequired("version")
+	return cmd
 }
