@@ -48,8 +48,8 @@ type Options struct {
 	Now func() time.Time
 	// Workers send at once (default 16): a slow receiver holds one of them.
 	Workers int
-	// MaxAttempts per notification and receiver (default 8, about four
-	// minutes of backoff from 1s).
+	// MaxAttempts per notification and receiver (default 8: with the
+	// default delays, about two minutes from the first to the last).
 	MaxAttempts int
 	// BaseDelay and MaxDelay bound the backoff between attempts (default 1s
 	// and 1m).
@@ -254,7 +254,7 @@ func (d *Dispatcher) failedAttempt(ctx context.Context, np *v1alpha1.Notificatio
 	d.o.Metrics.count(string(np.Spec.Type), resultFailed)
 	log.FromContext(ctx).Info("notification given up", "notificationProvider", client.ObjectKeyFromObject(np), "event", e.Name, "id", e.ID(), "attempts", attempt, "reason", err.Error())
 	if np.Name != "" {
-		d.failed(ctx, np, e, e.ID(), attempt, err)
+		d.failed(ctx, np, e, attempt, err)
 	}
 	return false
 }
@@ -281,7 +281,7 @@ func (d *Dispatcher) delivered(ctx context.Context, np *v1alpha1.NotificationPro
 }
 
 // failed records on the provider the notification given up on.
-func (d *Dispatcher) failed(ctx context.Context, np *v1alpha1.NotificationProvider, e notify.Event, id string, attempts int, err error) {
+func (d *Dispatcher) failed(ctx context.Context, np *v1alpha1.NotificationProvider, e notify.Event, attempts int, err error) {
 	reason := "DeliveryFailed"
 	var perm *permanent
 	if errors.As(err, &perm) && perm.reason != "" {
@@ -289,7 +289,7 @@ func (d *Dispatcher) failed(ctx context.Context, np *v1alpha1.NotificationProvid
 	}
 	msg := shorten(err.Error(), 1024)
 	d.patchStatus(ctx, np, func(st *v1alpha1.NotificationProviderStatus) {
-		st.LastFailure = &v1alpha1.NotificationFailure{Time: metav1.Time{Time: d.o.Now()}, ID: id,
+		st.LastFailure = &v1alpha1.NotificationFailure{Time: metav1.Time{Time: d.o.Now()}, ID: e.ID(),
 			Event: shorten(e.Name+" of "+e.Object.Kind+" "+e.Subject(), 512), Message: msg, Attempts: int32(min(attempts, 100))}
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: reason,
 			Message:            shorten(fmt.Sprintf("%s of %s %s not delivered after %d attempts: %s", e.Name, e.Object.Kind, e.Subject(), attempts, msg), 32768),

@@ -113,7 +113,6 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    32 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          nil,
 	}
 	l, err := net.Listen("tcp", s.o.Address)
 	if err != nil {
