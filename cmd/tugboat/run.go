@@ -34,6 +34,12 @@ import (
 	"github.com/tugboatdev/tugboat/version"
 )
 
+// fieldOwner names the controller in metadata.managedFields for every write
+// it makes, whatever the binary is called (client-go would take the name
+// from its user agent): docs/gitops.md points GitOps tools at the fields
+// "tugboat" owns.
+const fieldOwner = "tugboat"
+
 // run wires the adapters into the reconciler and runs the manager until ctx ends.
 func run(ctx context.Context, o Options) error {
 	logger, err := newLogger(o)
@@ -63,6 +69,7 @@ func run(ctx context.Context, o Options) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        sch,
+		Client:                        client.Options{FieldOwner: fieldOwner},
 		Logger:                        logger,
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddress},
 		HealthProbeBindAddress:        o.HealthAddress,
@@ -146,7 +153,7 @@ func run(ctx context.Context, o Options) error {
 	if o.ReceiverAddress != "" {
 		// Receivers and the Rollouts they name are read from the API server
 		// itself: a replay is checked against what the last request wrote.
-		direct, err := client.New(cfg, client.Options{Scheme: sch})
+		direct, err := client.New(cfg, client.Options{Scheme: sch, FieldOwner: fieldOwner})
 		if err != nil {
 			return fmt.Errorf("trigger endpoint client: %w", err)
 		}

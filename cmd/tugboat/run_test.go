@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -57,6 +58,14 @@ func TestRunDrivesRollouts(t *testing.T) {
 	}
 	if ro.Status.Message != "deployment default/missing not found" {
 		t.Errorf("status message %q", ro.Status.Message)
+	}
+	// The writes are recorded as tugboat's, not as the test binary's.
+	var managers []string
+	for _, f := range ro.ManagedFields {
+		managers = append(managers, f.Manager+"/"+f.Subresource)
+	}
+	if !slices.Contains(managers, fieldOwner+"/status") {
+		t.Errorf("managed fields of the rollout: %v, want %s's status among them", managers, fieldOwner)
 	}
 	// The controller's own metrics are served from controller-runtime's
 	// registry, this process's.
