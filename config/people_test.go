@@ -16,8 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -72,12 +70,7 @@ func TestEditorsPromoteAndViewersRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		path := filepath.Join(t.TempDir(), user)
-		kc := clientcmdapi.NewConfig()
-		kc.Clusters["c"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-		kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
-		kc.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: user, Namespace: ns}
-		kc.CurrentContext = "c"
-		if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		if err := cluster.WriteKubeConfig(cfg, ns, path); err != nil {
 			t.Fatal(err)
 		}
 		kubeconfig[user] = path

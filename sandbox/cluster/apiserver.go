@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -45,6 +47,9 @@ type Env struct {
 type Options struct {
 	// Args are extra kube-apiserver flags, such as {"service-cluster-ip-range": "10.96.0.0/12"}.
 	Args map[string]string
+	// WithoutTugboat leaves Tugboat's CRDs out (Istio's are always there), for
+	// tests that install Tugboat the way users do.
+	WithoutTugboat bool
 }
 
 // Start starts an API server for the test and stops it when the test ends.
@@ -81,9 +86,13 @@ func New(o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	crds := []string{CRDDir(), istioCRDs}
+	if o.WithoutTugboat {
+		crds = crds[1:]
+	}
 	te := &envtest.Environment{
 		Scheme:                scheme,
-		CRDDirectoryPaths:     []string{CRDDir(), istioCRDs},
+		CRDDirectoryPaths:     crds,
 		ErrorIfCRDPathMissing: true,
 	}
 	te.ControlPlane.APIServer = &envtest.APIServer{Path: apiserverPath}
@@ -127,17 +136,28 @@ var istioCRDs = sync.OnceValues(func() (string, error) {
 	return filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml"), nil
 })
 
-// UserConfig returns a config that reaches the API server as the named user,
-// who may do only what RBAC grants it; tests use it to run the controller
-// with exactly the permissions its ClusterRole gives.
-func (e *Env) UserConfig(name string) (*rest.Config, error) {
-	u, err := e.env.ControlPlane.AddUser(envtest.User{Name: name}, e.Config)
+// UserConfig returns a config that reaches the API server as the named user
+// in groups, who may do only what RBAC grants it; tests use it to run the
+// controller with exactly the permissions its ClusterRole gives.
+func (e *Env) UserConfig(name string, groups ...string) (*rest.Config, error) {
+	u, err := e.env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, e.Config)
 	if err != nil {
 		return nil, fmt.Errorf("add user %s: %w", name, err)
 	}
 	cfg := u.Config()
 	cfg.QPS, cfg.Burst = e.Config.QPS, e.Config.Burst
 	return cfg, nil
+}
+
+// WriteKubeConfig writes cfg, one of UserConfig's, as a kubeconfig file whose
+// context is in namespace, for a child process (kubectl tug, the controller).
+func WriteKubeConfig(cfg *rest.Config, namespace, path string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["sandbox"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["user"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
+	kc.Contexts["sandbox"] = &clientcmdapi.Context{Cluster: "sandbox", AuthInfo: "user", Namespace: namespace}
+	kc.CurrentContext = "sandbox"
+	return clientcmd.WriteToFile(*kc, path)
 }
 
 // ControllerUser binds config/rbac/role.yaml, the controller's generated

@@ -45,6 +45,8 @@ type ClusterOptions struct {
 	PodsPerNode int
 	// Dir receives the kubeconfig and process logs (default: a new temporary directory).
 	Dir string
+	// WithoutTugboat leaves Tugboat's CRDs out, as Options.WithoutTugboat.
+	WithoutTugboat bool
 }
 
 // StartCluster starts a cluster for the test and stops it when the test ends.
@@ -78,7 +80,7 @@ func NewCluster(ctx context.Context, o ClusterOptions) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	env, err := New(Options{})
+	env, err := New(Options{WithoutTugboat: o.WithoutTugboat})
 	if err != nil {
 		return nil, err
 	}
