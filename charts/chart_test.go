@@ -214,6 +214,17 @@ logLevel: debug`,
 			wantArgs(t, deployment(t, objs).Spec.Template.Spec.Containers[0].Args, "--leader-elect=false")
 		},
 	}, {
+		name:   "pod placement",
+		values: "priorityClassName: system-cluster-critical\npodLabels: {team: platform}\npodAnnotations: {a: b}\nnodeSelector: {pool: infra}\ntolerations: [{key: infra, operator: Exists}]\nimagePullSecrets: [{name: regcred}]",
+		check: func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			p := deployment(t, objs).Spec.Template
+			if p.Spec.PriorityClassName != "system-cluster-critical" || p.Labels["team"] != "platform" || p.Labels["app.kubernetes.io/name"] != "tugboat" ||
+				p.Annotations["a"] != "b" || p.Spec.NodeSelector["pool"] != "infra" || len(p.Spec.Tolerations) != 1 ||
+				len(p.Spec.ImagePullSecrets) != 1 || p.Spec.ImagePullSecrets[0].Name != "regcred" {
+				t.Errorf("pod template %+v", p)
+			}
+		},
+	}, {
 		name:   "no roles for people",
 		values: "rbac: {peopleRoles: false}",
 		check: func(t *testing.T, objs map[string]*unstructured.Unstructured) {
@@ -228,7 +239,13 @@ logLevel: debug`,
 		{name: "TLS Secret unused", values: "prometheus: {tls: {secretName: s, ca: false}}", wantErr: "prometheus.tls"},
 		{name: "zero replicas", values: "replicas: 0", wantErr: "replicas"},
 		{name: "too many replicas", values: "replicas: 50", wantErr: "replicas"},
-		{name: "misspelt value", values: "replica: 3", wantErr: "replica"},
+		{name: "misspelt value", values: "replica: 3", wantErr: "'replica' not allowed"},
+		{name: "TLS to a plain address", values: "prometheus: {address: 'http://prometheus:9090', tls: {secretName: s}}", wantErr: "prometheus.tls: needs prometheus.address"},
+		{name: "priority class smuggling a field", values: "priorityClassName: \"x\\n      hostNetwork: true\"", wantErr: "priorityClassName"},
+		{name: "extra arg overriding the chart's", values: "extraArgs: [--leader-elect=false]", wantErr: "extraArgs"},
+		{name: "extra arg for the sandbox", values: "extraArgs: [--receiver-allow-plain-http]", wantErr: "extraArgs"},
+		{name: "pod label overriding the selector", values: "podLabels: {app.kubernetes.io/name: other}", wantErr: "invalid propertyName 'app.kubernetes.io/name'"},
+		{name: "metrics on the health port", values: "metrics: {port: 8081}", wantErr: "metrics/port"},
 		{name: "unknown log level", values: "logLevel: verbose", wantErr: "logLevel"},
 		{name: "digest not sha256", values: "image: {digest: latest}", wantErr: "digest"},
 		{name: "extra arg not a flag", values: "extraArgs: [workers=8]", wantErr: "extraArgs"},
