@@ -17,9 +17,10 @@ ETCD_BIN       := $(TOOLS_DIR)/etcd-$(ETCD_VERSION)
 PROM_BIN       := $(TOOLS_DIR)/prometheus-$(PROMETHEUS_VERSION)
 KWOK_BIN       := $(TOOLS_DIR)/kwok-$(KWOK_VERSION)
 CONTROLLER_GEN := $(TOOLS_DIR)/controller-gen-$(CONTROLLER_TOOLS_VERSION)/controller-gen
+CRD_REF_DOCS   := $(TOOLS_DIR)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)/crd-ref-docs
 
 TOOL_BINS := $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KUBE_BIN)/kube-scheduler $(KUBE_BIN)/kubectl \
-             $(ETCD_BIN)/etcd $(PROM_BIN)/prometheus $(PROM_BIN)/promtool $(KWOK_BIN)/kwok $(CONTROLLER_GEN)
+             $(ETCD_BIN)/etcd $(PROM_BIN)/prometheus $(PROM_BIN)/promtool $(KWOK_BIN)/kwok $(CONTROLLER_GEN) $(CRD_REF_DOCS)
 
 # Root packages hold the pure core; they must not import I/O clients.
 PURE      := $(addprefix ./,$(wildcard rollout rollout/status analysis traffic shadow notify receiver))
@@ -40,6 +41,11 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code, the CRDs in config/crd 
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=tugboat-controller paths="./rollout/...;./analysis/...;./shadow/...;./notify/...;./receiver/..." output:rbac:artifacts:config=config/rbac
+
+.PHONY: docs
+docs: $(CRD_REF_DOCS) ## Regenerate docs/reference: the API from api/'s types, the CLI from kubectl tug's commands; a test fails when either is stale.
+	$(CRD_REF_DOCS) --config hack/crd-ref-docs.yaml --source-path ./api/v1alpha1 --renderer markdown --output-path docs/reference/api.md --log-level ERROR
+	$(GO) test ./cmd/kubectl-tug -run '^TestCLIReference$$' -count=1 -args -update
 
 # The release's version: the git tag at HEAD (git describe), else a development one.
 VERSION ?= $(shell git describe --tags --match 'v*' 2>/dev/null || echo v0.0.0-dev)

@@ -23,8 +23,16 @@ type PluginArchive struct {
 	Path, SHA256 string
 }
 
-// Archive packs the plugin binary built for goos/goarch (and the license)
-// as dist/kubectl-tug_VERSION_OS_ARCH.tar.gz.
+// CompleteScript is kubectl_complete-tug, which kubectl (1.26 and later)
+// runs to complete `kubectl tug ...` when it is on the PATH beside the
+// plugin: it hands the words to the plugin's own completion.
+const CompleteScript = `#!/bin/sh
+# Completes kubectl tug: kubectl runs this when it is on the PATH.
+exec kubectl-tug __complete "$@"
+`
+
+// Archive packs the plugin binary built for goos/goarch, its completion
+// script and the license as dist/kubectl-tug_VERSION_OS_ARCH.tar.gz.
 func Archive(bin, license, goos, goarch, version, out string, modified time.Time) (PluginArchive, error) {
 	path := filepath.Join(out, fmt.Sprintf("kubectl-tug_%s_%s_%s.tar.gz", version, goos, goarch))
 	f, err := os.Create(path)
@@ -39,10 +47,12 @@ func Archive(bin, license, goos, goarch, version, out string, modified time.Time
 	for _, e := range []struct {
 		name, src string
 		mode      int64
-	}{{"kubectl-tug", bin, 0o755}, {"LICENSE", license, 0o644}} {
-		raw, err := os.ReadFile(e.src)
-		if err != nil {
-			return PluginArchive{}, err
+	}{{"kubectl-tug", bin, 0o755}, {"kubectl_complete-tug", "", 0o755}, {"LICENSE", license, 0o644}} {
+		raw := []byte(CompleteScript)
+		if e.src != "" {
+			if raw, err = os.ReadFile(e.src); err != nil {
+				return PluginArchive{}, err
+			}
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(raw)), ModTime: modified, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
 			return PluginArchive{}, err

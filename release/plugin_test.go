@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,8 +59,8 @@ func TestPluginArchivesAndKrewManifest(t *testing.T) {
 			}
 			found[h.Name] = h.Mode
 		}
-		if found["kubectl-tug"]&0o111 == 0 || found["LICENSE"] == 0 {
-			t.Errorf("%s holds %v: want an executable kubectl-tug and the LICENSE", a.Path, found)
+		if found["kubectl-tug"]&0o111 == 0 || found["kubectl_complete-tug"]&0o111 == 0 || found["LICENSE"] == 0 {
+			t.Errorf("%s holds %v: want executable kubectl-tug and kubectl_complete-tug, and the LICENSE", a.Path, found)
 		}
 	}
 	again, err := Archive(bin, license, "linux", "amd64", "v0.1.0", t.TempDir(), at)
@@ -88,5 +89,28 @@ func TestPluginArchivesAndKrewManifest(t *testing.T) {
 			pl.URI != "https://github.com/tugboatdev/tugboat/releases/download/v0.1.0/"+filepath.Base(a.Path) {
 			t.Errorf("platform %d: %+v, want %+v", i, pl, a)
 		}
+	}
+}
+
+// kubectl runs kubectl_complete-tug with the words typed after `kubectl
+// tug`; the script must hand them, empty last word included, to the plugin.
+func TestCompleteScriptHandsWordsToThePlugin(t *testing.T) {
+	dir := t.TempDir()
+	plugin := "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\n"
+	if err := os.WriteFile(filepath.Join(dir, "kubectl-tug"), []byte(plugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "kubectl_complete-tug")
+	if err := os.WriteFile(script, []byte(CompleteScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(script, "get", "rollout", "w e", "")
+	cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[__complete][get][rollout][w e][]"; string(got) != want {
+		t.Errorf("the plugin got %s, want %s", got, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -63,7 +62,7 @@ measurements), with the same exit codes.`,
   kubectl tug analysis run -f template.yaml --arg workload=web --prometheus http://localhost:9090 --replay-from 2h -o yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := os.ReadFile(file)
+			raw, err := o.readFile(file)
 			if err != nil {
 				return err
 			}
@@ -98,7 +97,7 @@ measurements), with the same exit codes.`,
 			return nil
 		},
 	}
-	run.Flags().StringVarP(&file, "filename", "f", "", "the template's YAML file")
+	run.Flags().StringVarP(&file, "filename", "f", "", "the template's YAML file (- for stdin)")
 	run.Flags().StringArrayVar(&args, "arg", nil, "an argument, NAME=VALUE (repeatable)")
 	run.Flags().StringVar(&prom.address, "prometheus", "", "Prometheus for metrics that name no address")
 	run.Flags().StringVar(&prom.tls.CAFile, "prometheus-ca-file", "", "CA (PEM) that --prometheus's certificate must chain to, instead of the system's roots")

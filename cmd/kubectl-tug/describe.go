@@ -25,7 +25,8 @@ import (
 
 // describe writes a Rollout's state for people: the steps with the current
 // one marked, the weights, the conditions and the recent events.
-func describe(ctx context.Context, c client.Client, key types.NamespacedName, now time.Time, out io.Writer) error {
+// Phases and marks are coloured with paint.
+func describe(ctx context.Context, c client.Client, key types.NamespacedName, now time.Time, paint palette, out io.Writer) error {
 	var ro v1alpha1.Rollout
 	if err := c.Get(ctx, key, &ro); err != nil {
 		return fmt.Errorf("rollout %s: %w", key, err)
@@ -40,7 +41,7 @@ func describe(ctx context.Context, c client.Client, key types.NamespacedName, no
 	fmt.Fprintf(w, "Name:\t%s\n", ro.Name)
 	fmt.Fprintf(w, "Namespace:\t%s\n", ro.Namespace)
 	fmt.Fprintf(w, "Target:\tdeployment/%s\n", ro.Spec.TargetRef.Name)
-	fmt.Fprintf(w, "Phase:\t%s\n", orDash(string(s.Phase)))
+	fmt.Fprintf(w, "Phase:\t%s\n", paint.phase(orDash(string(s.Phase))))
 	fmt.Fprintf(w, "Message:\t%s\n", orDash(s.Message))
 	fmt.Fprintf(w, "Stable:\t%s\n", orDash(s.StableRevision))
 	if s.CanaryRevision != "" {
@@ -53,9 +54,9 @@ func describe(ctx context.Context, c client.Client, key types.NamespacedName, no
 	for i, st := range ro.Spec.Steps {
 		mark := "  "
 		if s.CurrentStepIndex != nil && int(*s.CurrentStepIndex) == i {
-			mark = "▶ "
+			mark = paint.paint(cyan, "▶") + " "
 		} else if s.CurrentStepIndex != nil && int(*s.CurrentStepIndex) > i {
-			mark = "✓ "
+			mark = paint.paint(green, "✓") + " "
 		}
 		fmt.Fprintf(out, "  %s%2d  %s\n", mark, i, stepString(st))
 	}
@@ -63,7 +64,7 @@ func describe(ctx context.Context, c client.Client, key types.NamespacedName, no
 		fmt.Fprintln(out, "  ▶     promoting")
 	}
 
-	if err := describeAnalysis(ctx, c, &ro, out); err != nil {
+	if err := describeAnalysis(ctx, c, &ro, paint, out); err != nil {
 		return err
 	}
 
@@ -163,9 +164,9 @@ func orDash(s string) string {
 // last one): each metric's phase, counters, last value and why, live from the
 // runs, with since when from the Rollout's explanation. Metrics that failed,
 // erred or are inconclusive are then explained with their query.
-func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout, out io.Writer) error {
+func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout, paint palette, out io.Writer) error {
 	var runs v1alpha1.AnalysisRunList
-	if err := c.List(ctx, &runs, client.InNamespace(ro.Namespace), client.MatchingLabels{"tugboat.dev/rollout": ro.Name}); err != nil {
+	if err := c.List(ctx, &runs, client.InNamespace(ro.Namespace), client.MatchingLabels{v1alpha1.LabelRollout: ro.Name}); err != nil {
 		return fmt.Errorf("analysis runs of rollout %s/%s: %w", ro.Namespace, ro.Name, err)
 	}
 	items := runs.Items
@@ -175,14 +176,14 @@ func describeAnalysis(ctx context.Context, c client.Client, ro *v1alpha1.Rollout
 	if len(items) == 0 && len(ro.Status.Analysis) == 0 {
 		return nil
 	}
-	return printAnalysis(out, items, ro.Status.Analysis)
+	return printAnalysis(out, items, ro.Status.Analysis, paint)
 }
 
 // printAnalysis prints each metric of runs live (phase, counters, last value
 // and why), with since when from analyses, the controller's explanation;
 // metrics that failed, erred or are inconclusive are then explained with
 // their query. A run is shown by its analysis label, else by its name.
-func printAnalysis(out io.Writer, runs []v1alpha1.AnalysisRun, analyses []v1alpha1.RolloutAnalysis) error {
+func printAnalysis(out io.Writer, runs []v1alpha1.AnalysisRun, analyses []v1alpha1.RolloutAnalysis, paint palette) error {
 	explained := map[string]v1alpha1.MetricExplanation{}
 	for _, a := range analyses {
 		for _, m := range a.Metrics {
@@ -218,7 +219,7 @@ func printAnalysis(out io.Writer, runs []v1alpha1.AnalysisRun, analyses []v1alph
 			if m.Since != nil {
 				since = m.Since.Format(time.RFC3339)
 			}
-			fmt.Fprintf(out, "  %s %s since %s: %s\n", m.Name, m.Phase, since, m.Message)
+			fmt.Fprintf(out, "  %s %s since %s: %s\n", m.Name, paint.phase(string(m.Phase)), since, m.Message)
 			fmt.Fprintf(out, "    query: %s\n    value: %s\n", m.Query, orDash(m.Value))
 			if m.SuccessCondition != "" {
 				fmt.Fprintf(out, "    successCondition: %s\n", m.SuccessCondition)

@@ -53,7 +53,8 @@ as a list, newest first.`,
 		Example: `  kubectl tug history web
   kubectl tug history web -n prod -o json
   kubectl tug history web -o yaml`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeRollout,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, key, err := o.key(args[0])
 			if err != nil {

@@ -27,6 +27,7 @@ type output struct {
 func outputFlag(cmd *cobra.Command, formats ...string) *output {
 	o := &output{allowed: formats}
 	cmd.Flags().VarP(o, "output", "o", "output format: "+oneOf(formats)+" (default: text for people)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
 	return o
 }
 

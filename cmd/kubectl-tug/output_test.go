@@ -9,12 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
@@ -230,9 +228,8 @@ func TestNameAndWideOutput(t *testing.T) {
 	}
 
 	// -w -o json prints the Rollout again each time it changes.
-	key := client.ObjectKey{Namespace: p.ns, Name: "web"}
 	printed := p.watchChange(p.rolloutObj("web"), "promoting", func(ctx context.Context, out io.Writer) error {
-		return watchObject(ctx, p.env.Client, key, 100*time.Millisecond, &output{format: "json"}, out)
+		return p.follow(ctx, out, "get", "rollout", "web", "-w", "-o", "json")
 	})
 	var messages []string
 	for dec := json.NewDecoder(strings.NewReader(printed)); ; {

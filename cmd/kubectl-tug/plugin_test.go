@@ -262,15 +262,40 @@ func TestGetAndList(t *testing.T) {
 		t.Errorf("list: exit %d:\n%s", code, out)
 	}
 
-	// -w shows the rollout and redraws when it changes.
+	// -w shows the rollout and redraws when it changes, or when one of its
+	// analysis runs does.
 	p.watchChange(ro, "promoting", func(ctx context.Context, out io.Writer) error {
-		return watchRollout(ctx, p.env.Client, client.ObjectKeyFromObject(ro), 100*time.Millisecond, out)
-	})
+		return p.follow(ctx, out, "get", "rollout", "podinfo", "-w")
+	}, change{shows: "[0.995]", apply: func() {
+		run.Status.MetricResults[0].Measurements = append(run.Status.MetricResults[0].Measurements, argo.Measurement{Phase: "Successful", Value: "[0.995]"})
+		if err := p.env.Client.Status().Update(t.Context(), run); err != nil {
+			t.Fatal(err)
+		}
+	}})
+}
+
+// follow runs the plugin until ctx ends (as a watch does), its stdout to
+// out; a non-zero exit is an error with what it wrote to stderr.
+func (p *plugin) follow(ctx context.Context, out io.Writer, args ...string) error {
+	var errOut bytes.Buffer
+	args = append(args, "--kubeconfig", p.kubeconfig, "-n", p.ns)
+	if code := execute(ctx, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: out, ErrOut: &errOut}); code != 0 {
+		return fmt.Errorf("exit %d: %s", code, errOut.String())
+	}
+	return nil
+}
+
+// change is a change watchChange makes, and what the watch then shows.
+type change struct {
+	apply func()
+	shows string
 }
 
 // watchChange runs watch until it has shown ro, then sets ro's message to
-// next and runs it until it has shown that too; it returns what watch wrote.
-func (p *plugin) watchChange(ro *v1alpha1.Rollout, next string, watch func(ctx context.Context, out io.Writer) error) string {
+// next and runs it until it has shown that too; then, for each change and
+// what it shows, makes the change and waits for it to show. It returns what
+// watch wrote.
+func (p *plugin) watchChange(ro *v1alpha1.Rollout, next string, watch func(ctx context.Context, out io.Writer) error, more ...change) string {
 	t := p.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -284,6 +309,10 @@ func (p *plugin) watchChange(ro *v1alpha1.Rollout, next string, watch func(ctx c
 		t.Fatal(err)
 	}
 	waitForOutput(t, &buf, next)
+	for _, c := range more {
+		c.apply()
+		waitForOutput(t, &buf, c.shows)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("watch: %v", err)
@@ -328,6 +357,17 @@ spec:
 	}
 	if !strings.Contains(out.String(), "did not meet result[0] >= 0.99") {
 		t.Errorf("-o yaml escapes what it prints:\n%s", out.String())
+	}
+	// -f - reads the template from stdin.
+	template, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := execute(t.Context(), []string{"analysis", "run", "-f", "-", "--arg", "workload=good", "--prometheus", srv.URL},
+		genericiooptions.IOStreams{In: bytes.NewReader(template), Out: out, ErrOut: errOut}); code != 0 || !strings.Contains(out.String(), "[0.999]") {
+		t.Errorf("-f -: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	if code := run("analysis", "run", "-f", file, "--arg", `workload=x"} or vector(1) #`, "--prometheus", srv.URL); code != 1 {
 		t.Errorf("hostile argument: exit %d\n%s%s", code, out.String(), errOut.String())

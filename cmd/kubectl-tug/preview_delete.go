@@ -37,7 +37,8 @@ permission; no cluster).`,
 		Example: `  kubectl tug preview delete pr-42 -n pr-42
   kubectl tug preview delete pr-42 -n pr-42 --wait=false
   kubectl tug preview delete pr-42 -n pr-42 --ignore-not-found --timeout 5m`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completePreview,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if wait && timeout <= 0 {
 				return fmt.Errorf("--timeout: want a positive duration, got %s", timeout)

@@ -34,7 +34,8 @@ json, yaml or name print the Preview object itself, as kubectl get does.`,
 		Example: `  kubectl tug preview get pr-42 -n pr-42
   kubectl tug preview get pr-42 -n pr-42 -o wide
   kubectl tug preview get pr-42 -n pr-42 -o json | jq -r .status.phase`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completePreview,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, key, err := o.key(args[0])
 			if err != nil {
@@ -53,7 +54,7 @@ json, yaml or name print the Preview object itself, as kubectl get does.`,
 			if err != nil {
 				return err
 			}
-			return describePreview(o.streams.Out, p, run, time.Now())
+			return describePreview(o.streams.Out, p, run, time.Now(), o.palette())
 		},
 	}
 	out = outputFlag(cmd, "json", "yaml", "name", "wide")
@@ -79,9 +80,9 @@ func previewRun(ctx context.Context, c client.Client, p *v1alpha1.Preview) (*v1a
 
 // describePreview writes a Preview's state for people; run is its live
 // AnalysisRun, if there is one.
-func describePreview(out io.Writer, p *v1alpha1.Preview, run *v1alpha1.AnalysisRun, now time.Time) error {
+func describePreview(out io.Writer, p *v1alpha1.Preview, run *v1alpha1.AnalysisRun, now time.Time, paint palette) error {
 	s, spec := p.Status, p.Spec
-	phase := orDash(s.Phase)
+	phase := paint.phase(orDash(s.Phase))
 	if !previewCurrent(p) {
 		phase += fmt.Sprintf(" (of generation %d: the controller has not yet seen generation %d)", s.ObservedGeneration, p.Generation)
 	}
@@ -113,7 +114,7 @@ func describePreview(out io.Writer, p *v1alpha1.Preview, run *v1alpha1.AnalysisR
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if err := printPreviewAnalysis(out, p, run); err != nil {
+	if err := printPreviewAnalysis(out, p, run, paint); err != nil {
 		return err
 	}
 	printConditions(out, s.Conditions, now)
@@ -123,7 +124,7 @@ func describePreview(out io.Writer, p *v1alpha1.Preview, run *v1alpha1.AnalysisR
 // printPreviewAnalysis prints the preview's analysis as get prints a
 // Rollout's: run's metrics live, or, without run, as status last explained
 // them; then why any failed.
-func printPreviewAnalysis(out io.Writer, p *v1alpha1.Preview, run *v1alpha1.AnalysisRun) error {
+func printPreviewAnalysis(out io.Writer, p *v1alpha1.Preview, run *v1alpha1.AnalysisRun, paint palette) error {
 	a := p.Status.Analysis
 	if a == nil {
 		return nil
@@ -131,7 +132,7 @@ func printPreviewAnalysis(out io.Writer, p *v1alpha1.Preview, run *v1alpha1.Anal
 	if run == nil || run.Name != a.Run {
 		run = explainedRun(a)
 	}
-	return printAnalysis(out, []v1alpha1.AnalysisRun{*run}, []v1alpha1.RolloutAnalysis{*a})
+	return printAnalysis(out, []v1alpha1.AnalysisRun{*run}, []v1alpha1.RolloutAnalysis{*a}, paint)
 }
 
 // explainedRun is the AnalysisRun as status explains it, for when the run

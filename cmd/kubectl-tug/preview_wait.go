@@ -44,7 +44,8 @@ retried until --timeout.
 codes; when wait could not wait (4), nothing is printed on stdout.`,
 		Example: `  kubectl tug preview wait pr-42 -n pr-42 --timeout 30m
   kubectl tug preview wait pr-42 -n pr-42 -o json | jq -r .status.message`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completePreview,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := w.check(); err != nil {
 				return err
@@ -139,7 +140,7 @@ func printVerdict(out io.Writer, p *v1alpha1.Preview, code int, says string) err
 	switch shadow.Phase(p.Status.Phase) {
 	case shadow.Failed, shadow.Inconclusive:
 		if code != exitTimeout {
-			return printPreviewAnalysis(out, p, nil)
+			return printPreviewAnalysis(out, p, nil, palette{})
 		}
 	}
 	return nil

@@ -51,7 +51,8 @@ func requestCmd(o *options, use, short string, req func() (annotation string, va
 		Short: short,
 		Example: fmt.Sprintf(`  kubectl tug %s web
   kubectl tug %s web -o json`, verb, verb),
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeRollout,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, key, err := o.key(args[0])
 			if err != nil {

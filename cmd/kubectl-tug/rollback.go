@@ -90,7 +90,8 @@ to patch the Rollout, bad flags, no cluster, no such Rollout).`,
   kubectl tug rollback web --to-revision 3 -o json
   kubectl tug rollback web --to-revision 1 --timeout 15m   # through the steps
   kubectl tug rollback web --cancel`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeRollout,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case r.cancel && (r.toRevision != 0 || r.reason != ""):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
@@ -22,6 +23,10 @@ type options struct {
 	streams genericiooptions.IOStreams
 	log     *slog.Logger
 }
+
+// palette colours the text for people only on a terminal, never with
+// NO_COLOR.
+func (o *options) palette() palette { return paletteFor(o.streams.Out, os.Getenv) }
 
 // client connects with kubectl's flags (--kubeconfig, --context, -n, ...).
 func (o *options) client() (client.WithWatch, string, error) {
@@ -65,6 +70,7 @@ func newRootCmd(o *options) *cobra.Command {
 		SilenceErrors: true,
 	}
 	o.flags.AddFlags(root.PersistentFlags())
+	o.registerConnectionCompletion(root)
 	root.AddCommand(
 		newGetCmd(o), newListCmd(o),
 		newPromoteCmd(o), newAbortCmd(o), newRetryCmd(o), newPauseCmd(o), newResumeCmd(o),

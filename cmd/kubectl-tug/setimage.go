@@ -63,7 +63,8 @@ Deployment, no permission to patch deployments.apps, no cluster).`,
   kubectl tug set image web app=web:1.4.2 migrate=web-migrate:1.4.2
   rev=$(kubectl tug set image web app=web:1.4.2 -o json | jq -r .revision)
   kubectl tug wait web --for-revision "$rev"`,
-		Args: cobra.MinimumNArgs(2),
+		Args:              cobra.MinimumNArgs(2),
+		ValidArgsFunction: o.completeSetImage,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sets, err := parseImageSets(args[1:])
 			if err != nil {

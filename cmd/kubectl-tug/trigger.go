@@ -54,7 +54,8 @@ says why).`,
   kubectl tug trigger setImage web --container app --image ghcr.io/acme/web:1.4.2 \
     --endpoint https://tugboat.example.com/hook/prod/ci
   kubectl tug trigger promote web --endpoint https://tugboat.example.com/hook/prod/ci`,
-		Args: cobra.ExactArgs(2),
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: completeTrigger,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := triggerKey(keyFile)
 			if err != nil {

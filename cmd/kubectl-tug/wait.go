@@ -65,7 +65,8 @@ wait (4), nothing is printed on stdout.`,
 		Example: `  kubectl tug wait web --timeout 20m
   kubectl tug wait web --for-revision "$rev" -o json
   kubectl tug wait web -o yaml`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeRollout,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := w.check(); err != nil {
 				return err

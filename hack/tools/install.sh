@@ -17,6 +17,7 @@ etcd_version=$ETCD_VERSION
 prom_version=$PROMETHEUS_VERSION
 kwok_version=$KWOK_VERSION
 cgen_version=$CONTROLLER_TOOLS_VERSION
+crdref_version=$CRD_REF_DOCS_VERSION
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -74,6 +75,9 @@ for tool in "$@"; do
 		;;
 	controller-gen)
 		build controller-gen "$cgen_version" "$dest/controller-gen-$cgen_version" sigs.k8s.io/controller-tools/cmd/controller-gen
+		;;
+	crd-ref-docs)
+		build crd-ref-docs "$crdref_version" "$dest/crd-ref-docs-$crdref_version" github.com/elastic/crd-ref-docs
 		;;
 	*)
 		echo "install.sh: unknown tool $tool" >&2

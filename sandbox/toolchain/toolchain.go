@@ -31,6 +31,7 @@ const (
 	Promtool              Binary = "promtool"
 	Kwok                  Binary = "kwok"
 	ControllerGen         Binary = "controller-gen"
+	CRDRefDocs            Binary = "crd-ref-docs"
 )
 
 // group is the hack/tools module, and versions.env key, each binary comes from.
@@ -44,6 +45,7 @@ var group = map[Binary]struct{ dir, versionKey string }{
 	Promtool:              {"prometheus", "PROMETHEUS_VERSION"},
 	Kwok:                  {"kwok", "KWOK_VERSION"},
 	ControllerGen:         {"controller-gen", "CONTROLLER_TOOLS_VERSION"},
+	CRDRefDocs:            {"crd-ref-docs", "CRD_REF_DOCS_VERSION"},
 }
 
 // Root is the repository's root directory.
