@@ -200,7 +200,7 @@ logLevel: debug`,
 				t.Errorf("labels %v", sm.GetLabels())
 			}
 			eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
-			if len(eps) != 1 || eps[0].(map[string]any)["port"] != "metrics" || eps[0].(map[string]any)["interval"] != "15s" {
+			if len(eps) != 1 || eps[0].(map[string]any)["port"] != "metrics" || eps[0].(map[string]any)["interval"] != "15s" || eps[0].(map[string]any)["honorLabels"] != true {
 				t.Errorf("endpoints %v", eps)
 			}
 		},

@@ -158,10 +158,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if apierrors.IsNotFound(err) {
 			r.memos.Delete(req.NamespacedName)
 			r.inFlight().forget(req.NamespacedName)
+			r.Metrics.gone(req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	r.Metrics.seen(&run)
 	if run.Status.Phase.Completed() {
+		r.Metrics.measured(&run)
 		r.memos.Delete(req.NamespacedName)
 		r.inFlight().forget(req.NamespacedName)
 		if hasJobs(&run) {
@@ -199,6 +202,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if !decided { // a verdict not written yet is only written
 		wake = r.step(ctx, &run, now)
 	}
+	r.Metrics.measured(&run)
 	if err := ctx.Err(); err != nil {
 		return reconcile.Result{}, err // stopping: what was cut short is not a measurement
 	}
@@ -233,7 +237,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	m.seen(run.ResourceVersion)
 	m.status, m.at, m.lastWrite, m.urgent = *run.Status.DeepCopy(), run.Status.DeepCopy(), now, false
 	r.memos.Store(req.NamespacedName, m)
-	r.Metrics.written(&base.Status, &run.Status)
+	r.Metrics.written(&run, &base.Status)
 	r.announce(ctx, base, &run)
 	return requeue(wake, now), nil
 }

@@ -187,7 +187,7 @@ func TestAnalysisRuns(t *testing.T) {
 		if n, _ := patches.Load("scheduled"); n == nil || n.(*atomic.Int32).Load() > 3 {
 			t.Errorf("status patches: %v, want at most 3 for 3 measurements with coalescing", n)
 		}
-		if runs, measured := counter(t, reg, "tugboat_analysis_runs_completed_total", "Successful"), counter(t, reg, "tugboat_analysis_measurements_total", "Successful"); runs != 1 || measured != 3 {
+		if runs, measured := counter(t, reg, "tugboat_analysis_runs_completed_total", "scheduled", "Successful"), counter(t, reg, "tugboat_analysis_measurements_total", "scheduled", "Successful"); runs != 1 || measured != 3 {
 			t.Errorf("metrics: %v runs Successful, %v measurements Successful; want 1 and 3", runs, measured)
 		}
 	})
@@ -204,7 +204,7 @@ func TestAnalysisRuns(t *testing.T) {
 		if run.Status.DryRunSummary == nil || run.Status.DryRunSummary.Failed != 1 {
 			t.Errorf("dry-run summary %+v", run.Status.DryRunSummary)
 		}
-		if runs := counter(t, reg, "tugboat_analysis_runs_completed_total", "Failed"); runs != 1 {
+		if runs := counter(t, reg, "tugboat_analysis_runs_completed_total", "early", "Failed"); runs != 1 {
 			t.Errorf("metrics: %v runs Failed, want 1", runs)
 		}
 	})
@@ -429,8 +429,9 @@ func TestAnalysisRuns(t *testing.T) {
 	})
 }
 
-// counter reads a counter of reg by name and phase.
-func counter(t *testing.T, reg *prometheus.Registry, name, phase string) float64 {
+// counter reads a counter of reg by name, and by the name (a run's Rollout,
+// or the run itself when no Rollout made it) and phase labels.
+func counter(t *testing.T, reg *prometheus.Registry, name, of, phase string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -441,13 +442,15 @@ func counter(t *testing.T, reg *prometheus.Registry, name, phase string) float64
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "phase" && l.GetValue() == phase {
-					return m.GetCounter().GetValue()
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == "default" && labels["name"] == of && labels["phase"] == phase {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}
-	t.Fatalf("no %s{phase=%q}", name, phase)
+	t.Fatalf("no %s{namespace=\"default\", name=%q, phase=%q}", name, of, phase)
 	return 0
 }

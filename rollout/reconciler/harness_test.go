@@ -96,16 +96,46 @@ type fixture struct {
 	// wrap, when set before startController, stands between the
 	// reconciler and its client (to make the cache lag, say).
 	wrap func(client.Client) client.Client
+	// metrics, when set before startController, is where the controller's
+	// metrics are registered (see givenMeasured).
+	metrics *controllerMetrics
+}
+
+// controllerMetrics are the controller's metrics, registered once per
+// fixture, as the controller registers them in its process, and served as
+// the controller's metrics server serves them.
+type controllerMetrics struct {
+	rollouts *reconciler.Metrics
+	analysis *analysisreconciler.Metrics
+	// URL serves the registry in the Prometheus text format.
+	URL string
+}
+
+// givenMeasured is given with the controller's metrics served at
+// f.metrics.URL.
+func givenMeasured(t *testing.T) *fixture {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	return start(t, &controllerMetrics{rollouts: reconciler.NewMetrics(reg), analysis: analysisreconciler.NewMetrics(reg), URL: srv.URL + "/metrics"})
 }
 
 // given creates a namespace and starts a controller for the test.
 func given(t *testing.T) *fixture {
 	t.Helper()
+	return start(t, nil)
+}
+
+// start creates the test's namespace and starts its controller, with the
+// metrics given (nil: none).
+func start(t *testing.T, m *controllerMetrics) *fixture {
+	t.Helper()
 	ns := fmt.Sprintf("t%d", nsCounter.Add(1))
 	if err := kube.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ns: ns, c: kube.Client}
+	f := &fixture{t: t, ns: ns, c: kube.Client, metrics: m}
 	f.startController()
 	t.Cleanup(f.stopController)
 	return f
@@ -139,6 +169,9 @@ func (f *fixture) startController() {
 		Notifier: notifier,
 		Now:      time.Now,
 	}
+	if f.metrics != nil {
+		r.Metrics = f.metrics.rollouts
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.SetupWithManager(ctx, mgr, 4); err != nil {
 		cancel()
@@ -150,6 +183,9 @@ func (f *fixture) startController() {
 		Recorder: mgr.GetEventRecorder("tugboat"),
 		Notifier: notifier,
 		Now:      time.Now,
+	}
+	if f.metrics != nil {
+		ar.Metrics = f.metrics.analysis
 	}
 	if err := ar.SetupWithManager(mgr, 4); err != nil {
 		cancel()

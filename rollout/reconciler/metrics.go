@@ -1,6 +1,8 @@
 package reconciler
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -19,9 +21,12 @@ type Metrics struct {
 	aborts      *prometheus.CounterVec
 	rollbacks   *prometheus.CounterVec
 	pinned      *prometheus.GaugeVec
+	duration    *prometheus.HistogramVec
 }
 
 var phases = []v1alpha1.RolloutPhase{v1alpha1.PhaseHealthy, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseDegraded}
+
+var abortReasons = []rollout.Outcome{rollout.AnalysisFailed, rollout.AbortedByUser, rollout.ProgressDeadlineExceeded}
 
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -36,11 +41,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tugboat_rollout_step", Help: "Index of the step under way; -1 at rest.",
 		}, []string{"namespace", "name"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tugboat_rollout_transitions_total", Help: "Rollout transitions (steps advanced, promotions, aborts...), by outcome.",
-		}, []string{"outcome"}),
+			Name: "tugboat_rollout_transitions_total", Help: "Rollout transitions (steps advanced, promotions, aborts...), by Rollout and outcome.",
+		}, []string{"namespace", "name", "outcome"}),
 		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tugboat_rollout_aborts_total", Help: "Aborted rollouts, by reason.",
-		}, []string{"reason"}),
+			Name: "tugboat_rollout_aborts_total", Help: "Aborted rollouts, by Rollout and reason (AnalysisFailed, AbortedByUser, ProgressDeadlineExceeded).",
+		}, []string{"namespace", "name", "reason"}),
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tugboat_rollbacks_total",
 			Help: "Rollbacks from each revision: cause aborted (a rollout stopped by analysis, deadline or a person) or requested (kubectl tug rollback).",
@@ -49,8 +54,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tugboat_rollout_pinned_since_seconds",
 			Help: "When the rollback pinning each Rollout was made (Unix time); absent when none holds. time() minus it is how long the pin has held.",
 		}, []string{"namespace", "name"}),
+		// By namespace, not by Rollout: a histogram per Rollout would be
+		// buckets times Rollouts series for about one observation an hour.
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tugboat_rollout_duration_seconds",
+			Help: "How long rollouts took, from their start (or last retry) to their end, by namespace and outcome (Promoted, Aborted, RolledBack, Cancelled).",
+			// One minute to one day.
+			Buckets: []float64{60, 300, 600, 1800, 3600, 2 * 3600, 4 * 3600, 12 * 3600, 24 * 3600},
+		}, []string{"namespace", "outcome"}),
 	}
-	reg.MustRegister(m.phase, m.weight, m.step, m.transitions, m.aborts, m.rollbacks, m.pinned)
+	reg.MustRegister(m.phase, m.weight, m.step, m.transitions, m.aborts, m.rollbacks, m.pinned, m.duration)
 	return m
 }
 
@@ -64,6 +77,9 @@ func (m *Metrics) observe(ro *v1alpha1.Rollout) {
 			v = 1
 		}
 		m.phase.WithLabelValues(ro.Namespace, ro.Name, string(p)).Set(v)
+	}
+	for _, reason := range abortReasons {
+		m.aborts.WithLabelValues(ro.Namespace, ro.Name, string(reason)) // at zero, so that increase() sees the first
 	}
 	m.weight.WithLabelValues(ro.Namespace, ro.Name).Set(float64(ro.Status.CanaryWeight))
 	step := -1.0
@@ -101,14 +117,50 @@ func (m *Metrics) rolledBack(ro *v1alpha1.Rollout, before, after []v1alpha1.Revi
 	}
 }
 
-func (m *Metrics) transition(o rollout.Outcome) {
+func (m *Metrics) transition(ro *v1alpha1.Rollout, o rollout.Outcome) {
 	if m == nil {
 		return
 	}
-	m.transitions.WithLabelValues(string(o)).Inc()
+	m.transitions.WithLabelValues(ro.Namespace, ro.Name, string(o)).Inc()
 	if o.IsTransition() && o.IsFailure() {
-		m.aborts.WithLabelValues(string(o)).Inc()
+		m.aborts.WithLabelValues(ro.Namespace, ro.Name, string(o)).Inc()
 	}
+}
+
+// ended observes the duration of the rollout that the status write of
+// event ended, if it ended one. before is the status the write replaced:
+// the start comes from it, so a restarted controller measures from the
+// same instant, and only the one write that makes the transition (the
+// optimistic lock lets no other through) observes it.
+func (m *Metrics) ended(ro *v1alpha1.Rollout, before *v1alpha1.RolloutStatus, event rollout.Outcome, now time.Time) {
+	if m == nil {
+		return
+	}
+	if outcome, ok := endOf(before, event); ok {
+		m.duration.WithLabelValues(ro.Namespace, outcome).Observe(max(0, now.Sub(before.StartedAt.Time).Seconds()))
+	}
+}
+
+// endOf says how event ends the rollout status shows under way: Promoted,
+// Aborted, RolledBack (a rollback arrived, through the steps or at once),
+// or Cancelled (the target went back, a newer revision replaced it, or its
+// steps changed and it started over). ok is false when none was under way
+// (at rest, or aborted already) or event does not end it.
+func endOf(before *v1alpha1.RolloutStatus, event rollout.Outcome) (outcome string, ok bool) {
+	if before.CanaryRevision == "" || before.Abort != nil || before.StartedAt == nil {
+		return "", false
+	}
+	switch event {
+	case rollout.Promoted:
+		return "Promoted", true
+	case rollout.AbortedByUser, rollout.ProgressDeadlineExceeded, rollout.AnalysisFailed:
+		return "Aborted", true
+	case rollout.RolledBack:
+		return "RolledBack", true
+	case rollout.Cancelled, rollout.Restarted, rollout.StepsChanged:
+		return "Cancelled", true
+	}
+	return "", false
 }
 
 func (m *Metrics) forget(key types.NamespacedName) {
@@ -121,4 +173,10 @@ func (m *Metrics) forget(key types.NamespacedName) {
 	m.weight.DeleteLabelValues(key.Namespace, key.Name)
 	m.step.DeleteLabelValues(key.Namespace, key.Name)
 	m.pinned.DeleteLabelValues(key.Namespace, key.Name)
+	// Counters too: a Rollout made again under the name starts from zero,
+	// which rate() and increase() read as a reset.
+	of := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
+	m.transitions.DeletePartialMatch(of)
+	m.aborts.DeletePartialMatch(of)
+	m.rollbacks.DeletePartialMatch(prometheus.Labels{"namespace": key.Namespace, "rollout": key.Name})
 }

@@ -179,6 +179,7 @@ func (r *Reconciler) record(ctx context.Context, ro *v1alpha1.Rollout, plan roll
 		r.patchedFrom.Store(client.ObjectKeyFromObject(ro), base.ResourceVersion)
 	}
 	r.Metrics.rolledBack(ro, base.Status.Rollbacks, ro.Status.Rollbacks)
+	r.Metrics.ended(ro, &base.Status, plan.Event(), r.Now())
 	return base, true, nil
 }
 
@@ -214,7 +215,7 @@ func (r *Reconciler) announce(ro, base *v1alpha1.Rollout, plan rollout.Plan) {
 		eventType = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(ro, nil, eventType, string(event), "Reconcile", "%s", plan.Message)
-	r.Metrics.transition(event)
+	r.Metrics.transition(ro, event)
 }
 
 // notify hands the change's notification, if any, to the notifier.

@@ -159,7 +159,7 @@ func (r *Reconciler) announceRollback(ctx context.Context, ro *v1alpha1.Rollout,
 	if err := r.Client.Create(ctx, ev); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "record the RolledBack event", "rollout", ro.Name)
 	}
-	r.Metrics.transition(rollout.RolledBack)
+	r.Metrics.transition(ro, rollout.RolledBack)
 }
 
 // reportingInstance names this controller in the events it writes.
