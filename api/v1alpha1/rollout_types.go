@@ -73,6 +73,21 @@ type RolloutSpec struct {
 	// +optional
 	Rollback *RollbackPolicy `json:"rollback,omitempty"`
 
+	// AnalysisRunHistoryLimit is how many finished AnalysisRuns are kept per
+	// revision (default 5, from 0 to 100); older finished runs of that
+	// revision are deleted, oldest first. Runs still measuring, and the runs
+	// the Rollout's status names (those of the current or last rollout,
+	// status.analysis), are never deleted, whatever the limit: 0 keeps only
+	// those. Runs of revisions older than the newest
+	// rollback.revisionHistoryLimit revisions (by their latest run) are
+	// deleted too, so that the runs a Rollout owns stay bounded however long
+	// it lives.
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	AnalysisRunHistoryLimit *int32 `json:"analysisRunHistoryLimit,omitempty"`
+
 	// ProgressDeadlineSeconds is how long the canary may take to become Ready,
 	// and primary after promotion, before the rollout is aborted.
 	// +kubebuilder:default=600

@@ -12,9 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tugboatdev/tugboat/api/v1alpha1"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
 )
 
@@ -169,4 +171,23 @@ func wantLines(raw []byte) []string {
 		}
 	}
 	return wants
+}
+
+// TestRolloutDefaults reads back a Rollout created with no analysis run
+// history limit: the API server fills in the default the controller keeps to.
+func TestRolloutDefaults(t *testing.T) {
+	ns := namespace(t, "defaults")
+	obj, _ := read(t, "testdata/valid/rollout-keeps-no-finished-runs.yaml", false)
+	obj.SetNamespace(ns)
+	unstructured.RemoveNestedField(obj.Object, "spec", "analysisRunHistoryLimit")
+	if err := env.Client.Create(t.Context(), obj, client.FieldValidation(metav1.FieldValidationStrict)); err != nil {
+		t.Fatal(err)
+	}
+	var ro v1alpha1.Rollout
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(obj), &ro); err != nil {
+		t.Fatal(err)
+	}
+	if got := ro.Spec.AnalysisRunHistoryLimit; got == nil || *got != 5 {
+		t.Errorf("spec.analysisRunHistoryLimit defaults to %v, want 5", ptr.Deref(got, -1))
+	}
 }

@@ -1670,6 +1670,11 @@ func (in *RolloutSpec) DeepCopyInto(out *RolloutSpec) {
 		*out = new(RollbackPolicy)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.AnalysisRunHistoryLimit != nil {
+		in, out := &in.AnalysisRunHistoryLimit, &out.AnalysisRunHistoryLimit
+		*out = new(int32)
+		**out = **in
+	}
 	if in.ProgressDeadlineSeconds != nil {
 		in, out := &in.ProgressDeadlineSeconds, &out.ProgressDeadlineSeconds
 		*out = new(int32)

@@ -38,7 +38,8 @@ import (
 //     plan: primary takes the canary's template, or a revision rolled back to;
 //  8. clean-up that is safe to repeat: runs of ended attempts stopped, the
 //     stable revision recorded, a rollback canary that traffic has left
-//     deleted; then the transition is announced.
+//     deleted; then the transition is announced, and finished runs past
+//     the history limits are deleted (a failure there holds nothing up).
 //
 // A problem found only by writing (a route that does not exist, an object
 // the API server refuses) comes back as a *rollout.SpecError for Reconcile
@@ -120,7 +121,11 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 			return reconcile.Result{}, fmt.Errorf("roll deployment %s/%s back to revision %s: %w", primary.Namespace, primary.Name, rev, err)
 		}
 	}
-	if err := r.terminateRuns(ctx, ro, plan.Next); err != nil {
+	runs, err := r.listRuns(ctx, ro)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.terminateRuns(ctx, ro, runs, plan.Next); err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := r.recordStable(ctx, ro, w, plan); err != nil {
@@ -134,7 +139,11 @@ func (r *Reconciler) act(ctx context.Context, ro *v1alpha1.Rollout, w *world, pl
 	} else if changed {
 		r.announce(ro, base, plan)
 	}
-	return reconcile.Result{RequeueAfter: plan.RequeueAfter}, nil
+	res := reconcile.Result{RequeueAfter: plan.RequeueAfter}
+	if r.pruneRuns(ctx, ro, base, runs, rollout.ProgressFrom(base.Status), plan.Next) && (res.RequeueAfter == 0 || res.RequeueAfter > pruneRetry) {
+		res.RequeueAfter = pruneRetry
+	}
+	return res, nil
 }
 
 // create makes what the Rollout needs and lacks.

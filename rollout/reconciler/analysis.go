@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -128,13 +129,14 @@ func (r *Reconciler) observeRun(ctx context.Context, ro *v1alpha1.Rollout, p rol
 		ObjectMeta: metav1.ObjectMeta{Namespace: ro.Namespace, Name: name, Labels: ownedLabels(ro)},
 		Spec:       spec,
 	}
-	run.Labels[labelAnalysis] = which
 	if md := a.AnalysisRunMetadata; md != nil {
-		for k, v := range md.Labels {
-			run.Labels[k] = v
-		}
+		maps.Copy(run.Labels, md.Labels)
 		run.Annotations = md.Annotations
 	}
+	// Ours win: they find the run again, and retention keeps it by revision.
+	maps.Copy(run.Labels, ownedLabels(ro))
+	run.Labels[labelAnalysis] = which
+	run.Labels[labelRevision] = p.CanaryRevision
 	if err := controllerutil.SetControllerReference(ro, &run, r.Client.Scheme()); err != nil {
 		return observedRun{}, err
 	}
@@ -213,14 +215,9 @@ func rolloutArgs(ro *v1alpha1.Rollout, p rollout.Progress, given []argo.Analysis
 
 // terminateRuns stops the Rollout's analysis runs that are still measuring
 // and no longer wanted: after an abort, a promotion or a new revision.
-func (r *Reconciler) terminateRuns(ctx context.Context, ro *v1alpha1.Rollout, keep rollout.Progress) error {
-	var runs v1alpha1.AnalysisRunList
-	if err := r.Client.List(ctx, &runs, client.InNamespace(ro.Namespace), client.MatchingLabels{labelRollout: ro.Name}); err != nil {
-		return fmt.Errorf("list analysis runs of rollout %s/%s: %w", ro.Namespace, ro.Name, err)
-	}
-	for i := range runs.Items {
-		run := &runs.Items[i]
-		if run.Spec.Terminate || run.Status.Phase.Completed() || !metav1.IsControlledBy(run, ro) {
+func (r *Reconciler) terminateRuns(ctx context.Context, ro *v1alpha1.Rollout, runs []*v1alpha1.AnalysisRun, keep rollout.Progress) error {
+	for _, run := range runs {
+		if run.Spec.Terminate || run.Status.Phase.Completed() {
 			continue
 		}
 		if keep.InRollout() && keep.Abort == nil && isCurrent(run.Name, ro.Name, keep) {

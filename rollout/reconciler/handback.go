@@ -127,7 +127,11 @@ func (r *Reconciler) actHandBack(ctx context.Context, ro *v1alpha1.Rollout, w *w
 			return reconcile.Result{}, err
 		}
 	}
-	if err := r.terminateRuns(ctx, ro, rollout.Progress{}); err != nil {
+	runs, err := r.listRuns(ctx, ro)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.terminateRuns(ctx, ro, runs, rollout.Progress{}); err != nil {
 		return reconcile.Result{}, err
 	}
 	if hb.RouteTo != 0 && plan.Traffic != nil {

@@ -67,6 +67,10 @@ type Reconciler struct {
 	// rollbackDeleted holds, per Rollout, the UID of the rollback canary this
 	// controller last deleted, until the cache no longer shows it.
 	rollbackDeleted sync.Map
+	// prunedRuns holds, per Rollout, the UIDs of the AnalysisRuns this
+	// controller deleted (map[types.UID]bool), until the cache no longer
+	// shows them.
+	prunedRuns sync.Map
 }
 
 // +kubebuilder:rbac:groups=tugboat.dev,resources=rollouts,verbs=get;list;watch;patch
@@ -77,7 +81,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=tugboat.dev,resources=analysisruns,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=tugboat.dev,resources=analysistemplates;clusteranalysistemplates,verbs=get;list;watch
 
 // Reconcile moves one Rollout on as far as it can go now: observe (reads
@@ -90,6 +94,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			r.patchedFrom.Delete(req.NamespacedName)
 			r.primaryFrom.Delete(req.NamespacedName)
 			r.rollbackDeleted.Delete(req.NamespacedName)
+			r.prunedRuns.Delete(req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}

@@ -59,11 +59,7 @@ func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, t
 		}
 		revs = append(revs, cr)
 	}
-	limit := 10
-	if ro.Spec.Rollback != nil && ro.Spec.Rollback.RevisionHistoryLimit > 0 {
-		limit = int(ro.Spec.Rollback.RevisionHistoryLimit)
-	}
-	for _, old := range revs[:max(0, len(revs)-limit)] {
+	for _, old := range revs[:max(0, len(revs)-revisionHistoryLimit(ro))] {
 		if old.Name == name {
 			continue // the one serving stays, however old its number
 		}
@@ -72,6 +68,14 @@ func (r *Reconciler) recordRevision(ctx context.Context, ro *v1alpha1.Rollout, t
 		}
 	}
 	return nil
+}
+
+// revisionHistoryLimit is how many promoted revisions ro keeps (default 10).
+func revisionHistoryLimit(ro *v1alpha1.Rollout) int {
+	if ro.Spec.Rollback != nil && ro.Spec.Rollback.RevisionHistoryLimit > 0 {
+		return int(ro.Spec.Rollback.RevisionHistoryLimit)
+	}
+	return 10
 }
 
 // aboutRevision is what history shows of a revision that became stable:
