@@ -16,36 +16,36 @@ const canaryPath = "spec.strategy.canary"
 
 // argoReasons explain the Argo Rollout fields Tugboat has no place for.
 var argoReasons = map[string]string{
-	"spec.strategy.blueGreen":                          "Tugboat has no blue-green strategy: no Rollout was made, only the Deployment; write canary steps instead (a pause: {} before setWeight: 100 comes closest)",
-	"spec.paused":                                      "a Tugboat Rollout is paused by a request, not by its spec: kubectl tug pause",
-	"spec.restartAt":                                   "Tugboat does not restart pods; use kubectl rollout restart on the Deployment",
-	"spec.analysis.*":                                  "Tugboat keeps no AnalysisRun history limits: its AnalysisRuns are owned by the Rollout and replaced by each rollout",
-	"spec.workloadRef.scaleDown":                       "Tugboat scales the target Deployment itself (to zero at rest, running the stable version in <name>-primary)",
-	canaryPath + ".steps[].experiment":                 "Tugboat has no experiments; the step was left out: compare canary with stable in an analysis step instead (examples/podinfo/analysistemplates.yaml, success-rate-vs-stable)",
-	canaryPath + ".steps[].plugin":                     "Tugboat has no step plugins; the step was left out",
-	canaryPath + ".trafficRouting.nginx":               "Tugboat routes through Istio VirtualServices only",
-	canaryPath + ".trafficRouting.alb":                 "Tugboat routes through Istio VirtualServices only",
-	canaryPath + ".trafficRouting.smi":                 "Tugboat routes through Istio VirtualServices only",
-	canaryPath + ".trafficRouting.ambassador":          "Tugboat routes through Istio VirtualServices only",
-	canaryPath + ".trafficRouting.appMesh":             "Tugboat routes through Istio VirtualServices only",
-	canaryPath + ".trafficRouting.traefik":             "Tugboat routes through Istio VirtualServices only",
-	canaryPath + ".trafficRouting.apisix":              "Tugboat routes through Istio VirtualServices only",
-	canaryPath + ".trafficRouting.plugins":             "Tugboat routes through Istio VirtualServices only",
-	canaryPath + ".trafficRouting.istio.virtualServices[]": "a Tugboat Rollout moves the routes of one VirtualService; only the first was carried over",
+	"spec.strategy.blueGreen":                                     "Tugboat has no blue-green strategy: no Rollout was made, only the Deployment; write canary steps instead (a pause: {} before setWeight: 100 comes closest)",
+	"spec.paused":                                                 "a Tugboat Rollout is paused by a request, not by its spec: kubectl tug pause",
+	"spec.restartAt":                                              "Tugboat does not restart pods; use kubectl rollout restart on the Deployment",
+	"spec.analysis.*":                                             "Tugboat keeps no AnalysisRun history limits: its AnalysisRuns are owned by the Rollout and replaced by each rollout",
+	"spec.workloadRef.scaleDown":                                  "Tugboat scales the target Deployment itself (to zero at rest, running the stable version in <name>-primary)",
+	canaryPath + ".steps[].experiment":                            "Tugboat has no experiments; the step was left out: compare canary with stable in an analysis step instead (examples/podinfo/analysistemplates.yaml, success-rate-vs-stable)",
+	canaryPath + ".steps[].plugin":                                "Tugboat has no step plugins; the step was left out",
+	canaryPath + ".trafficRouting.nginx":                          "Tugboat routes through Istio VirtualServices only",
+	canaryPath + ".trafficRouting.alb":                            "Tugboat routes through Istio VirtualServices only",
+	canaryPath + ".trafficRouting.smi":                            "Tugboat routes through Istio VirtualServices only",
+	canaryPath + ".trafficRouting.ambassador":                     "Tugboat routes through Istio VirtualServices only",
+	canaryPath + ".trafficRouting.appMesh":                        "Tugboat routes through Istio VirtualServices only",
+	canaryPath + ".trafficRouting.traefik":                        "Tugboat routes through Istio VirtualServices only",
+	canaryPath + ".trafficRouting.apisix":                         "Tugboat routes through Istio VirtualServices only",
+	canaryPath + ".trafficRouting.plugins":                        "Tugboat routes through Istio VirtualServices only",
+	canaryPath + ".trafficRouting.istio.virtualServices[]":        "a Tugboat Rollout moves the routes of one VirtualService; only the first was carried over",
 	canaryPath + ".trafficRouting.istio.virtualService.tlsRoutes": "Tugboat moves the weights of HTTP routes only",
 	canaryPath + ".trafficRouting.istio.virtualService.tcpRoutes": "Tugboat moves the weights of HTTP routes only",
-	canaryPath + ".maxSurge":                           "Tugboat's canary is a Deployment of its own, scaled with the traffic weight or setCanaryScale; set the rolling update of the Deployment itself if need be",
-	canaryPath + ".maxUnavailable":                     "Tugboat's canary is a Deployment of its own, scaled with the traffic weight or setCanaryScale; set the rolling update of the Deployment itself if need be",
-	canaryPath + ".canaryMetadata":                     "Tugboat adds no labels or annotations to the canary's pods; put them in the Deployment's template",
-	canaryPath + ".stableMetadata":                     "Tugboat adds no labels or annotations to the stable pods; put them in the Deployment's template",
-	canaryPath + ".scaleDownDelaySeconds":              "Tugboat scales the canary down at once after a promotion",
-	canaryPath + ".scaleDownDelayRevisionLimit":        "Tugboat scales the canary down at once after a promotion",
-	canaryPath + ".abortScaleDownDelaySeconds":         "Tugboat scales the canary down at once after an abort",
-	canaryPath + ".dynamicStableScale":                 "Tugboat keeps stable (<name>-primary) at full scale until promotion",
-	canaryPath + ".antiAffinity":                       "Tugboat adds no anti-affinity between canary and stable; put affinity rules in the Deployment's template",
-	canaryPath + ".pingPong":                           "Tugboat has no ping-pong Services: stable and canary have Services of their own",
-	canaryPath + ".minPodsPerReplicaSet":               "Tugboat has no minimum canary size; use setCanaryScale steps",
-	canaryPath + ".replicaProgressThreshold":           "Tugboat waits for the whole canary to be Ready",
+	canaryPath + ".maxSurge":                                      "Tugboat's canary is a Deployment of its own, scaled with the traffic weight or setCanaryScale; set the rolling update of the Deployment itself if need be",
+	canaryPath + ".maxUnavailable":                                "Tugboat's canary is a Deployment of its own, scaled with the traffic weight or setCanaryScale; set the rolling update of the Deployment itself if need be",
+	canaryPath + ".canaryMetadata":                                "Tugboat adds no labels or annotations to the canary's pods; put them in the Deployment's template",
+	canaryPath + ".stableMetadata":                                "Tugboat adds no labels or annotations to the stable pods; put them in the Deployment's template",
+	canaryPath + ".scaleDownDelaySeconds":                         "Tugboat scales the canary down at once after a promotion",
+	canaryPath + ".scaleDownDelayRevisionLimit":                   "Tugboat scales the canary down at once after a promotion",
+	canaryPath + ".abortScaleDownDelaySeconds":                    "Tugboat scales the canary down at once after an abort",
+	canaryPath + ".dynamicStableScale":                            "Tugboat keeps stable (<name>-primary) at full scale until promotion",
+	canaryPath + ".antiAffinity":                                  "Tugboat adds no anti-affinity between canary and stable; put affinity rules in the Deployment's template",
+	canaryPath + ".pingPong":                                      "Tugboat has no ping-pong Services: stable and canary have Services of their own",
+	canaryPath + ".minPodsPerReplicaSet":                          "Tugboat has no minimum canary size; use setCanaryScale steps",
+	canaryPath + ".replicaProgressThreshold":                      "Tugboat waits for the whole canary to be Ready",
 }
 
 // argoRollout converts an Argo Rollout into a Deployment (from its template,
@@ -98,7 +98,7 @@ func (c *converter) argoRollout(d *doc) error {
 		t.leftovers(c, d)
 		return nil
 	}
-	t.use(canaryPath + ".canaryService", canaryPath + ".stableService")
+	t.use(canaryPath+".canaryService", canaryPath+".stableService")
 
 	ro := &v1alpha1.Rollout{Spec: v1alpha1.RolloutSpec{
 		TargetRef: v1alpha1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Name: target},

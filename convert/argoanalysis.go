@@ -14,7 +14,7 @@ import (
 var tugboatProviders = []string{"prometheus", "web", "job"}
 
 var templateReasons = map[string]string{
-	"spec.metrics[].provider.prometheus.authentication.sigv4": "Tugboat has no SigV4 authentication: put the Prometheus behind a proxy that signs, or read a token from a Secret (authentication.bearerToken)",
+	"spec.metrics[].provider.prometheus.authentication.sigv4":  "Tugboat has no SigV4 authentication: put the Prometheus behind a proxy that signs, or read a token from a Secret (authentication.bearerToken)",
 	"spec.metrics[].provider.prometheus.authentication.oauth2": "Tugboat has no OAuth2 authentication: read a token from a Secret (authentication.bearerToken)",
 	"spec.metrics[].provider.web.authentication":               "Tugboat's web metrics have no OAuth2 or SigV4: send a token in a header from a Secret argument",
 }
