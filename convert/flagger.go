@@ -119,7 +119,11 @@ func (c *converter) flaggerCanary(d *doc) error {
 		return err
 	}
 	d.converted = true
-	t := newTracker(d.raw, flaggerReasons)
+	reasons := make(map[string]string, len(flaggerReasons))
+	for k, v := range flaggerReasons {
+		reasons[k] = strings.NewReplacer("<target>", src.Spec.TargetRef.Name, "<name>", src.Name).Replace(v)
+	}
+	t := newTracker(d.raw, reasons)
 	if v, ok := at(d.raw, "spec", "revertOnDeletion").(bool); ok && v {
 		t.use("spec.revertOnDeletion") // Tugboat always hands the app back on deletion
 	}

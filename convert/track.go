@@ -81,10 +81,13 @@ func (t *tracker) unused(path string, v any) []string {
 		return nil // an empty YAML key sets nothing
 	}
 	if path != "" && !t.usedUnder(path) {
-		if m, ok := v.(map[string]any); ok && len(m) == 0 {
+		m, isMap := v.(map[string]any)
+		if isMap && len(m) == 0 {
 			return nil
 		}
-		return []string{path}
+		if !isMap || !t.reasonUnder(path) {
+			return []string{path}
+		}
 	}
 	var out []string
 	switch v := v.(type) {
@@ -108,6 +111,24 @@ func (t *tracker) unused(path string, v any) []string {
 func (t *tracker) usedUnder(path string) bool {
 	for p := range t.used {
 		if strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// reasonUnder reports whether a field under path, but not path itself, has
+// a reason of its own, so that the finding names that field.
+func (t *tracker) reasonUnder(path string) bool {
+	p := index.ReplaceAllString(path, "[]")
+	if _, ok := t.reasons[p]; ok {
+		return false
+	}
+	if _, ok := t.reasons[p+".*"]; ok {
+		return false
+	}
+	for k := range t.reasons {
+		if strings.HasPrefix(k, p+".") || strings.HasPrefix(k, p+"[") {
 			return true
 		}
 	}
