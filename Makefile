@@ -23,7 +23,7 @@ TOOL_BINS := $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/kube-controller-manager $(KU
              $(ETCD_BIN)/etcd $(PROM_BIN)/prometheus $(PROM_BIN)/promtool $(KWOK_BIN)/kwok $(CONTROLLER_GEN) $(CRD_REF_DOCS)
 
 # Root packages hold the pure core; they must not import I/O clients.
-PURE      := $(addprefix ./,$(wildcard rollout rollout/status analysis traffic shadow notify receiver judge))
+PURE      := $(addprefix ./,$(wildcard rollout rollout/status analysis traffic shadow notify receiver judge convert))
 FORBIDDEN := k8s.io/client-go|sigs.k8s.io/controller-runtime|istio.io/client-go|github.com/prometheus/client_golang|net/http
 
 .PHONY: help

@@ -75,7 +75,7 @@ func newRootCmd(o *options) *cobra.Command {
 		newGetCmd(o), newListCmd(o),
 		newPromoteCmd(o), newAbortCmd(o), newRetryCmd(o), newPauseCmd(o), newResumeCmd(o),
 		newWaitCmd(o), newAnalysisCmd(o), newHistoryCmd(o), newRollbackCmd(o), newRollbacksCmd(o), newSetCmd(o),
-		newPreviewCmd(o), newTriggerCmd(o), newVersionCmd(o),
+		newPreviewCmd(o), newTriggerCmd(o), newConvertCmd(o), newVersionCmd(o),
 	)
 	return root
 }
