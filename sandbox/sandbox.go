@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tugboatdev/tugboat/config/monitoring"
 	"github.com/tugboatdev/tugboat/sandbox/cluster"
 	"github.com/tugboatdev/tugboat/sandbox/dataplane"
 	"github.com/tugboatdev/tugboat/sandbox/process"
@@ -54,6 +55,9 @@ type Sandbox struct {
 	// HTTP on loopback: a Receiver's requests go to
 	// TriggerURL/hook/<namespace>/<name>.
 	TriggerURL string
+	// MetricsURL is the controller's metrics endpoint, which Prometheus
+	// scrapes beside the data plane's, with Tugboat's alerting rules loaded.
+	MetricsURL string
 	Namespace  string
 	Dir        string
 
@@ -122,8 +126,18 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	s.stop, s.emulator = stop, make(chan struct{})
 	go func() { em.Run(emCtx); close(s.emulator) }()
 
-	o.Log("starting Prometheus, scraping the emulator every second")
-	if s.Prometheus, err = promserver.New(ctx, promserver.Options{Targets: []string{l.Addr().String()}, Dir: filepath.Join(o.Dir, "prometheus")}); err != nil {
+	metrics, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.MetricsURL = "http://" + metrics + "/metrics"
+
+	o.Log("starting Prometheus, scraping the emulator and the controller every second")
+	if s.Prometheus, err = promserver.New(ctx, promserver.Options{
+		Targets:   []string{l.Addr().String(), metrics},
+		RuleFiles: []string{filepath.Join(toolchain.Root(), monitoring.RulesFile)},
+		Dir:       filepath.Join(o.Dir, "prometheus"),
+	}); err != nil {
 		return nil, err
 	}
 
@@ -141,7 +155,7 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	if s.controller, err = process.Start("tugboat", bin, []string{
 		"--kubeconfig=" + s.Cluster.KubeConfigPath,
 		"--leader-elect=false",
-		"--metrics-address=0",
+		"--metrics-address=" + metrics,
 		"--health-address=0",
 		"--log-format=text",
 		"--prometheus-address=" + s.Prometheus.URL,

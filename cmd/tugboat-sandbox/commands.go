@@ -215,10 +215,14 @@ The sandbox is running. In another terminal:
   export KUBECONFIG=%s
   go run ./cmd/kubectl-tug -n %s get rollout podinfo -w
   go run ./cmd/kubectl-tug -n %s list
-  open %s/graph to query Prometheus
+  open %s/graph to query Prometheus (Tugboat's alerts: %s/alerts)
+
+The controller's metrics are at %s; Prometheus scrapes them and
+evaluates config/prometheus/tugboat-rules.yaml, so config/grafana/tugboat.json
+works against it.
 
 Stop it with Ctrl-C here, or `+"`make sandbox-down`"+`.
-`, s.Cluster.KubeConfigPath, s.Namespace, s.Namespace, s.Prometheus.URL)
+`, s.Cluster.KubeConfigPath, s.Namespace, s.Namespace, s.Prometheus.URL, s.Prometheus.URL, s.MetricsURL)
 	<-ctx.Done()
 }
 

@@ -2,11 +2,8 @@ package reconciler_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,12 +12,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/promql/parser"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tugboatdev/tugboat/api/v1alpha1"
+	"github.com/tugboatdev/tugboat/config/monitoring"
 	"github.com/tugboatdev/tugboat/sandbox/toolchain"
 )
 
@@ -81,20 +77,32 @@ func TestDashboardAndAlertsNameServedSeries(t *testing.T) {
 			s.value("tugboat_rollbacks_total", map[string]string{"namespace": f.ns, "rollout": "obs", "cause": "requested"}) == 1
 	})
 
-	exprs := append(dashboardExprs(t), ruleExprs(t)...)
+	dashboard, err := monitoring.Dashboard(toolchain.Root())
+	if err != nil {
+		t.Error(err)
+	}
+	rules, err := monitoring.Rules(toolchain.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := append(dashboard, rules...)
 	if len(exprs) < 10 {
 		t.Fatalf("only %d expressions found in the dashboard and rules", len(exprs))
 	}
 	for _, e := range exprs {
-		for _, sel := range selectors(t, e) {
+		sels, err := monitoring.Selectors(e)
+		if err != nil {
+			t.Error(err)
+		}
+		for _, sel := range sels {
 			labels, ok := served[sel.Name]
 			if !ok {
-				t.Errorf("%s asks for %s, which the controller never served", e.where, sel.Name)
+				t.Errorf("%s asks for %s, which the controller never served", e.Where, sel.Name)
 				continue
 			}
 			for _, m := range sel.LabelMatchers {
 				if m.Name != model.MetricNameLabel && !labels[m.Name] {
-					t.Errorf("%s matches label %s of %s, which has none", e.where, m.Name, sel.Name)
+					t.Errorf("%s matches label %s of %s, which has none", e.Where, m.Name, sel.Name)
 				}
 			}
 		}
@@ -220,131 +228,6 @@ func with(base map[string]string, kv ...string) map[string]string {
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		out[kv[i]] = kv[i+1]
-	}
-	return out
-}
-
-// expr is a PromQL expression and where it was found.
-type expr struct{ where, query string }
-
-// grafanaVariables are the dashboard's variables, put in as Grafana would.
-var grafanaVariables = strings.NewReplacer("$__rate_interval", "5m", "$__range", "6h", "$__interval", "30s", "$namespace", ".*", "$rollout", ".*")
-
-// dashboardExprs are the queries of config/grafana/tugboat.json: its
-// panels' targets, annotations and variables. The file must be valid JSON.
-func dashboardExprs(t *testing.T) []expr {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(toolchain.Root(), "config", "grafana", "tugboat.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type target struct {
-		Expr string `json:"expr"`
-	}
-	var d struct {
-		SchemaVersion int `json:"schemaVersion"`
-		Panels        []struct {
-			Title   string   `json:"title"`
-			Type    string   `json:"type"`
-			Targets []target `json:"targets"`
-		} `json:"panels"`
-		Annotations struct {
-			List []struct {
-				Name string `json:"name"`
-				Expr string `json:"expr"`
-			} `json:"list"`
-		} `json:"annotations"`
-		Templating struct {
-			List []struct {
-				Name  string `json:"name"`
-				Type  string `json:"type"`
-				Query any    `json:"query"`
-			} `json:"list"`
-		} `json:"templating"`
-	}
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatalf("config/grafana/tugboat.json: %v", err)
-	}
-	if d.SchemaVersion < 36 {
-		t.Errorf("dashboard schemaVersion %d, older than Grafana 9's", d.SchemaVersion)
-	}
-	var out []expr
-	for _, p := range d.Panels {
-		if p.Type != "row" && len(p.Targets) == 0 {
-			t.Errorf("panel %q has no query", p.Title)
-		}
-		for i, tg := range p.Targets {
-			out = append(out, expr{fmt.Sprintf("dashboard panel %q target %d", p.Title, i), grafanaVariables.Replace(tg.Expr)})
-		}
-	}
-	for _, a := range d.Annotations.List {
-		if a.Expr != "" {
-			out = append(out, expr{fmt.Sprintf("dashboard annotation %q", a.Name), grafanaVariables.Replace(a.Expr)})
-		}
-	}
-	for _, v := range d.Templating.List {
-		if v.Type != "query" {
-			continue
-		}
-		q, _ := v.Query.(map[string]any)
-		s, _ := q["query"].(string)
-		// label_values(SELECTOR, LABEL): the selector is PromQL.
-		inner, ok := strings.CutPrefix(s, "label_values(")
-		i := strings.LastIndex(inner, ",")
-		if !ok || i < 0 {
-			t.Errorf("dashboard variable %s: query %q is not label_values(selector, label)", v.Name, s)
-			continue
-		}
-		out = append(out, expr{fmt.Sprintf("dashboard variable %s", v.Name), grafanaVariables.Replace(inner[:i])})
-	}
-	return out
-}
-
-// ruleExprs are the expressions of config/prometheus/tugboat-rules.yaml.
-func ruleExprs(t *testing.T) []expr {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(toolchain.Root(), "config", "prometheus", "tugboat-rules.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Alert string `json:"alert"`
-				Expr  string `json:"expr"`
-			} `json:"rules"`
-		} `json:"groups"`
-	}
-	if err := yaml.Unmarshal(raw, &rules); err != nil {
-		t.Fatalf("config/prometheus/tugboat-rules.yaml: %v", err)
-	}
-	var out []expr
-	for _, g := range rules.Groups {
-		for _, r := range g.Rules {
-			out = append(out, expr{"alert " + r.Alert, r.Expr})
-		}
-	}
-	return out
-}
-
-// selectors are the series selectors of a PromQL expression, read from its
-// parse tree.
-func selectors(t *testing.T, e expr) []*parser.VectorSelector {
-	t.Helper()
-	node, err := parser.NewParser(parser.Options{}).ParseExpr(e.query)
-	if err != nil {
-		t.Errorf("%s: %q: %v", e.where, e.query, err)
-		return nil
-	}
-	var out []*parser.VectorSelector
-	parser.Inspect(node, func(n parser.Node, _ []parser.Node) error {
-		if vs, ok := n.(*parser.VectorSelector); ok {
-			out = append(out, vs)
-		}
-		return nil
-	})
-	if len(out) == 0 {
-		t.Errorf("%s: %q selects no series", e.where, e.query)
 	}
 	return out
 }

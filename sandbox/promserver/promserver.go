@@ -29,8 +29,11 @@ type Options struct {
 	OpenMetrics string
 	// Targets are host:port addresses to scrape at ScrapeInterval.
 	Targets []string
-	// ScrapeInterval defaults to 1s.
+	// ScrapeInterval defaults to 1s; rules are evaluated as often.
 	ScrapeInterval time.Duration
+	// RuleFiles are recording and alerting rule files to load; their alerts
+	// show in the ALERTS series.
+	RuleFiles []string
 	// Dir holds the configuration, storage and log (default: a new temporary directory).
 	Dir string
 	// HTTPS, when set, makes the server serve TLS; its URL is then https://.
@@ -112,7 +115,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	config := filepath.Join(o.Dir, "prometheus.yml")
-	if err := os.WriteFile(config, []byte(scrapeConfig(o.Targets, o.ScrapeInterval)), 0o644); err != nil {
+	if err := os.WriteFile(config, []byte(scrapeConfig(o.Targets, o.RuleFiles, o.ScrapeInterval)), 0o644); err != nil {
 		return nil, err
 	}
 	args := []string{
@@ -215,11 +218,19 @@ func backfill(ctx context.Context, text, dir, data string) error {
 	return nil
 }
 
-func scrapeConfig(targets []string, every time.Duration) string {
+func scrapeConfig(targets, rules []string, every time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n", every, every)
+	if len(rules) > 0 {
+		b.WriteString("rule_files:\n")
+		for _, r := range rules {
+			fmt.Fprintf(&b, "- %q\n", r)
+		}
+	}
 	if len(targets) > 0 {
-		b.WriteString("scrape_configs:\n- job_name: sandbox\n  static_configs:\n  - targets:\n")
+		// honor_labels: the controller's series carry namespace and name
+		// labels of their own, as the chart's ServiceMonitor keeps them.
+		b.WriteString("scrape_configs:\n- job_name: sandbox\n  honor_labels: true\n  static_configs:\n  - targets:\n")
 		for _, t := range targets {
 			fmt.Fprintf(&b, "    - %q\n", t)
 		}

@@ -142,6 +142,7 @@ func (s *scenario) then(want demo.Outcome, check func(*v1alpha1.Rollout) error) 
 // kind: through the steps to a revision two back, refused for one not in
 // history, and at once mid-rollout, aborting the release under way.
 func TestCanaryPromotedThenRolledBack(t *testing.T) {
+	began := time.Now()
 	s := given(t).theExample("podinfo", "podinfo").withNotifications()
 
 	s.when(demo.Releases[0]).then(demo.Promoted, func(ro *v1alpha1.Rollout) error {
@@ -229,6 +230,10 @@ func TestCanaryPromotedThenRolledBack(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Everything the dashboard and the alerting rules read was scraped from
+	// the running controller, and the bad release's abort raised its alert.
+	s.thenDashboardAndAlertsSeeIt(began, "AnalysisFailed")
 }
 
 // whenReleasedUntilStep ships a release and waits until its rollout is at
