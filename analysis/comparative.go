@@ -196,6 +196,10 @@ func JudgeOutcome(m v1alpha1.Metric, s JudgeSamples) Outcome {
 		}
 	}
 	window := judgeText(res, c)
+	across := ""
+	if sequential {
+		across = fmt.Sprintf("; across looks, %d canary and %d baseline samples since the run started: %s", seq.CanarySamples, seq.BaselineSamples, seq.Reason)
+	}
 	switch {
 	case sequential && (seq.Decision == judging.High || seq.Decision == judging.Low):
 		return Outcome{Phase: argo.AnalysisPhaseFailed, Value: judgeValue(seq.Decision, res),
@@ -203,14 +207,14 @@ func JudgeOutcome(m v1alpha1.Metric, s JudgeSamples) Outcome {
 				m.Name, seq.CanarySamples, seq.BaselineSamples, seq.Decision, seq.Reason, window)}
 	case (res.Classification == judging.High || res.Classification == judging.Low) && sequential:
 		return Outcome{Phase: argo.AnalysisPhaseInconclusive, Value: judgeValue(judging.Inconclusive, res),
-			Message: fmt.Sprintf("%s: the window is %s, but the sequential test over every look has not crossed its threshold (%s): wait for more data",
-				m.Name, window, seq.Reason)}
+			Message: fmt.Sprintf("%s: the window is %s, but the sequential test over every look has not crossed its threshold, so wait for more data%s",
+				m.Name, window, across)}
 	case res.Classification == judging.High || res.Classification == judging.Low:
 		return Outcome{Phase: argo.AnalysisPhaseFailed, Value: judgeValue(res.Classification, res), Message: m.Name + ": " + window}
 	case res.Classification == judging.Pass:
-		return Outcome{Phase: argo.AnalysisPhaseSuccessful, Value: judgeValue(res.Classification, res), Message: m.Name + ": " + window}
+		return Outcome{Phase: argo.AnalysisPhaseSuccessful, Value: judgeValue(res.Classification, res), Message: m.Name + ": " + window + across}
 	case res.Classification == judging.Inconclusive:
-		return Outcome{Phase: argo.AnalysisPhaseInconclusive, Value: judgeValue(res.Classification, res), Message: m.Name + ": " + window}
+		return Outcome{Phase: argo.AnalysisPhaseInconclusive, Value: judgeValue(res.Classification, res), Message: m.Name + ": " + window + across}
 	case res.Classification == judging.NoData || res.Classification == judging.NoDataFail:
 		phase := m.OnNoData
 		if phase == "" {
@@ -222,8 +226,9 @@ func JudgeOutcome(m v1alpha1.Metric, s JudgeSamples) Outcome {
 }
 
 // judgeText is a classification with its numbers: the shift's estimate and
-// interval, the mean ratio, the samples, and the judge's reason (which,
-// when Inconclusive, says how many more samples would decide).
+// interval, the mean ratio, the samples, and, but for High and Low, the
+// judge's reason (which, when Inconclusive, says how many more samples
+// would decide).
 func judgeText(r judging.MetricResult, c judging.Config) string {
 	var b strings.Builder
 	b.WriteString(string(r.Classification))
@@ -236,8 +241,8 @@ func judgeText(r judging.MetricResult, c judging.Config) string {
 	}
 	parts = append(parts, fmt.Sprintf("%d canary and %d baseline samples", r.CanarySamples, r.BaselineSamples))
 	fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
-	if r.Reason != "" {
-		b.WriteString(": " + r.Reason)
+	if r.Reason != "" && r.Classification != judging.High && r.Classification != judging.Low {
+		b.WriteString(": " + r.Reason) // High's and Low's say only the numbers above
 	}
 	return b.String()
 }
