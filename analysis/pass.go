@@ -164,6 +164,8 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 		res.Metadata[MetadataWebRequest] = taken.Query // the method and URL: no Secret values
 	case m.Provider.Prometheus != nil:
 		res.Metadata[MetadataPrometheusQuery] = taken.Query // Secret values masked
+	case m.Provider.Judge != nil:
+		res.Metadata[MetadataJudgeQueries] = taken.Query // Secret values masked
 	}
 	if p.Measured != nil {
 		p.Measured(m, meas, res)
@@ -179,6 +181,7 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 const (
 	MetadataPrometheusQuery = "ResolvedPrometheusQuery"
 	MetadataWebRequest      = "ResolvedWebRequest"
+	MetadataJudgeQueries    = "ResolvedJudgeQueries"
 )
 
 func (p Pass) keep(metric string) int {

@@ -14,10 +14,14 @@ import (
 // One measurement by its metric's provider: a Prometheus query, a web
 // request, or (job.go) a Job.
 
-// take renders a metric's query, address and headers and measures it.
-func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Metric, a measureArgs, now time.Time) analysis.Taken {
+// take renders a metric's query, address and headers and measures it, in a
+// run started at started.
+func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Metric, a measureArgs, started, now time.Time) analysis.Taken {
 	if m.Provider.Web != nil {
 		return r.takeWeb(ctx, *m.Provider.Web, a)
+	}
+	if m.Provider.Judge != nil {
+		return r.takeJudge(ctx, namespace, m, a, started, now)
 	}
 	prom := *m.Provider.Prometheus
 	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
@@ -41,16 +45,43 @@ func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Met
 	}
 	sample := r.measure(ctx, namespace, &prom, query, now, a.In(prom.Query))
 	if a.In(prom.Query) {
-		// Prometheus's errors and warnings may quote the query, Secret
-		// values and all.
-		if sample.Err != nil {
-			sample.Err = a.Scrub(sample.Err)
-		}
-		for i, w := range sample.Warnings {
-			sample.Warnings[i] = a.Scrub(&analysis.QueryRefused{Reason: "warning", Err: errors.New(w)}).Error()
-		}
+		scrub(a, &sample)
 	}
 	return analysis.Taken{Sample: sample, Query: shown, FinishedAt: r.Now()}
+}
+
+// scrub keeps Secret values out of a sample: Prometheus's errors and
+// warnings may quote the query, Secret values and all.
+func scrub(a measureArgs, sample *analysis.Sample) {
+	if sample.Err != nil {
+		sample.Err = a.Scrub(sample.Err)
+	}
+	for i, w := range sample.Warnings {
+		sample.Warnings[i] = a.Scrub(&analysis.QueryRefused{Reason: "warning", Err: errors.New(w)}).Error()
+	}
+}
+
+// takeJudge renders a judge metric's queries and address and measures it:
+// the canary's and the baseline's range queries, judged (analysis.MeasureJudge).
+func (r *Reconciler) takeJudge(ctx context.Context, namespace string, m *v1alpha1.Metric, a measureArgs, started, now time.Time) analysis.Taken {
+	j := *m.Provider.Judge
+	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(j.Canary+" "+j.Baseline+" "+j.Address), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
+		// An argument not resolvable now may be next time: an error
+		// measurement, as for a Prometheus metric.
+		return analysis.Taken{Sample: analysis.Sample{Err: a.err}, Query: analysis.ShownJudge(j, analysis.Masked(a.Values, a.Secret, "REDACTED")), FinishedAt: r.Now()}
+	}
+	req, err := a.RenderJudge(j)
+	if err != nil {
+		return analysis.Taken{Invalid: err}
+	}
+	sample := analysis.MeasureJudge(*m, req, started, now, func(prom *v1alpha1.PrometheusMetric, query string) analysis.Sample {
+		s := r.measure(ctx, namespace, prom, query, now, req.Secret)
+		if req.Secret && !errors.Is(s.Err, analysis.ErrDeferred) {
+			scrub(a, &s)
+		}
+		return s
+	})
+	return analysis.Taken{Sample: sample, Query: req.Shown, FinishedAt: r.Now()}
 }
 
 // takeWeb renders a web metric's request and sends it. What status shows

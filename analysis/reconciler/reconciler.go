@@ -308,8 +308,9 @@ func (r *Reconciler) step(ctx context.Context, run *v1alpha1.AnalysisRun, now ti
 					return r.takeJob(ctx, owner, &metric, a, n)
 				})
 			}
+			started := run.Status.StartedAt.Time // set by Step before it measures
 			return fl.take(run, m.Name, at, func(ctx context.Context, at time.Time) analysis.Taken {
-				t := r.take(ctx, namespace, &metric, a, at)
+				t := r.take(ctx, namespace, &metric, a, started, at)
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 					t.Sample = analysis.Sample{Err: fmt.Errorf("no answer within %s, the longest a measurement may take here", fl.measureFor)}
 				}

@@ -81,7 +81,9 @@ type AnalysisTemplateSpec struct {
 // Metric is one measured quantity and the conditions that judge it. The
 // fields are Argo Rollouts' Metric's, plus the no-data policy.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.provider.prometheus), has(self.provider.web), has(self.provider.job)].filter(x, x).size() == 1",message="set exactly one of provider.prometheus, provider.web and provider.job",fieldPath=".provider"
+// +kubebuilder:validation:XValidation:rule="[has(self.provider.prometheus), has(self.provider.web), has(self.provider.job), has(self.provider.judge)].filter(x, x).size() == 1",message="set exactly one of provider.prometheus, provider.web, provider.job and provider.judge",fieldPath=".provider"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider.judge) || !(has(self.successCondition) || has(self.failureCondition))",message="a judge metric takes no successCondition or failureCondition: the judge decides each measurement",fieldPath=".provider.judge"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider.judge) || !has(self.minSamples)",message="a judge metric sets provider.judge.minSamples, not minSamples",fieldPath=".minSamples"
 // +kubebuilder:validation:XValidation:rule="!has(self.count) || type(self.count) != int || self.count <= 1 || has(self.interval)",message="interval is required when count is more than 1",fieldPath=".interval"
 // +kubebuilder:validation:XValidation:rule="!has(self.failureLimit) || type(self.failureLimit) != int || self.failureLimit != -1 || (has(self.consecutiveSuccessLimit) && (type(self.consecutiveSuccessLimit) != int || self.consecutiveSuccessLimit > 0))",message="failureLimit -1 (failures never fail the metric) needs consecutiveSuccessLimit above 0, as in Argo Rollouts",fieldPath=".failureLimit"
 type Metric struct {
@@ -171,7 +173,7 @@ type Metric struct {
 }
 
 // MetricProvider is where a metric is measured: a Prometheus query, an
-// HTTP request, or a Job.
+// HTTP request, a Job, or the canary judge's comparison of two queries.
 type MetricProvider struct {
 	// Prometheus runs a PromQL query.
 	// +optional
@@ -182,6 +184,10 @@ type MetricProvider struct {
 	// Job runs a Kubernetes Job.
 	// +optional
 	Job *JobMetric `json:"job,omitempty"`
+	// Judge compares the canary's query with the baseline's (a Tugboat
+	// extension).
+	// +optional
+	Judge *JudgeMetric `json:"judge,omitempty"`
 }
 
 // PrometheusMetric is a PromQL query and the server it runs on. The fields are

@@ -185,8 +185,8 @@ func load(raw []byte, given []argo.Argument) (template, error) {
 	}
 	t.shownValues = analysis.Masked(t.values, secret, "REDACTED")
 	for _, m := range spec.Metrics {
-		if m.Provider.Prometheus == nil {
-			return template{}, errors.New("metric " + m.Name + ": only Prometheus metrics run here; a web or job metric measures the world as it is now, which has no history to replay")
+		if m.Provider.Prometheus == nil && m.Provider.Judge == nil {
+			return template{}, errors.New("metric " + m.Name + ": only Prometheus and judge metrics run here; a web or job metric measures the world as it is now, which has no history to replay")
 		}
 	}
 	return t, nil
@@ -216,7 +216,25 @@ func (t template) measure(ctx context.Context, p *prometheus.Provider, namespace
 
 // shown is a metric's query as printed.
 func (t template) shown(m v1alpha1.Metric) string {
+	if m.Provider.Judge != nil {
+		return analysis.ShownJudge(*m.Provider.Judge, t.shownValues)
+	}
 	return analysis.Shown(m.Provider.Prometheus.Query, t.shownValues)
+}
+
+// measureJudge measures a judge metric as the controller does, in a run
+// started at started: its queries, rendered, through the provider.
+func (t template) measureJudge(ctx context.Context, p *prometheus.Provider, namespace string, m v1alpha1.Metric, started, ts time.Time) analysis.Sample {
+	req, err := (analysis.Args{Values: t.values, Secret: t.secret}).RenderJudge(*m.Provider.Judge)
+	if err != nil {
+		return analysis.Sample{Err: err}
+	}
+	return analysis.MeasureJudge(m, req, started, ts, func(prom *v1alpha1.PrometheusMetric, query string) analysis.Sample {
+		if req.Secret {
+			return p.MeasureSecret(ctx, namespace, prom, query, ts)
+		}
+		return p.Measure(ctx, namespace, prom, query, ts)
+	})
 }
 
 // rendered is a metric's Prometheus query with the arguments in place.
@@ -241,6 +259,13 @@ func evaluate(ctx context.Context, t template, p *prometheus.Provider, namespace
 	var out []evaluation
 	for _, m := range t.spec.Metrics {
 		e := evaluation{Metric: m.Name}
+		if m.Provider.Judge != nil {
+			// Measured once, as a run's first measurement: the lookback.
+			e.Query = t.shown(m)
+			e.Phase, e.Value, e.Message = analysis.Judge(m, t.measureJudge(ctx, p, namespace, m, ts, ts), t.values)
+			out = append(out, e)
+			continue
+		}
 		prom, query, err := rendered(m, t)
 		if err == nil {
 			e.Query = t.shown(m)

@@ -50,6 +50,13 @@ func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provid
 	queries, shown := map[string]string{}, map[string]string{}
 	proms := map[string]v1alpha1.PrometheusMetric{}
 	for _, m := range t.spec.Metrics {
+		if m.Provider.Judge != nil {
+			if _, err := (analysis.Args{Values: t.values, Secret: t.secret}).RenderJudge(*m.Provider.Judge); err != nil {
+				return fmt.Errorf("metric %s: %w", m.Name, err)
+			}
+			shown[m.Name] = t.shown(m)
+			continue
+		}
 		prom, query, err := rendered(m, t)
 		if err != nil {
 			return fmt.Errorf("metric %s: %w", m.Name, err)
@@ -57,6 +64,9 @@ func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provid
 		queries[m.Name], shown[m.Name], proms[m.Name] = query, t.shown(m), prom
 	}
 	phase, metrics, err := analysis.Replay(t.spec, t.values, start, end, func(m v1alpha1.Metric, at time.Time) analysis.Sample {
+		if m.Provider.Judge != nil {
+			return t.measureJudge(ctx, p, namespace, m, start, at)
+		}
 		prom := proms[m.Name]
 		return t.measure(ctx, p, namespace, m, &prom, queries[m.Name], at)
 	})
