@@ -301,9 +301,21 @@ func startOver(s Spec, p Progress, o Observed, why Outcome, msg string) Plan {
 	next := p
 	next.Abort = nil
 	next.StepsHash, next.Promoting, next.BackgroundAttempt = "", false, 0
-	next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, o.Now, o.Now
+	next.Step, next.StepStart, next.StartedAt, next.NotReadySince = ptr.To[int32](0), o.Now, newAttempt(p.StartedAt, o.Now), o.Now
 	next.Requests = acknowledge(p.Requests, o.Requests)
 	return atFirstStep(s, o, why, msg, next)
+}
+
+// newAttempt is when an attempt that replaces the one started at was
+// starts: now, or the second after was's when now is within it. Status
+// keeps seconds and analysis runs are named by the attempt's start, so an
+// attempt in the same second would find the runs of the one it replaces,
+// verdicts and all.
+func newAttempt(was, now time.Time) time.Time {
+	if next := was.Truncate(time.Second).Add(time.Second); now.Before(next) {
+		return next
+	}
+	return now
 }
 
 // atFirstStep is the plan of an attempt that starts at the first step:

@@ -241,6 +241,17 @@ func TestDecide(t *testing.T) {
 				NotReadySince: later, Requests: v1alpha1.Requests{Retry: "t1"}},
 			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
 	}, {
+		// Status keeps seconds, and an attempt's analysis runs are named by
+		// its start: a retry in the second its attempt started must not get
+		// that attempt's finished runs back.
+		name: "retry within the second its attempt started starts in the next second",
+		p:    func() Progress { p := at(0, t0); p.Abort = userAbort; return p }(),
+		o:    func() Observed { o := ready(t0.Add(300 * time.Millisecond)); o.Requests.Retry = "t1"; return o }(),
+		want: Plan{Outcome: WaitingForCanary, Transition: Retried, Message: "retrying revision c1 from the first step; waiting for the canary to be Ready",
+			Next: Progress{StableRevision: "s1", CanaryRevision: "c1", Step: ptr.To[int32](0), StepStart: t0.Add(300 * time.Millisecond), StartedAt: t0.Add(time.Second),
+				NotReadySince: t0.Add(300 * time.Millisecond), Requests: v1alpha1.Requests{Retry: "t1"}},
+			Traffic: desired(0), CanaryReplicas: ptr.To[int32](4), RequeueAfter: 5 * time.Minute},
+	}, {
 		name: "after the last step: primary takes the canary's template",
 		p:    at(6, t0),
 		o:    ready(later),
