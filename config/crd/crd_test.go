@@ -21,7 +21,8 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	root := toolchain.Root()
 	tmp := t.TempDir()
 	for _, args := range [][]string{
-		{"crd", "paths=./api/...", "output:crd:artifacts:config=" + filepath.Join(tmp, "crd")},
+		// As make generate does: the judge's tolerances are numbers.
+		{"crd:allowDangerousTypes=true", "paths=./api/...", "output:crd:artifacts:config=" + filepath.Join(tmp, "crd")},
 		{"object", "paths=./api/...", "output:object:dir=" + filepath.Join(tmp, "object")},
 		{"rbac:roleName=tugboat-controller", "paths=./rollout/...;./analysis/...;./shadow/...;./notify/...;./receiver/...", "output:rbac:artifacts:config=" + filepath.Join(tmp, "rbac")},
 	} {
