@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,28 +15,6 @@ import (
 	"github.com/tugboatdev/tugboat/sandbox/promserver"
 )
 
-// requestCounters is OpenMetrics text of tugboat_requests_total counters,
-// code="200" and code="500", for each workload: perSecond requests of
-// which a share errorRatio fail, every 15s for 75 minutes up to now.
-func requestCounters(now time.Time, workloads map[string][2]float64) string {
-	var om strings.Builder
-	om.WriteString("# TYPE tugboat_requests counter\n")
-	for name, w := range workloads {
-		perStep := w[0] * 15
-		for _, code := range []string{"200", "500"} {
-			share := 1 - w[1]
-			if code == "500" {
-				share = w[1]
-			}
-			start := now.Add(-75 * time.Minute)
-			for i := 0; !start.Add(time.Duration(i) * 15 * time.Second).After(now); i++ {
-				fmt.Fprintf(&om, "tugboat_requests_total{workload=%q,code=%q} %g %d\n", name, code, float64(i)*perStep*share, start.Add(time.Duration(i)*15*time.Second).Unix())
-			}
-		}
-	}
-	return om.String()
-}
-
 // TestBurnRateMetricAgainstPrometheus gates canaries on their burn rate
 // over 5m and 1h, objective 0.999, over request counters backfilled into a
 // real Prometheus: a canary with five times the stable's errors fails
@@ -46,12 +23,12 @@ func requestCounters(now time.Time, workloads map[string][2]float64) string {
 // how many more are needed.
 func TestBurnRateMetricAgainstPrometheus(t *testing.T) {
 	now := time.Now().Add(-time.Minute).Truncate(time.Second)
-	srv := promserver.Start(t, promserver.Options{OpenMetrics: requestCounters(now, map[string][2]float64{
-		"stable":  {10, 0.002},
-		"five":    {10, 0.01},
-		"burning": {10, 0.02},
-		"healthy": {10, 0.002},
-		"thin":    {0.05, 0},
+	srv := promserver.Start(t, promserver.Options{OpenMetrics: promserver.Requests("tugboat_requests_total", now, 75*time.Minute, map[string]promserver.Traffic{
+		"stable":  {PerSecond: 10, ErrorRatio: 0.002},
+		"five":    {PerSecond: 10, ErrorRatio: 0.01},
+		"burning": {PerSecond: 10, ErrorRatio: 0.02},
+		"healthy": {PerSecond: 10, ErrorRatio: 0.002},
+		"thin":    {PerSecond: 0.05},
 	})})
 	r := &Reconciler{Measurer: &prometheus.Provider{DefaultAddress: srv.URL, Guard: prometheus.Guard{AllowLoopback: true}}, Now: time.Now}
 	absolute := func(b *v1alpha1.BurnRateMetric) {}
