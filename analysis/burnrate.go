@@ -65,6 +65,9 @@ func (a Args) RenderBurnRate(b v1alpha1.BurnRateMetric) (BurnRateRequest, error)
 	if err != nil {
 		return BurnRateRequest{}, err
 	}
+	if err := burnRateBounds(b); err != nil {
+		return BurnRateRequest{}, err
+	}
 	req := BurnRateRequest{Windows: windows, Shown: ShownBurnRate(b, Masked(a.Values, a.Secret, "REDACTED")), Secret: a.In(burnRateText(b))}
 	for _, q := range []struct {
 		field string
@@ -136,6 +139,22 @@ func burnRateWindows(b v1alpha1.BurnRateMetric) ([2]time.Duration, error) {
 		return [2]time.Duration{}, fmt.Errorf("provider.burnRate.longWindow %q is not a duration longer than shortWindow %s and at most 72h, such as 1h", b.LongWindow, b.ShortWindow)
 	}
 	return [2]time.Duration{short, long}, nil
+}
+
+// burnRateBounds says again of a spec that did not pass the schema that
+// its numbers are out of bounds: an objective of 1 would divide by 0.
+func burnRateBounds(b v1alpha1.BurnRateMetric) error {
+	switch {
+	case !(b.Objective >= 0.9 && b.Objective <= 0.99999):
+		return fmt.Errorf("provider.burnRate.objective %g is not from 0.9 to 0.99999", b.Objective)
+	case !(b.MaxBurnRate > 0 && b.MaxBurnRate <= 100000):
+		return fmt.Errorf("provider.burnRate.maxBurnRate %g is not above 0 and at most 100000", b.MaxBurnRate)
+	case b.MaxRelativeBurnRate != nil && !(*b.MaxRelativeBurnRate >= 1 && *b.MaxRelativeBurnRate <= 1000):
+		return fmt.Errorf("provider.burnRate.maxRelativeBurnRate %g is not from 1 to 1000", *b.MaxRelativeBurnRate)
+	case b.MinEvents != nil && (*b.MinEvents < 1 || *b.MinEvents > 1000000000):
+		return fmt.Errorf("provider.burnRate.minEvents %d is not from 1 to 1000000000", *b.MinEvents)
+	}
+	return nil
 }
 
 // BurnRateCounts are the requests a burn-rate metric's queries counted in

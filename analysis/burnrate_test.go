@@ -223,6 +223,11 @@ func TestRenderBurnRate(t *testing.T) {
 		{"no errors query", func(b *v1alpha1.BurnRateMetric) { b.Errors = "" }, "provider.burnRate.errors: a query is required"},
 		{"windows the wrong way round", func(b *v1alpha1.BurnRateMetric) { b.ShortWindow, b.LongWindow = "1h", "5m" }, `provider.burnRate.longWindow "5m" is not a duration longer than shortWindow 1h`},
 		{"a short window too short", func(b *v1alpha1.BurnRateMetric) { b.ShortWindow = "10s" }, `provider.burnRate.shortWindow "10s" is not a duration from 1m to 24h`},
+		{"an objective of 1", func(b *v1alpha1.BurnRateMetric) { b.Objective = 1 }, "provider.burnRate.objective 1 is not from 0.9 to 0.99999"},
+		{"no objective", func(b *v1alpha1.BurnRateMetric) { b.Objective = 0 }, "provider.burnRate.objective 0 is not from 0.9 to 0.99999"},
+		{"no maxBurnRate", func(b *v1alpha1.BurnRateMetric) { b.MaxBurnRate = 0 }, "provider.burnRate.maxBurnRate 0 is not above 0"},
+		{"maxRelativeBurnRate below 1", func(b *v1alpha1.BurnRateMetric) { relative(b); b.MaxRelativeBurnRate = ptr.To(0.5) }, "provider.burnRate.maxRelativeBurnRate 0.5 is not from 1 to 1000"},
+		{"minEvents 0", func(b *v1alpha1.BurnRateMetric) { b.MinEvents = ptr.To[int64](0) }, "provider.burnRate.minEvents 0 is not from 1"},
 		{"relative without a baseline", func(b *v1alpha1.BurnRateMetric) { b.MaxRelativeBurnRate = ptr.To(2.0) }, "provider.burnRate.maxRelativeBurnRate compares the canary with the stable baseline"},
 		{"a Secret sent to an address of the template's", func(b *v1alpha1.BurnRateMetric) {
 			b.Address = "{{args.prom}}"
