@@ -47,7 +47,7 @@ func Explain(run *v1alpha1.AnalysisRun, before *v1alpha1.RolloutAnalysis, now ti
 		if i := slices.IndexFunc(run.Status.MetricResults, func(r argo.MetricResult) bool { return r.Name == m.Name }); i >= 0 {
 			r := run.Status.MetricResults[i]
 			e.Phase, e.Message = r.Phase, r.Message
-			e.Query = shorten(cmp.Or(r.Metadata[MetadataPrometheusQuery], r.Metadata[MetadataWebRequest], r.Metadata[MetadataJudgeQueries]), maxShownQuery)
+			e.Query = shorten(cmp.Or(r.Metadata[MetadataPrometheusQuery], r.Metadata[MetadataWebRequest], r.Metadata[MetadataJudgeQueries], r.Metadata[MetadataBurnRateQueries]), maxShownQuery)
 			e.Counters = v1alpha1.MetricCounters{
 				Successful:       r.Successful,
 				Failed:           r.Failed,

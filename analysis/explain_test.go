@@ -98,6 +98,20 @@ func TestExplainShortensLongQueries(t *testing.T) {
 	}
 }
 
+// TestExplainShowsEachKindsQueries: a web, judge or burn-rate metric's
+// queries are shown as a Prometheus metric's query is.
+func TestExplainShowsEachKindsQueries(t *testing.T) {
+	for _, key := range []string{MetadataPrometheusQuery, MetadataWebRequest, MetadataJudgeQueries, MetadataBurnRateQueries} {
+		run := &v1alpha1.AnalysisRun{
+			Spec:   v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{{Name: "m"}}},
+			Status: v1alpha1.AnalysisRunStatus{MetricResults: []argo.MetricResult{{Name: "m", Metadata: map[string]string{key: "shown " + key}}}},
+		}
+		if q := Explain(run, nil, time.Now()).Metrics[0].Query; q != "shown "+key {
+			t.Errorf("%s shown as %q", key, q)
+		}
+	}
+}
+
 func TestSameVerdict(t *testing.T) {
 	base := func() []v1alpha1.RolloutAnalysis {
 		return []v1alpha1.RolloutAnalysis{{

@@ -166,6 +166,8 @@ func (p Pass) measureIfDue(m *v1alpha1.Metric, res *argo.MetricResult, started, 
 		res.Metadata[MetadataPrometheusQuery] = taken.Query // Secret values masked
 	case m.Provider.Judge != nil:
 		res.Metadata[MetadataJudgeQueries] = taken.Query // Secret values masked
+	case m.Provider.BurnRate != nil:
+		res.Metadata[MetadataBurnRateQueries] = taken.Query // Secret values masked
 	}
 	if p.Measured != nil {
 		p.Measured(m, meas, res)
@@ -182,6 +184,7 @@ const (
 	MetadataPrometheusQuery = "ResolvedPrometheusQuery"
 	MetadataWebRequest      = "ResolvedWebRequest"
 	MetadataJudgeQueries    = "ResolvedJudgeQueries"
+	MetadataBurnRateQueries = "ResolvedBurnRateQueries"
 )
 
 func (p Pass) keep(metric string) int {

@@ -23,6 +23,9 @@ func (r *Reconciler) take(ctx context.Context, namespace string, m *v1alpha1.Met
 	if m.Provider.Judge != nil {
 		return r.takeJudge(ctx, namespace, m, a, started, now)
 	}
+	if m.Provider.BurnRate != nil {
+		return r.takeBurnRate(ctx, namespace, m, a, now)
+	}
 	prom := *m.Provider.Prometheus
 	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(prom.Query), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
 		// An argument that cannot be resolved now (a Secret not readable
@@ -75,6 +78,30 @@ func (r *Reconciler) takeJudge(ctx context.Context, namespace string, m *v1alpha
 		return analysis.Taken{Invalid: err}
 	}
 	sample := analysis.MeasureJudge(*m, req, started, now, func(prom *v1alpha1.PrometheusMetric, query string) analysis.Sample {
+		s := r.measure(ctx, namespace, prom, query, now, req.Secret)
+		if req.Secret && !errors.Is(s.Err, analysis.ErrDeferred) {
+			scrub(a, &s)
+		}
+		return s
+	})
+	return analysis.Taken{Sample: sample, Query: req.Shown, FinishedAt: r.Now()}
+}
+
+// takeBurnRate renders a burn-rate metric's queries and address and
+// measures it: each window's errors and total, judged
+// (analysis.MeasureBurnRate).
+func (r *Reconciler) takeBurnRate(ctx context.Context, namespace string, m *v1alpha1.Metric, a measureArgs, now time.Time) analysis.Taken {
+	b := *m.Provider.BurnRate
+	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(analysis.BurnRateArgText(b)), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
+		// An argument not resolvable now may be next time: an error
+		// measurement, as for a Prometheus metric.
+		return analysis.Taken{Sample: analysis.Sample{Err: a.err}, Query: analysis.ShownBurnRate(b, analysis.Masked(a.Values, a.Secret, "REDACTED")), FinishedAt: r.Now()}
+	}
+	req, err := a.RenderBurnRate(b)
+	if err != nil {
+		return analysis.Taken{Invalid: err}
+	}
+	sample := analysis.MeasureBurnRate(*m, req, func(prom *v1alpha1.PrometheusMetric, query string) analysis.Sample {
 		s := r.measure(ctx, namespace, prom, query, now, req.Secret)
 		if req.Secret && !errors.Is(s.Err, analysis.ErrDeferred) {
 			scrub(a, &s)

@@ -81,9 +81,11 @@ type AnalysisTemplateSpec struct {
 // Metric is one measured quantity and the conditions that judge it. The
 // fields are Argo Rollouts' Metric's, plus the no-data policy.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.provider.prometheus), has(self.provider.web), has(self.provider.job), has(self.provider.judge)].filter(x, x).size() == 1",message="set exactly one of provider.prometheus, provider.web, provider.job and provider.judge",fieldPath=".provider"
+// +kubebuilder:validation:XValidation:rule="[has(self.provider.prometheus), has(self.provider.web), has(self.provider.job), has(self.provider.judge), has(self.provider.burnRate)].filter(x, x).size() == 1",message="set exactly one of provider.prometheus, provider.web, provider.job, provider.judge and provider.burnRate",fieldPath=".provider"
 // +kubebuilder:validation:XValidation:rule="!has(self.provider.judge) || !(has(self.successCondition) || has(self.failureCondition))",message="a judge metric takes no successCondition or failureCondition: the judge decides each measurement",fieldPath=".provider.judge"
 // +kubebuilder:validation:XValidation:rule="!has(self.provider.judge) || !has(self.minSamples)",message="a judge metric sets provider.judge.minSamples, not minSamples",fieldPath=".minSamples"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider.burnRate) || !(has(self.successCondition) || has(self.failureCondition))",message="a burnRate metric takes no successCondition or failureCondition: its thresholds decide each measurement",fieldPath=".provider.burnRate"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider.burnRate) || !has(self.minSamples)",message="a burnRate metric sets provider.burnRate.minEvents, not minSamples",fieldPath=".minSamples"
 // +kubebuilder:validation:XValidation:rule="!has(self.count) || type(self.count) != int || self.count <= 1 || has(self.interval)",message="interval is required when count is more than 1",fieldPath=".interval"
 // +kubebuilder:validation:XValidation:rule="!has(self.failureLimit) || type(self.failureLimit) != int || self.failureLimit != -1 || (has(self.consecutiveSuccessLimit) && (type(self.consecutiveSuccessLimit) != int || self.consecutiveSuccessLimit > 0))",message="failureLimit -1 (failures never fail the metric) needs consecutiveSuccessLimit above 0, as in Argo Rollouts",fieldPath=".failureLimit"
 type Metric struct {
@@ -173,7 +175,8 @@ type Metric struct {
 }
 
 // MetricProvider is where a metric is measured: a Prometheus query, an
-// HTTP request, a Job, or the canary judge's comparison of two queries.
+// HTTP request, a Job, the canary judge's comparison of two queries, or an
+// SLO burn-rate gate.
 type MetricProvider struct {
 	// Prometheus runs a PromQL query.
 	// +optional
@@ -188,6 +191,10 @@ type MetricProvider struct {
 	// extension).
 	// +optional
 	Judge *JudgeMetric `json:"judge,omitempty"`
+	// BurnRate gates the canary on its SLO error-budget burn rate over a
+	// short and a long window (a Tugboat extension).
+	// +optional
+	BurnRate *BurnRateMetric `json:"burnRate,omitempty"`
 }
 
 // PrometheusMetric is a PromQL query and the server it runs on. The fields are

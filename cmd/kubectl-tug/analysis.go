@@ -185,8 +185,8 @@ func load(raw []byte, given []argo.Argument) (template, error) {
 	}
 	t.shownValues = analysis.Masked(t.values, secret, "REDACTED")
 	for _, m := range spec.Metrics {
-		if m.Provider.Prometheus == nil && m.Provider.Judge == nil {
-			return template{}, errors.New("metric " + m.Name + ": only Prometheus and judge metrics run here; a web or job metric measures the world as it is now, which has no history to replay")
+		if m.Provider.Prometheus == nil && m.Provider.Judge == nil && m.Provider.BurnRate == nil {
+			return template{}, errors.New("metric " + m.Name + ": only Prometheus, judge and burnRate metrics run here; a web or job metric measures the world as it is now, which has no history to replay")
 		}
 	}
 	return t, nil
@@ -219,6 +219,9 @@ func (t template) shown(m v1alpha1.Metric) string {
 	if m.Provider.Judge != nil {
 		return analysis.ShownJudge(*m.Provider.Judge, t.shownValues)
 	}
+	if m.Provider.BurnRate != nil {
+		return analysis.ShownBurnRate(*m.Provider.BurnRate, t.shownValues)
+	}
 	return analysis.Shown(m.Provider.Prometheus.Query, t.shownValues)
 }
 
@@ -229,12 +232,28 @@ func (t template) measureJudge(ctx context.Context, p *prometheus.Provider, name
 	if err != nil {
 		return analysis.Sample{Err: err}
 	}
-	return analysis.MeasureJudge(m, req, started, ts, func(prom *v1alpha1.PrometheusMetric, query string) analysis.Sample {
-		if req.Secret {
+	return analysis.MeasureJudge(m, req, started, ts, send(ctx, p, namespace, req.Secret, ts))
+}
+
+// measureBurnRate measures a burn-rate metric at ts as the controller
+// does: its queries, rendered for each window, through the provider.
+func (t template) measureBurnRate(ctx context.Context, p *prometheus.Provider, namespace string, m v1alpha1.Metric, ts time.Time) analysis.Sample {
+	req, err := (analysis.Args{Values: t.values, Secret: t.secret}).RenderBurnRate(*m.Provider.BurnRate)
+	if err != nil {
+		return analysis.Sample{Err: err}
+	}
+	return analysis.MeasureBurnRate(m, req, send(ctx, p, namespace, req.Secret, ts))
+}
+
+// send sends one query at ts through the provider; one holding Secret
+// values never as a GET.
+func send(ctx context.Context, p *prometheus.Provider, namespace string, secret bool, ts time.Time) func(prom *v1alpha1.PrometheusMetric, query string) analysis.Sample {
+	return func(prom *v1alpha1.PrometheusMetric, query string) analysis.Sample {
+		if secret {
 			return p.MeasureSecret(ctx, namespace, prom, query, ts)
 		}
 		return p.Measure(ctx, namespace, prom, query, ts)
-	})
+	}
 }
 
 // rendered is a metric's Prometheus query with the arguments in place.
@@ -263,6 +282,12 @@ func evaluate(ctx context.Context, t template, p *prometheus.Provider, namespace
 			// Measured once, as a run's first measurement: the lookback.
 			e.Query = t.shown(m)
 			e.Phase, e.Value, e.Message = analysis.Judge(m, t.measureJudge(ctx, p, namespace, m, ts, ts), t.values)
+			out = append(out, e)
+			continue
+		}
+		if m.Provider.BurnRate != nil {
+			e.Query = t.shown(m)
+			e.Phase, e.Value, e.Message = analysis.Judge(m, t.measureBurnRate(ctx, p, namespace, m, ts), t.values)
 			out = append(out, e)
 			continue
 		}

@@ -57,6 +57,13 @@ func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provid
 			shown[m.Name] = t.shown(m)
 			continue
 		}
+		if m.Provider.BurnRate != nil {
+			if _, err := (analysis.Args{Values: t.values, Secret: t.secret}).RenderBurnRate(*m.Provider.BurnRate); err != nil {
+				return fmt.Errorf("metric %s: %w", m.Name, err)
+			}
+			shown[m.Name] = t.shown(m)
+			continue
+		}
 		prom, query, err := rendered(m, t)
 		if err != nil {
 			return fmt.Errorf("metric %s: %w", m.Name, err)
@@ -66,6 +73,9 @@ func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provid
 	phase, metrics, err := analysis.Replay(t.spec, t.values, start, end, func(m v1alpha1.Metric, at time.Time) analysis.Sample {
 		if m.Provider.Judge != nil {
 			return t.measureJudge(ctx, p, namespace, m, start, at)
+		}
+		if m.Provider.BurnRate != nil {
+			return t.measureBurnRate(ctx, p, namespace, m, at)
 		}
 		prom := proms[m.Name]
 		return t.measure(ctx, p, namespace, m, &prom, queries[m.Name], at)
