@@ -239,18 +239,7 @@ func (t template) measureJudge(ctx context.Context, p *prometheus.Provider, name
 
 // rendered is a metric's Prometheus query with the arguments in place.
 func rendered(m v1alpha1.Metric, t template) (v1alpha1.PrometheusMetric, string, error) {
-	values := t.values
-	prom := *m.Provider.Prometheus
-	if err := (analysis.Args{Values: values, Secret: t.secret}).RenderTarget(&prom); err != nil {
-		return prom, "", err
-	}
-	query, err := analysis.Render(prom.Query, values)
-	if err == nil && prom.RangeQuery != nil {
-		var rq v1alpha1.PrometheusRangeQuery
-		rq, err = analysis.RenderRange(*prom.RangeQuery, values)
-		prom.RangeQuery = &rq
-	}
-	return prom, query, err
+	return prometheus.Rendered(m, analysis.Args{Values: t.values, Secret: t.secret})
 }
 
 // evaluate measures every metric of spec once, at ts, with Secrets for
