@@ -72,6 +72,7 @@ type Corpus struct {
 	CanaryAge time.Duration
 	// Step is the time between samples (Prometheus's scrape interval).
 	Step      time.Duration
+	Noise     Noise
 	Scenarios []Scenario
 }
 
@@ -98,7 +99,7 @@ const (
 func Default(seed uint64, runStart time.Time, n Sizes) Corpus {
 	r := rand.New(rand.NewPCG(seed, 0x70c0b))
 	c := Corpus{Seed: seed, RunStart: runStart.UTC().Truncate(time.Minute), RunFor: 10 * time.Minute,
-		History: 15 * time.Minute, CanaryAge: 2 * time.Minute, Step: 15 * time.Second}
+		History: 15 * time.Minute, CanaryAge: 2 * time.Minute, Step: 15 * time.Second, Noise: DefaultNoise}
 	add := func(kind Kind, rps float64, i int) {
 		s := Scenario{
 			Name:          fmt.Sprintf("s%03d", len(c.Scenarios)),
@@ -157,24 +158,32 @@ var Buckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 
 // latencySigma is the spread of a request's log latency.
 const latencySigma = 0.5
 
-// AR(1) noise of the log error ratio and the log median latency: its
-// correlation from one sample to the next, and its standard deviation in
-// the part both sides share (load, dependencies) and in each side's own.
-const (
-	noisePhi             = 0.9
-	sharedErrorNoiseSD   = 0.3
-	sharedLatencyNoiseSD = 0.1
-	errorNoiseSD         = 0.1
-	latencyNoiseSD       = 0.05
-)
+// Noise is the AR(1) noise of the log error ratio and the log median
+// latency: its correlation from one sample to the next, and its standard
+// deviation in the part both sides share (load, dependencies) and in each
+// side's own.
+type Noise struct {
+	Phi                           float64
+	SharedErrors, SharedLatency   float64
+	ErrorsOfASide, LatencyOfASide float64
+}
+
+// DefaultNoise is Default's: samples 15s apart correlated at 0.9 (about
+// 0.8 at the judge's 30s steps), a shared 30% spread of the error ratio
+// and 10% of latency, and 10% and 5% of each side's own.
+var DefaultNoise = Noise{Phi: 0.9, SharedErrors: 0.3, SharedLatency: 0.1, ErrorsOfASide: 0.1, LatencyOfASide: 0.05}
+
+// QuietNoise is much less of it, and less correlated: what a gate sees of
+// a service whose errors and latency barely move but for sampling.
+var QuietNoise = Noise{Phi: 0.5, SharedErrors: 0.1, SharedLatency: 0.05, ErrorsOfASide: 0.05, LatencyOfASide: 0.02}
 
 // ar1 is n steps of an AR(1) process of standard deviation sd, begun in its
 // stationary distribution.
-func ar1(r *rand.Rand, n int, sd float64) []float64 {
+func ar1(r *rand.Rand, n int, phi, sd float64) []float64 {
 	out := make([]float64, n)
-	x, e := sd*r.NormFloat64(), sd*math.Sqrt(1-noisePhi*noisePhi)
+	x, e := sd*r.NormFloat64(), sd*math.Sqrt(1-phi*phi)
 	for i := range out {
-		x = noisePhi*x + e*r.NormFloat64()
+		x = phi*x + e*r.NormFloat64()
 		out[i] = x
 	}
 	return out
@@ -187,7 +196,7 @@ type shared struct{ errors, latency []float64 }
 func (c Corpus) steps() int { return int(c.End().Sub(c.Start())/c.Step) + 1 }
 
 func (c Corpus) shared(r *rand.Rand) shared {
-	return shared{ar1(r, c.steps(), sharedErrorNoiseSD), ar1(r, c.steps(), sharedLatencyNoiseSD)}
+	return shared{ar1(r, c.steps(), c.Noise.Phi, c.Noise.SharedErrors), ar1(r, c.steps(), c.Noise.Phi, c.Noise.SharedLatency)}
 }
 
 // series are one side's cumulative counters at each step.
@@ -212,17 +221,15 @@ func (c Corpus) side(s Scenario, canary bool, common shared, r *rand.Rand) serie
 	}
 	var ok, bad, sum float64
 	per := make([]float64, len(Buckets)) // requests per bucket, not cumulative
-	var xe, xl float64 // AR(1) states
-	e := errorNoiseSD * math.Sqrt(1-noisePhi*noisePhi)
-	l := latencyNoiseSD * math.Sqrt(1-noisePhi*noisePhi)
-	xe, xl = errorNoiseSD*r.NormFloat64(), latencyNoiseSD*r.NormFloat64()
+	// This side's own noise, over the whole corpus's steps, so that both
+	// sides draw alike.
+	own := shared{ar1(r, c.steps(), c.Noise.Phi, c.Noise.ErrorsOfASide), ar1(r, c.steps(), c.Noise.Phi, c.Noise.LatencyOfASide)}
 	dt := c.Step.Seconds()
 	for t := from; !t.After(c.End()); t = t.Add(c.Step) {
 		if t.After(from) { // the first sample is where the counters start
-			xe = noisePhi*xe + e*r.NormFloat64()
-			xl = noisePhi*xl + l*r.NormFloat64()
 			at := int(t.Sub(c.Start()) / c.Step)
-			ratio, median := s.ErrorRatio*math.Exp(xe+common.errors[at]), s.LatencyMS*math.Exp(xl+common.latency[at])
+			ratio := s.ErrorRatio * math.Exp(own.errors[at]+common.errors[at])
+			median := s.LatencyMS * math.Exp(own.latency[at]+common.latency[at])
 			since := t.Sub(c.RunStart)
 			if in := s.Incident; in != nil && since >= in.At && since < in.At+in.For {
 				ratio, median = ratio*in.Errors, median*in.Latency

@@ -63,7 +63,7 @@ func TestDefaultSizes(t *testing.T) {
 // factors (within the noise).
 func TestSides(t *testing.T) {
 	c := Corpus{Seed: 7, RunStart: runStart, RunFor: 10 * time.Minute, History: 15 * time.Minute,
-		CanaryAge: 2 * time.Minute, Step: 15 * time.Second}
+		CanaryAge: 2 * time.Minute, Step: 15 * time.Second, Noise: DefaultNoise}
 	for _, tc := range []struct {
 		name            string
 		s               Scenario
