@@ -77,4 +77,3 @@ func Rendered(m v1alpha1.Metric, args analysis.Args) (v1alpha1.PrometheusMetric,
 	}
 	return prom, query, err
 }
-

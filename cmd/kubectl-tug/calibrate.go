@@ -227,4 +227,3 @@ func printCalibration(out io.Writer, c calibration, o *output) error {
 	}
 	return w.Flush()
 }
-
