@@ -104,4 +104,8 @@ clean-tools: ## Remove the built test servers.
 
 .PHONY: bench
 bench: tools ## Measure writes per step, and 500 Rollouts progressing at once (a few minutes).
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/scale/...
+
+.PHONY: bench-quality
+bench-quality: tools ## Replay the default canary gate over a synthetic corpus through a real Prometheus and print its table (caught, false rollbacks, detection delay, thin traffic; a few minutes).
+	$(GO) test -run '^$$' -bench BenchmarkGateQuality -benchtime 1x -timeout 30m ./bench/quality/

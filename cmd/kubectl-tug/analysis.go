@@ -99,17 +99,13 @@ measurements), with the same exit codes.`,
 	}
 	run.Flags().StringVarP(&file, "filename", "f", "", "the template's YAML file (- for stdin)")
 	run.Flags().StringArrayVar(&args, "arg", nil, "an argument, NAME=VALUE (repeatable)")
-	run.Flags().StringVar(&prom.address, "prometheus", "", "Prometheus for metrics that name no address")
-	run.Flags().StringVar(&prom.tls.CAFile, "prometheus-ca-file", "", "CA (PEM) that --prometheus's certificate must chain to, instead of the system's roots")
-	run.Flags().StringVar(&prom.tls.CertFile, "prometheus-cert-file", "", "client certificate (PEM) presented to --prometheus")
-	run.Flags().StringVar(&prom.tls.KeyFile, "prometheus-key-file", "", "key (PEM) of --prometheus-cert-file")
-	run.Flags().StringVar(&prom.tls.ServerName, "prometheus-server-name", "", "name --prometheus's certificate must hold, when it is not the address's host")
+	prom.register(run)
 	run.Flags().StringVar(&replayFrom, "replay-from", "", "replay the template as a run started then (RFC 3339, or a duration ago such as 2h) would have measured it")
 	run.Flags().StringVar(&replayTo, "replay-to", "", "end of the replay (RFC 3339, or a duration ago; default now)")
 	run.Flags().BoolVar(&secrets, "secrets", false, "read the Secrets metrics name for authentication and tls from the namespace, with your kubeconfig")
 	out = outputFlag(run, "json", "yaml")
 	_ = run.MarkFlagRequired("filename")
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, newCalibrateCmd(o))
 	return cmd
 }
 
@@ -138,6 +134,15 @@ func parseArgs(args []string) ([]argo.Argument, error) {
 type prometheusFlags struct {
 	address string
 	tls     promconfig.TLSConfig
+}
+
+// register adds the flags that set f to cmd.
+func (f *prometheusFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.address, "prometheus", "", "Prometheus for metrics that name no address")
+	cmd.Flags().StringVar(&f.tls.CAFile, "prometheus-ca-file", "", "CA (PEM) that --prometheus's certificate must chain to, instead of the system's roots")
+	cmd.Flags().StringVar(&f.tls.CertFile, "prometheus-cert-file", "", "client certificate (PEM) presented to --prometheus")
+	cmd.Flags().StringVar(&f.tls.KeyFile, "prometheus-key-file", "", "key (PEM) of --prometheus-cert-file")
+	cmd.Flags().StringVar(&f.tls.ServerName, "prometheus-server-name", "", "name --prometheus's certificate must hold, when it is not the address's host")
 }
 
 // provider measures as the controller does, run by a person on their own
@@ -258,18 +263,7 @@ func send(ctx context.Context, p *prometheus.Provider, namespace string, secret 
 
 // rendered is a metric's Prometheus query with the arguments in place.
 func rendered(m v1alpha1.Metric, t template) (v1alpha1.PrometheusMetric, string, error) {
-	values := t.values
-	prom := *m.Provider.Prometheus
-	if err := (analysis.Args{Values: values, Secret: t.secret}).RenderTarget(&prom); err != nil {
-		return prom, "", err
-	}
-	query, err := analysis.Render(prom.Query, values)
-	if err == nil && prom.RangeQuery != nil {
-		var rq v1alpha1.PrometheusRangeQuery
-		rq, err = analysis.RenderRange(*prom.RangeQuery, values)
-		prom.RangeQuery = &rq
-	}
-	return prom, query, err
+	return prometheus.Rendered(m, analysis.Args{Values: t.values, Secret: t.secret})
 }
 
 // evaluate measures every metric of spec once, at ts, with Secrets for

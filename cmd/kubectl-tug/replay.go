@@ -12,7 +12,6 @@ import (
 
 	"github.com/tugboatdev/tugboat/analysis"
 	"github.com/tugboatdev/tugboat/analysis/prometheus"
-	"github.com/tugboatdev/tugboat/api/v1alpha1"
 )
 
 // replayed is a replay as printed: the run's phase, the stretch replayed,
@@ -47,39 +46,11 @@ func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provid
 	if !start.Before(end) || end.After(now) {
 		return fmt.Errorf("replay from %s to %s: want a stretch of the past, from before to", start.Format(time.RFC3339), end.Format(time.RFC3339))
 	}
-	queries, shown := map[string]string{}, map[string]string{}
-	proms := map[string]v1alpha1.PrometheusMetric{}
+	shown := map[string]string{}
 	for _, m := range t.spec.Metrics {
-		if m.Provider.Judge != nil {
-			if _, err := (analysis.Args{Values: t.values, Secret: t.secret}).RenderJudge(*m.Provider.Judge); err != nil {
-				return fmt.Errorf("metric %s: %w", m.Name, err)
-			}
-			shown[m.Name] = t.shown(m)
-			continue
-		}
-		if m.Provider.BurnRate != nil {
-			if _, err := (analysis.Args{Values: t.values, Secret: t.secret}).RenderBurnRate(*m.Provider.BurnRate); err != nil {
-				return fmt.Errorf("metric %s: %w", m.Name, err)
-			}
-			shown[m.Name] = t.shown(m)
-			continue
-		}
-		prom, query, err := rendered(m, t)
-		if err != nil {
-			return fmt.Errorf("metric %s: %w", m.Name, err)
-		}
-		queries[m.Name], shown[m.Name], proms[m.Name] = query, t.shown(m), prom
+		shown[m.Name] = t.shown(m)
 	}
-	phase, metrics, err := analysis.Replay(t.spec, t.values, start, end, func(m v1alpha1.Metric, at time.Time) analysis.Sample {
-		if m.Provider.Judge != nil {
-			return t.measureJudge(ctx, p, namespace, m, start, at)
-		}
-		if m.Provider.BurnRate != nil {
-			return t.measureBurnRate(ctx, p, namespace, m, at)
-		}
-		prom := proms[m.Name]
-		return t.measure(ctx, p, namespace, m, &prom, queries[m.Name], at)
-	})
+	phase, metrics, err := p.Replay(ctx, namespace, t.spec, analysis.Args{Values: t.values, Secret: t.secret}, start, end)
 	if err != nil {
 		return err
 	}
