@@ -62,15 +62,7 @@ measurements), with the same exit codes.`,
   kubectl tug analysis run -f template.yaml --arg workload=web --prometheus http://localhost:9090 --replay-from 2h -o yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := o.readFile(file)
-			if err != nil {
-				return err
-			}
-			given, err := parseArgs(args)
-			if err != nil {
-				return err
-			}
-			t, err := load(raw, given)
+			t, err := o.loadTemplate(file, args)
 			if err != nil {
 				return err
 			}
@@ -165,6 +157,19 @@ func (f prometheusFlags) provider(o *options, secrets bool) (*prometheus.Provide
 	}
 	p.Credentials = prometheus.CredentialsFrom(c)
 	return p, namespace, nil
+}
+
+// loadTemplate reads the template -f names, with the --arg values given.
+func (o *options) loadTemplate(file string, args []string) (template, error) {
+	raw, err := o.readFile(file)
+	if err != nil {
+		return template{}, err
+	}
+	given, err := parseArgs(args)
+	if err != nil {
+		return template{}, err
+	}
+	return load(raw, given)
 }
 
 // load reads the template in raw and resolves its arguments from given.

@@ -75,31 +75,13 @@ replayed. -o json or yaml prints the calibration.`,
     --arg canary=web-primary-b --arg stable=web-primary --from 2026-01-02T00:00:00Z --to 2026-01-03T00:00:00Z -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := o.readFile(file)
+			t, err := o.loadTemplate(file, args)
 			if err != nil {
 				return err
 			}
-			given, err := parseArgs(args)
+			start, end, err := stretch("--from", from, "--to", to, time.Now())
 			if err != nil {
 				return err
-			}
-			t, err := load(raw, given)
-			if err != nil {
-				return err
-			}
-			now := time.Now().UTC().Truncate(time.Second)
-			start, err := moment(from, now)
-			if err != nil {
-				return fmt.Errorf("--from: %w", err)
-			}
-			end := now
-			if to != "" {
-				if end, err = moment(to, now); err != nil {
-					return fmt.Errorf("--to: %w", err)
-				}
-			}
-			if !start.Before(end) || end.After(now) {
-				return fmt.Errorf("calibrate from %s to %s: want a stretch of the past, --from before --to", start.Format(time.RFC3339), end.Format(time.RFC3339))
 			}
 			length, err := runLength(t, window)
 			if err != nil {

@@ -32,19 +32,9 @@ type replayedMetric struct {
 // and prints what it would have measured and decided.
 func replay(ctx context.Context, out io.Writer, t template, p *prometheus.Provider, namespace,
 	from, to string, now time.Time, o *output) error {
-	now = now.UTC().Truncate(time.Second)
-	start, err := moment(from, now)
+	start, end, err := stretch("--replay-from", from, "--replay-to", to, now)
 	if err != nil {
-		return fmt.Errorf("--replay-from: %w", err)
-	}
-	end := now
-	if to != "" {
-		if end, err = moment(to, now); err != nil {
-			return fmt.Errorf("--replay-to: %w", err)
-		}
-	}
-	if !start.Before(end) || end.After(now) {
-		return fmt.Errorf("replay from %s to %s: want a stretch of the past, from before to", start.Format(time.RFC3339), end.Format(time.RFC3339))
+		return err
 	}
 	shown := map[string]string{}
 	for _, m := range t.spec.Metrics {
@@ -106,4 +96,24 @@ func printReplay(out io.Writer, r replayed, o *output) error {
 		}
 	}
 	return nil
+}
+
+// stretch is the past stretch two flags name (to empty is now): each an
+// RFC 3339 time or a duration ago, from before to.
+func stretch(fromFlag, from, toFlag, to string, now time.Time) (start, end time.Time, err error) {
+	now = now.UTC().Truncate(time.Second)
+	if start, err = moment(from, now); err != nil {
+		return start, end, fmt.Errorf("%s: %w", fromFlag, err)
+	}
+	end = now
+	if to != "" {
+		if end, err = moment(to, now); err != nil {
+			return start, end, fmt.Errorf("%s: %w", toFlag, err)
+		}
+	}
+	if !start.Before(end) || end.After(now) {
+		return start, end, fmt.Errorf("%s %s to %s %s: want a stretch of the past, %s before %s",
+			fromFlag, start.Format(time.RFC3339), toFlag, end.Format(time.RFC3339), fromFlag, toFlag)
+	}
+	return start, end, nil
 }
