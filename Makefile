@@ -55,7 +55,7 @@ image: ## Build the controller's image without Docker (dist/tugboat-image*, per 
 
 .PHONY: release
 release: image ## Everything a release ships into dist/: the image and install.yaml (as make image), kubectl-tug for linux and darwin on amd64 and arm64, checksums.txt and plugins/tug.yaml for krew (VERSION=vX.Y.Z).
-	$(GO) run ./cmd/tugboat-release plugin --version $(VERSION) --created $$(git log -1 --format=%ct) --out dist
+	$(GO) run ./cmd/tugboat-release plugin --version $(VERSION) --revision $$(git rev-parse HEAD) --created $$(git log -1 --format=%ct) --out dist
 
 .PHONY: build
 build: ## Build the controller and the kubectl plugin into bin/.

@@ -9,8 +9,12 @@ import (
 	"strings"
 )
 
-// version is set with -ldflags "-X github.com/tugboatdev/tugboat/version.version=v0.1.0".
-var version string
+// version and revision are set with -ldflags "-X
+// github.com/tugboatdev/tugboat/version.version=v0.1.0 -X
+// github.com/tugboatdev/tugboat/version.revision=<commit>" (make release);
+// the revision stands in for the toolchain's when a build recorded none
+// (-buildvcs=false, or a build outside a checkout).
+var version, revision string
 
 // Info describes a build.
 type Info struct {
@@ -23,11 +27,11 @@ type Info struct {
 // Get returns this binary's build.
 func Get() Info {
 	bi, _ := debug.ReadBuildInfo()
-	return from(version, bi)
+	return from(version, revision, bi)
 }
 
-func from(stamped string, bi *debug.BuildInfo) Info {
-	info := Info{Version: stamped}
+func from(stamped, stampedRevision string, bi *debug.BuildInfo) Info {
+	info := Info{Version: stamped, Revision: stampedRevision}
 	if bi == nil {
 		if info.Version == "" {
 			info.Version = "unknown"

@@ -53,7 +53,7 @@ func newRootCmd() *cobra.Command {
 			for _, arch := range arches {
 				bin := filepath.Join(out, "tugboat-linux-"+arch)
 				build := exec.CommandContext(cmd.Context(), "go", "build", "-trimpath", "-o", bin,
-					"-ldflags", "-s -w -X github.com/tugboatdev/tugboat/version.version="+version, "./cmd/tugboat")
+					"-ldflags", ldflags(version, revision), "./cmd/tugboat")
 				build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 				build.Stdout, build.Stderr = os.Stdout, os.Stderr
 				if err := build.Run(); err != nil {
@@ -115,7 +115,7 @@ func newRootCmd() *cobra.Command {
 }
 
 func newPluginCmd() *cobra.Command {
-	var version, out, downloads string
+	var version, revision, out, downloads string
 	var created int64
 	var platforms []string
 	cmd := &cobra.Command{
@@ -137,7 +137,7 @@ func newPluginCmd() *cobra.Command {
 				}
 				bin := filepath.Join(out, "kubectl-tug-"+goos+"-"+goarch)
 				build := exec.CommandContext(cmd.Context(), "go", "build", "-trimpath", "-o", bin,
-					"-ldflags", "-s -w -X github.com/tugboatdev/tugboat/version.version="+version, "./cmd/kubectl-tug")
+					"-ldflags", ldflags(version, revision), "./cmd/kubectl-tug")
 				build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 				build.Stdout, build.Stderr = os.Stdout, os.Stderr
 				if err := build.Run(); err != nil {
@@ -169,10 +169,18 @@ func newPluginCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&version, "version", "", "the release's version, vX.Y.Z")
+	cmd.Flags().StringVar(&revision, "revision", "", "the git revision built (stamped into kubectl-tug)")
 	cmd.Flags().Int64Var(&created, "created", 0, "the archives' file times, Unix seconds (the commit's: the same inputs give the same checksums)")
 	cmd.Flags().StringVar(&out, "out", "dist", "where to write")
 	cmd.Flags().StringVar(&downloads, "downloads", "https://github.com/tugboatdev/tugboat/releases/download/VERSION", "where the release's archives are downloaded from (VERSION is replaced)")
 	cmd.Flags().StringSliceVar(&platforms, "platform", []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64"}, "platforms")
 	_ = cmd.MarkFlagRequired("version")
 	return cmd
+}
+
+// ldflags strip the binary and stamp the release's version and revision
+// into it (package version).
+func ldflags(version, revision string) string {
+	return "-s -w -X github.com/tugboatdev/tugboat/version.version=" + version +
+		" -X github.com/tugboatdev/tugboat/version.revision=" + revision
 }
