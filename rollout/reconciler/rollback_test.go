@@ -1,7 +1,9 @@
 package reconciler_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -63,21 +66,30 @@ func TestRollbackToARevision(t *testing.T) {
 	v2 := promoted("v2")
 	v3 := promoted("v3")
 
-	// History: three revisions, numbered, with what a person picks by.
-	var history appsv1.ControllerRevisionList
-	if err := f.c.List(t.Context(), &history, client.InNamespace(f.ns), client.MatchingLabels{v1alpha1.LabelRollout: "rb"}); err != nil {
-		t.Fatal(err)
-	}
-	byNumber := map[int64]appsv1.ControllerRevision{}
-	for _, cr := range history.Items {
-		byNumber[cr.Revision] = cr
-	}
-	for n, rev := range map[int64]string{1: v1, 2: v2, 3: v3} {
-		cr, ok := byNumber[n]
-		if !ok || cr.Annotations[v1alpha1.AnnotationRevision] != rev || cr.Annotations[v1alpha1.AnnotationImages] != "example.com/rb:1" ||
-			cr.Annotations[v1alpha1.AnnotationPromotedAt] == "" || cr.Annotations[v1alpha1.AnnotationPromotedBy] == "" {
-			t.Errorf("revision %d: %+v", n, cr.ObjectMeta)
+	// History: three revisions, numbered, with what a person picks by. The
+	// promotion's record may land a reconcile after status says promoted.
+	var wrong []string
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var history appsv1.ControllerRevisionList
+		if err := f.c.List(ctx, &history, client.InNamespace(f.ns), client.MatchingLabels{v1alpha1.LabelRollout: "rb"}); err != nil {
+			return false, err
 		}
+		byNumber := map[int64]appsv1.ControllerRevision{}
+		for _, cr := range history.Items {
+			byNumber[cr.Revision] = cr
+		}
+		wrong = nil
+		for n, rev := range map[int64]string{1: v1, 2: v2, 3: v3} {
+			cr, ok := byNumber[n]
+			if !ok || cr.Annotations[v1alpha1.AnnotationRevision] != rev || cr.Annotations[v1alpha1.AnnotationImages] != "example.com/rb:1" ||
+				cr.Annotations[v1alpha1.AnnotationPromotedAt] == "" || cr.Annotations[v1alpha1.AnnotationPromotedBy] == "" {
+				wrong = append(wrong, fmt.Sprintf("revision %d: %+v", n, cr.ObjectMeta))
+			}
+		}
+		return len(wrong) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("history: %v\n%s", err, strings.Join(wrong, "\n"))
 	}
 
 	t.Run("a revision not in history is refused, nothing changes", func(t *testing.T) {
