@@ -23,8 +23,11 @@ type JudgeRequest struct {
 	// Prom is where both queries go: the address, rendered, and the
 	// timeout. Its query and range are set for each query sent.
 	Prom v1alpha1.PrometheusMetric
-	// Canary and Baseline are the queries to send.
-	Canary, Baseline string
+	// Canary and Baseline are the queries to send; with rates, also
+	// CanaryTotal and BaselineTotal, each of the four summed into one
+	// series whose steps without data count 0.
+	Canary, Baseline           string
+	CanaryTotal, BaselineTotal string
 	// Shown is both queries as status shows them, Secret values masked.
 	Shown string
 	// Secret says a query holds values from Secrets.
@@ -47,22 +50,42 @@ func (a Args) RenderJudge(j v1alpha1.JudgeMetric) (JudgeRequest, error) {
 	if err := a.RenderTarget(&prom); err != nil {
 		return JudgeRequest{}, fmt.Errorf("provider.judge.%w", err)
 	}
-	if err := a.CheckAddress(v1alpha1.PrometheusMetric{Address: prom.Address, Query: j.Canary + " " + j.Baseline}); err != nil {
+	if err := a.CheckAddress(v1alpha1.PrometheusMetric{Address: prom.Address, Query: JudgeArgText(j)}); err != nil {
 		return JudgeRequest{}, fmt.Errorf("provider.judge: %w", err)
 	}
 	if _, _, err := judgeDurations(j); err != nil {
 		return JudgeRequest{}, err
 	}
-	return JudgeRequest{
+	req := JudgeRequest{
 		Prom: prom, Canary: canary, Baseline: baseline,
 		Shown:  "canary: " + shownCanary + "; baseline: " + shownBaseline,
-		Secret: a.In(j.Canary + " " + j.Baseline),
-	}, nil
+		Secret: a.In(JudgeArgText(j)),
+	}
+	if j.Rates != nil {
+		if err := a.renderRates(j, &req); err != nil {
+			return JudgeRequest{}, err
+		}
+	}
+	return req, nil
+}
+
+// JudgeArgText is every query of a judge metric, for the arguments they
+// refer to.
+func JudgeArgText(j v1alpha1.JudgeMetric) string {
+	text := j.Canary + " " + j.Baseline
+	if j.Rates != nil {
+		text += " " + j.Rates.CanaryTotal + " " + j.Rates.BaselineTotal
+	}
+	return text
 }
 
 // ShownJudge is a judge metric's queries for display only, as Shown.
 func ShownJudge(j v1alpha1.JudgeMetric, args map[string]string) string {
-	return "canary: " + Shown(j.Canary, args) + "; baseline: " + Shown(j.Baseline, args)
+	shown := "canary: " + Shown(j.Canary, args) + "; baseline: " + Shown(j.Baseline, args)
+	if j.Rates != nil {
+		shown += "; canaryTotal: " + Shown(j.Rates.CanaryTotal, args) + "; baselineTotal: " + Shown(j.Rates.BaselineTotal, args)
+	}
+	return shown
 }
 
 // judgeDurations reads a judge metric's lookback and step; the schema
@@ -109,6 +132,9 @@ func JudgeRanges(j v1alpha1.JudgeMetric, started, at time.Time) (window, since *
 // Outcome. The first query that errs or is deferred is the sample.
 func MeasureJudge(m v1alpha1.Metric, req JudgeRequest, started, at time.Time, query func(prom *v1alpha1.PrometheusMetric, q string) Sample) Sample {
 	j := *m.Provider.Judge
+	if j.Rates != nil {
+		return measureRates(m, req, started, at, query)
+	}
 	window, since, err := JudgeRanges(j, started, at)
 	if err != nil {
 		return Sample{Err: err}

@@ -228,6 +228,9 @@ type Limits struct {
 	Failure, Inconclusive, ConsecutiveError, ConsecutiveSuccess int32
 	// Count of measurements to take; 0 means until the run ends.
 	Count int32
+	// Extend is how many more measurements the metric takes beyond Count
+	// while its latest is Inconclusive (ExtensionOf).
+	Extend int32
 }
 
 // LimitsOf resolves a metric's limits (which may be templated strings) with
@@ -263,6 +266,9 @@ func LimitsOf(m v1alpha1.Metric, args map[string]string) (Limits, error) {
 	if l.Count == 0 && m.Interval == "" {
 		l.Count = 1 // neither count nor interval: measure once
 	}
+	if l.Count > 0 {
+		l.Extend = ExtensionOf(m, l.Count)
+	}
 	// As Argo has it: no negative limit, but failureLimit -1 (never fail on
 	// failures) alongside consecutiveSuccessLimit. The schema says so of
 	// numbers; this says it of values that come from arguments.
@@ -276,6 +282,7 @@ func LimitsOf(m v1alpha1.Metric, args map[string]string) (Limits, error) {
 		{"consecutiveErrorLimit", l.ConsecutiveError, l.ConsecutiveError >= 0},
 		{"consecutiveSuccessLimit", l.ConsecutiveSuccess, l.ConsecutiveSuccess >= 0},
 		{"count", l.Count, l.Count >= 0},
+		{"extendWhileInconclusive", l.Extend, l.Extend >= 0},
 	} {
 		if !c.ok {
 			msg := fmt.Errorf("%s: %d must not be negative", c.field, c.v)
@@ -290,14 +297,26 @@ func LimitsOf(m v1alpha1.Metric, args map[string]string) (Limits, error) {
 
 // Assess is a metric's phase from its counters, as Argo's assessMetricStatus
 // has it: over a limit it fails, errs or is inconclusive; enough successes in
-// a row, or every measurement taken, and it is done.
+// a row, or every measurement taken, and it is done. With an extension,
+// inconclusive measurements count against no limit: at count, a latest
+// measurement that is Inconclusive takes another, until the extension runs
+// out and the metric is Inconclusive.
 func Assess(r argo.MetricResult, l Limits) argo.AnalysisPhase {
+	latest := argo.AnalysisPhase("")
+	if n := len(r.Measurements); n > 0 {
+		latest = r.Measurements[n-1].Phase
+	}
 	switch {
 	case r.Count+r.Error == 0:
 		return argo.AnalysisPhasePending
 	case l.Failure >= 0 && r.Failed > l.Failure:
 		return argo.AnalysisPhaseFailed
-	case r.Inconclusive > l.Inconclusive:
+	case l.Extend == 0 && r.Inconclusive > l.Inconclusive:
+		return argo.AnalysisPhaseInconclusive
+	case l.Extend > 0 && l.Count > 0 && r.Count >= l.Count && latest == argo.AnalysisPhaseInconclusive:
+		if r.Count < l.Count+l.Extend {
+			return argo.AnalysisPhaseRunning
+		}
 		return argo.AnalysisPhaseInconclusive
 	case r.ConsecutiveError > l.ConsecutiveError:
 		return argo.AnalysisPhaseError

@@ -59,6 +59,7 @@ func TestAssess(t *testing.T) {
 	res := func(phases ...argo.AnalysisPhase) argo.MetricResult {
 		var r argo.MetricResult
 		for _, p := range phases {
+			r.Measurements = append(r.Measurements, argo.Measurement{Phase: p})
 			Record(&r, p)
 		}
 		return r
@@ -90,6 +91,12 @@ func TestAssess(t *testing.T) {
 		{"consecutive successes end early", res(F, S, S), Limits{Count: 10, Failure: 1, ConsecutiveSuccess: 2, ConsecutiveError: 4}, S},
 		{"count reached without the successes in a row", res(S, F, S), Limits{Count: 3, Failure: 1, ConsecutiveSuccess: 2, ConsecutiveError: 4}, F},
 		{"no count: runs until the run ends", res(S, S, S, S), Limits{ConsecutiveError: 4}, argo.AnalysisPhaseRunning},
+		{"extension: inconclusive at count measures again", res(I, I, I), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, argo.AnalysisPhaseRunning},
+		{"extension: inconclusives count against no limit", res(I, I, I, I), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, argo.AnalysisPhaseRunning},
+		{"extension: a decision within it ends the metric", res(I, I, I, S), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, S},
+		{"extension: a failure within it fails", res(I, I, I, F), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, F},
+		{"extension used up: inconclusive", res(I, I, I, I, I), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, I},
+		{"extension: decided at count, not extended", res(I, I, S), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, S},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Assess(tt.r, tt.l); got != tt.want {

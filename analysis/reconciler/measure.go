@@ -68,7 +68,7 @@ func scrub(a measureArgs, sample *analysis.Sample) {
 // the canary's and the baseline's range queries, judged (analysis.MeasureJudge).
 func (r *Reconciler) takeJudge(ctx context.Context, namespace string, m *v1alpha1.Metric, a measureArgs, started, now time.Time) analysis.Taken {
 	j := *m.Provider.Judge
-	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(j.Canary+" "+j.Baseline+" "+j.Address), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
+	if a.err != nil && slices.ContainsFunc(analysis.ArgNames(analysis.JudgeArgText(j)+" "+j.Address), func(n string) bool { _, ok := a.Values[n]; return !ok }) {
 		// An argument not resolvable now may be next time: an error
 		// measurement, as for a Prometheus metric.
 		return analysis.Taken{Sample: analysis.Sample{Err: a.err}, Query: analysis.ShownJudge(j, analysis.Masked(a.Values, a.Secret, "REDACTED")), FinishedAt: r.Now()}

@@ -86,6 +86,8 @@ type AnalysisTemplateSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.provider.judge) || !has(self.minSamples)",message="a judge metric sets provider.judge.minSamples, not minSamples",fieldPath=".minSamples"
 // +kubebuilder:validation:XValidation:rule="!has(self.provider.burnRate) || !(has(self.successCondition) || has(self.failureCondition))",message="a burnRate metric takes no successCondition or failureCondition: its thresholds decide each measurement",fieldPath=".provider.burnRate"
 // +kubebuilder:validation:XValidation:rule="!has(self.provider.burnRate) || !has(self.minSamples)",message="a burnRate metric sets provider.burnRate.minEvents, not minSamples",fieldPath=".minSamples"
+// +kubebuilder:validation:XValidation:rule="!has(self.inconclusiveLimit) || !has(self.extendWhileInconclusive) || self.extendWhileInconclusive == 0",message="extendWhileInconclusive takes Inconclusive measurements instead of counting them against inconclusiveLimit: set one of them",fieldPath=".extendWhileInconclusive"
+// +kubebuilder:validation:XValidation:rule="!has(self.extendWhileInconclusive) || self.extendWhileInconclusive == 0 || (has(self.count) && (type(self.count) != int || self.count > 0))",message="extendWhileInconclusive extends a metric past its count: set count",fieldPath=".extendWhileInconclusive"
 // +kubebuilder:validation:XValidation:rule="!has(self.count) || type(self.count) != int || self.count <= 1 || has(self.interval)",message="interval is required when count is more than 1",fieldPath=".interval"
 // +kubebuilder:validation:XValidation:rule="!has(self.failureLimit) || type(self.failureLimit) != int || self.failureLimit != -1 || (has(self.consecutiveSuccessLimit) && (type(self.consecutiveSuccessLimit) != int || self.consecutiveSuccessLimit > 0))",message="failureLimit -1 (failures never fail the metric) needs consecutiveSuccessLimit above 0, as in Argo Rollouts",fieldPath=".failureLimit"
 type Metric struct {
@@ -158,6 +160,19 @@ type Metric struct {
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : true",message="consecutiveSuccessLimit must be between 0 and 2147483647, or an argument"
 	// +optional
 	ConsecutiveSuccessLimit *intstr.IntOrString `json:"consecutiveSuccessLimit,omitempty"`
+	// ExtendWhileInconclusive is how many more measurements the metric may
+	// take beyond count while its latest measurement is Inconclusive, from
+	// 0 to 10000: the analysis, and the step waiting for it, goes on until
+	// the data decide or the extension runs out, and the metric is
+	// Inconclusive only then; inconclusive measurements count against no
+	// limit, so it cannot be set with inconclusiveLimit. A judge or burnRate
+	// metric without inconclusiveLimit extends by default by twice its count
+	// (the step waits up to three times as long for enough traffic); any
+	// other metric by 0, as in Argo Rollouts.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	ExtendWhileInconclusive *int32 `json:"extendWhileInconclusive,omitempty"`
 	// Provider is where the metric is measured.
 	Provider MetricProvider `json:"provider"`
 	// OnNoData is the phase of a measurement whose query returned no data (an

@@ -19,6 +19,8 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="!self.lookback.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || !self.step.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.lookback) >= duration(self.step) + duration(self.step)",message="lookback must hold at least two steps",fieldPath=".lookback"
 // +kubebuilder:validation:XValidation:rule="!self.lookback.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || !self.step.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.lookback).getSeconds() <= duration(self.step).getSeconds() * 11000",message="lookback holds at most 11000 steps, as Prometheus's range queries do",fieldPath=".lookback"
+// +kubebuilder:validation:XValidation:rule="!has(self.rates) || !(has(self.tolerance) || has(self.equivalence) || has(self.minSamples))",message="tolerance, equivalence and minSamples judge the points of two series; with rates, set rates.margin and rates.effect",fieldPath=".rates"
+// +kubebuilder:validation:XValidation:rule="!has(self.rates) || !has(self.sequential) || self.sequential",message="rates are always judged by the sequential test: leave sequential out or true",fieldPath=".sequential"
 type JudgeMetric struct {
 	// Address of the Prometheus server, as provider.prometheus.address:
 	// empty means the controller's default, any other must be allowed by
@@ -30,7 +32,10 @@ type JudgeMetric struct {
 	// Canary is the PromQL query of the canary's metric, such as its error
 	// ratio; {{args.NAME}} is replaced by the argument's value, quoted so
 	// that it cannot change the query's structure. It should return one
-	// series; the points of several are pooled.
+	// series; the points of several are pooled. With rates, it counts the
+	// canary's events over each step instead, such as
+	// sum(increase(istio_requests_total{destination_workload="{{args.canary}}",response_code=~"5.."}[30s]))
+	// for a step of 30s.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=8192
 	Canary string `json:"canary"`
@@ -94,9 +99,56 @@ type JudgeMetric struct {
 	// +kubebuilder:default=true
 	// +optional
 	Sequential *bool `json:"sequential,omitempty"`
+	// Rates, when set, compares the canary's rate of events with the
+	// baseline's, request by request and step by step, instead of the
+	// points of two series: canary and baseline count events (errors,
+	// requests slower than a latency objective) over each step, and
+	// rates.canaryTotal and rates.baselineTotal the requests they are out
+	// of. See docs/judge.md.
+	// +optional
+	Rates *JudgeRates `json:"rates,omitempty"`
 	// Timeout of each query, in seconds (default 30).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=600
 	// +optional
 	Timeout *int64 `json:"timeout,omitempty"`
+}
+
+// JudgeRates are the totals a rate comparison divides the events by, and
+// the ratios it decides between. A measurement fails on evidence, over every
+// look since the run started, that the canary's rate is more than margin
+// times the baseline's; passes on evidence that it is less than effect
+// times, over the whole run and over its later half; and is Inconclusive
+// otherwise, saying how many more requests would decide. 1 - confidence
+// bounds the chance of either wrong verdict.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.margin) ? self.margin : 1.25) < (has(self.effect) ? self.effect : 2.0)",message="effect must be above margin (defaults 2 and 1.25)",fieldPath=".effect"
+type JudgeRates struct {
+	// CanaryTotal is the query of the canary's requests over each step,
+	// such as
+	// sum(increase(istio_requests_total{destination_workload="{{args.canary}}"}[30s])).
+	// Each of the four queries is summed into one series, and a step
+	// without data counts none.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=8192
+	CanaryTotal string `json:"canaryTotal"`
+	// BaselineTotal is the same for the stable baseline.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=8192
+	BaselineTotal string `json:"baselineTotal"`
+	// Margin is the ratio of the canary's rate to the baseline's that is
+	// not a regression, from 1 to 100 (default 1.25): what the canary's own
+	// variation can reach on a healthy day.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Margin *float64 `json:"margin,omitempty"`
+	// Effect is the smallest ratio that must be caught, above margin and at
+	// most 1000 (default 2): a canary passes only on evidence that its rate
+	// is below effect times the baseline's.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:ExclusiveMinimum=true
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Effect *float64 `json:"effect,omitempty"`
 }

@@ -57,8 +57,11 @@ type Table struct {
 	// Healthy canaries (thin ones included), those the gate failed (a false
 	// rollback) and those it passed.
 	Healthy, FalseRollbacks, Promoted int
-	// Thin canaries, and those the gate called Inconclusive or failed.
-	Thin, ThinInconclusive, ThinFailed int
+	// Thin canaries, those the gate called Inconclusive, and its guesses
+	// among them: a healthy thin canary promoted or rolled back, or a
+	// regressed one promoted. A regressed thin canary failed on the
+	// evidence is no guess.
+	Thin, ThinInconclusive, ThinGuesses, ThinCaught int
 	// Delays are the caught regressions' times from onset to the failing
 	// measurement.
 	Delays []time.Duration
@@ -112,11 +115,14 @@ func Score(runStart time.Time, results []Result) Table {
 		}
 		if s.RPS < corpus.LowRPS {
 			t.Thin++
-			switch r.Phase {
-			case argo.AnalysisPhaseInconclusive:
+			if r.Phase == argo.AnalysisPhaseInconclusive {
 				t.ThinInconclusive++
-			case argo.AnalysisPhaseFailed:
-				t.ThinFailed++
+			}
+			if r.Phase == argo.AnalysisPhaseSuccessful || (failed && s.Kind == corpus.Healthy) {
+				t.ThinGuesses++
+			}
+			if failed && s.Kind != corpus.Healthy {
+				t.ThinCaught++
 			}
 		}
 	}
@@ -180,7 +186,8 @@ func (t Table) Markdown() string {
 		shown = "– (none caught)"
 	}
 	fmt.Fprintf(&b, "| median detection after onset | ≤ 5m | %s | %s |\n", shown, ok(len(t.Delays) > 0 && median <= 5*time.Minute))
-	fmt.Fprintf(&b, "| thin traffic Inconclusive | all | %.1f%% (%d of %d; %d failed) | %s |\n", t.ThinInconclusivePct(), t.ThinInconclusive, t.Thin, t.ThinFailed, ok(t.ThinInconclusive == t.Thin))
+	fmt.Fprintf(&b, "| thin traffic: guesses (promoted, or healthy rolled back) | none | %d of %d (%d Inconclusive, %d regressions failed on the evidence) | %s |\n",
+		t.ThinGuesses, t.Thin, t.ThinInconclusive, t.ThinCaught, ok(t.ThinGuesses == 0))
 	fmt.Fprintf(&b, "| healthy canaries promoted | | %.1f%% (%d of %d) | |\n", pct(t.Promoted, t.Healthy), t.Promoted, t.Healthy)
 	b.WriteString("\n| canary | rps a side | scenarios | Successful | Failed | Inconclusive | other | median detection |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, g := range t.Groups {

@@ -57,6 +57,19 @@ type Scenario struct {
 	Incident *Incident
 }
 
+// Objective is the scenario's latency objective in milliseconds: the
+// smallest of Istio's bucket bounds at least twice the baseline's median,
+// as a service owner would set it, so that a healthy side answers a few
+// percent of its requests slower than it.
+func (s Scenario) Objective() float64 {
+	for _, le := range Buckets {
+		if le >= 2*s.LatencyMS {
+			return le
+		}
+	}
+	return Buckets[len(Buckets)-1]
+}
+
 // Canary and Stable are the scenario's destination_workload labels.
 func (s Scenario) Canary() string { return s.Name + "-canary" }
 func (s Scenario) Stable() string { return s.Name + "-stable" }
@@ -94,11 +107,12 @@ const (
 )
 
 // Default builds a corpus of the given sizes, its run starting at runStart:
-// a 10-minute run, 15 minutes of history, the canary taking traffic 2
+// a 30-minute run (a gate of 10 looks a minute apart, extended by up to 20
+// while Inconclusive), 15 minutes of history, the canary taking traffic 2
 // minutes before the run, samples every 15s.
 func Default(seed uint64, runStart time.Time, n Sizes) Corpus {
 	r := rand.New(rand.NewPCG(seed, 0x70c0b))
-	c := Corpus{Seed: seed, RunStart: runStart.UTC().Truncate(time.Minute), RunFor: 10 * time.Minute,
+	c := Corpus{Seed: seed, RunStart: runStart.UTC().Truncate(time.Minute), RunFor: 30 * time.Minute,
 		History: 15 * time.Minute, CanaryAge: 2 * time.Minute, Step: 15 * time.Second, Noise: DefaultNoise}
 	add := func(kind Kind, rps float64, i int) {
 		s := Scenario{
@@ -120,7 +134,7 @@ func Default(seed uint64, runStart time.Time, n Sizes) Corpus {
 			s.Onset = time.Duration(i%6) * time.Minute // 0 to 5 minutes into the run
 		}
 		if r.Float64() < 0.5 {
-			s.Incident = &Incident{At: time.Duration(r.IntN(10)) * time.Minute, For: 2 * time.Minute,
+			s.Incident = &Incident{At: time.Duration(r.IntN(int(c.RunFor/time.Minute)-2)) * time.Minute, For: 2 * time.Minute,
 				Errors: 3 + 2*r.Float64(), Latency: 1.5 + 0.5*r.Float64()}
 		}
 		c.Scenarios = append(c.Scenarios, s)

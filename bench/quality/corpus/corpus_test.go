@@ -126,3 +126,13 @@ func ratio(c Corpus, s series, f func(series, int, int) float64) float64 {
 	}
 	return f(s, i, j)
 }
+
+// TestObjective sets the latency objective at the smallest bucket bound
+// twice the median or more.
+func TestObjective(t *testing.T) {
+	for _, tt := range []struct{ median, want float64 }{{20, 50}, {25, 50}, {26, 100}, {100, 250}, {199, 500}, {6000, 10000}} {
+		if got := (Scenario{LatencyMS: tt.median}).Objective(); got != tt.want {
+			t.Errorf("median %gms: objective %g, want %g", tt.median, got, tt.want)
+		}
+	}
+}
