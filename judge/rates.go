@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // RateStep is one step of a rate comparison: the events (errors, requests
@@ -294,7 +295,7 @@ func rateReason(r RateResult, c RateConfig) string {
 		ratio = "rate ratio " + num(r.Ratio)
 	}
 	seen := fmt.Sprintf("%s (canary %s events in %s requests, baseline %s in %s); evidence of a regression above %s× %s, of none (below %s×) %s, each deciding at %s",
-		ratio, num(r.CanaryEvents), num(r.CanaryTotal), num(r.BaselineEvents), num(r.BaselineTotal),
+		ratio, count(r.CanaryEvents), count(r.CanaryTotal), count(r.BaselineEvents), count(r.BaselineTotal),
 		num(c.Margin), num(r.Regression), num(c.Effect), num(r.NoRegression), num(r.Threshold))
 	if r.Decision != Inconclusive {
 		return seen
@@ -302,5 +303,14 @@ func rateReason(r RateResult, c RateConfig) string {
 	if math.IsInf(r.MoreRequests, 1) {
 		return seen + "; at these rates more traffic would not soon decide"
 	}
-	return fmt.Sprintf("%s; about %s more requests on each side would decide at these rates", seen, num(math.Ceil(r.MoreRequests)))
+	return fmt.Sprintf("%s; about %s more requests on each side would decide at these rates", seen, count(math.Ceil(r.MoreRequests)))
+}
+
+// count shows a count of events or requests whole, as people count them
+// (increase() and the like make fractions), up to a trillion.
+func count(v float64) string {
+	if v >= 1e12 {
+		return num(v)
+	}
+	return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
 }

@@ -23,11 +23,18 @@ type Result struct {
 	// Failed is the moment of the measurement that failed the run (zero
 	// when it did not fail).
 	Failed time.Time
+	// Last is each metric's last message, to say why.
+	Last []string
 }
 
 // ResultOf is a scenario's result from its replay's metrics.
 func ResultOf(s corpus.Scenario, phase argo.AnalysisPhase, metrics []analysis.MetricReplay) Result {
 	r := Result{Scenario: s, Phase: phase}
+	for _, m := range metrics {
+		if n := len(m.Measurements); n > 0 {
+			r.Last = append(r.Last, fmt.Sprintf("%s %s after %d looks: %s", m.Metric, m.Phase, n, m.Measurements[n-1].Message))
+		}
+	}
 	if phase != argo.AnalysisPhaseFailed {
 		return r
 	}
@@ -139,6 +146,25 @@ func Score(runStart time.Time, results []Result) Table {
 		return strings.Compare(string(a.Kind), string(b.Kind))
 	})
 	return t
+}
+
+// Wrong are the results a reader of the table would want explained: the
+// detectable regressions not caught, the healthy canaries rolled back, and
+// the thin canaries guessed at.
+func Wrong(results []Result) []string {
+	var out []string
+	for _, r := range results {
+		s := r.Scenario
+		missed := Detectable(s) && r.Phase != argo.AnalysisPhaseFailed
+		falseRollback := s.Kind == corpus.Healthy && r.Phase == argo.AnalysisPhaseFailed
+		guess := s.RPS < corpus.LowRPS && (r.Phase == argo.AnalysisPhaseSuccessful || falseRollback)
+		if !missed && !falseRollback && !guess {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s (%s, %g rps, errors ×%.2f, latency ×%.2f, baseline %.2f%% errors and %.0fms, onset %s): %s\n    %s",
+			s.Name, s.Kind, s.RPS, s.ErrorFactor, s.LatencyFactor, 100*s.ErrorRatio, s.LatencyMS, s.Onset, r.Phase, strings.Join(r.Last, "\n    ")))
+	}
+	return out
 }
 
 // Median is the median of ds (0 for none).

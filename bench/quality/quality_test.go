@@ -131,8 +131,13 @@ func BenchmarkGateQuality(b *testing.B) {
 			c.Noise = v.noise
 			gate := loadGate(b)
 			var table Table
+			var results []Result
 			for b.Loop() {
-				table = Score(c.RunStart, replayAll(b, c, gate))
+				results = replayAll(b, c, gate)
+				table = Score(c.RunStart, results)
+			}
+			for _, w := range Wrong(results) {
+				b.Log(w)
 			}
 			b.ReportMetric(table.CaughtPct(), "caught-%")
 			b.ReportMetric(table.FalseRollbackPct(), "false-rollback-%")

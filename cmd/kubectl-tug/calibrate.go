@@ -64,8 +64,9 @@ every Failed run is a false alarm. When the canary and the baseline render
 to the same query, the two sides are the same samples and every run
 passes: calibrate warns.
 
-A window lasts the template's run (the longest metric's initialDelay plus
-count × interval) unless --window says otherwise; a metric without a count
+A window lasts the template's longest run (the longest metric's initialDelay
+plus count × interval, and the extension it may take while Inconclusive)
+unless --window says otherwise; a metric without a count
 needs --window. At most 1,000 windows. Exits 0 when every window was
 replayed (whatever the rate), and 4 when the template could not be
 replayed. -o json or yaml prints the calibration.`,
@@ -128,7 +129,7 @@ replayed. -o json or yaml prints the calibration.`,
 	prom.register(cmd)
 	cmd.Flags().StringVar(&from, "from", "", "start of the history (RFC 3339, or a duration ago such as 24h)")
 	cmd.Flags().StringVar(&to, "to", "", "end of the history (RFC 3339, or a duration ago; default now)")
-	cmd.Flags().StringVar(&window, "window", "", "each run's length (default: the template's run, the longest metric's initialDelay + count × interval)")
+	cmd.Flags().StringVar(&window, "window", "", "each run's length (default: the template's longest run, the longest metric's initialDelay + (count + extendWhileInconclusive) × interval)")
 	cmd.Flags().BoolVar(&secrets, "secrets", false, "read the Secrets metrics name for authentication and tls from the namespace, with your kubeconfig")
 	out = outputFlag(cmd, "json", "yaml")
 	_ = cmd.MarkFlagRequired("filename")
@@ -137,7 +138,8 @@ replayed. -o json or yaml prints the calibration.`,
 }
 
 // runLength is how long each calibrated run lasts: --window, else the
-// longest metric's initialDelay + count × interval.
+// longest metric's initialDelay + (count + extendWhileInconclusive) ×
+// interval, the longest it can measure.
 func runLength(t template, window string) (time.Duration, error) {
 	if window != "" {
 		d, err := time.ParseDuration(window)
@@ -163,7 +165,7 @@ func runLength(t template, window string) (time.Duration, error) {
 		if limits.Count <= 0 || interval <= 0 {
 			return 0, fmt.Errorf("metric %s has no count and interval, so its run has no end: set --window", m.Name)
 		}
-		longest = max(longest, delay+time.Duration(limits.Count)*interval)
+		longest = max(longest, delay+time.Duration(limits.Count+limits.Extend)*interval)
 	}
 	return longest, nil
 }
