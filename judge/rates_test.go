@@ -3,6 +3,7 @@ package judge
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,14 +128,8 @@ func TestRatesCatchesALateRegression(t *testing.T) {
 		}
 	}
 	med := func(v []int) int {
-		s := append([]int(nil), v...)
-		for i := range s {
-			for j := i + 1; j < len(s); j++ {
-				if s[j] < s[i] {
-					s[i], s[j] = s[j], s[i]
-				}
-			}
-		}
+		s := slices.Clone(v)
+		slices.Sort(s)
 		return s[len(s)/2]
 	}
 	if med(everyStart) > 3 {
