@@ -33,9 +33,8 @@ type JudgeMetric struct {
 	// ratio; {{args.NAME}} is replaced by the argument's value, quoted so
 	// that it cannot change the query's structure. It should return one
 	// series; the points of several are pooled. With rates, it counts the
-	// canary's events over each step instead, such as
-	// sum(increase(istio_requests_total{destination_workload="{{args.canary}}",response_code=~"5.."}[30s]))
-	// for a step of 30s.
+	// canary's events over each step instead, such as the difference of
+	// its 5xx counter with itself one step earlier (see docs/judge.md).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=8192
 	Canary string `json:"canary"`
@@ -125,10 +124,9 @@ type JudgeMetric struct {
 // +kubebuilder:validation:XValidation:rule="(has(self.margin) ? self.margin : 1.25) < (has(self.effect) ? self.effect : 2.0)",message="effect must be above margin (defaults 2 and 1.25)",fieldPath=".effect"
 type JudgeRates struct {
 	// CanaryTotal is the query of the canary's requests over each step,
-	// such as
-	// sum(increase(istio_requests_total{destination_workload="{{args.canary}}"}[30s])).
-	// Each of the four queries is summed into one series, and a step
-	// without data counts none.
+	// such as the difference of its request counter with itself one step
+	// earlier. Each of the four queries is summed into one series, and a
+	// step without data counts none.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=8192
 	CanaryTotal string `json:"canaryTotal"`

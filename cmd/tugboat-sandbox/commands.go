@@ -137,6 +137,11 @@ func runDemo(ctx context.Context, s *sandbox.Sandbox) (bool, error) {
 		}
 		results = append(results, res)
 	}
+	gate, err := demo.ReplayGate(ctx, s.Prometheus.URL, key, results[1], os.Stdout)
+	if err != nil {
+		return false, err
+	}
+	results = append(results, gate)
 	res, err := demo.RollBack(ctx, s.Client(), key, 1, "the good release is blamed for checkout errors", 2*time.Minute, os.Stdout)
 	if err != nil {
 		return false, err

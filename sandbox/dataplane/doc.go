@@ -62,8 +62,8 @@
 //	      default_source_code: {inline_string: <the Lua>}
 //
 // A filter that answers the request itself keeps it from the pod, and the
-// answer is what the mesh reports: at the source for a production request,
-// at the destination for a copy. A script that does not load is left out
+// answer is what the mesh reports: by both sidecars for a production
+// request, by the receiving one for a copy. A script that does not load is left out
 // (Envoy rejects the configuration and keeps what it had) and Tick reports
 // it. Scripts are loaded once per tick.
 //
@@ -77,7 +77,10 @@
 //     destination_workload_namespace, destination_service,
 //     destination_service_name, destination_service_namespace,
 //     request_protocol, response_code, response_flags); the destination
-//     labels name the Service's own namespace. Each pod answers with the
+//     labels name the Service's own namespace. A request that reaches a
+//     pod is reported by both ends, reporter="source" and
+//     reporter="destination", as Istio's sidecars do; one that reaches no
+//     pod (503, UH) only at the source. Each pod answers with the
 //     behaviour its template asks for: the first container's env
 //     DEMO_ERROR_RATE (0 to 1) and DEMO_LATENCY_MS.
 //   - tugboat_sandbox_received_requests_total{namespace, workload,

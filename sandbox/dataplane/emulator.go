@@ -129,7 +129,9 @@ func (e *Emulator) Tick(ctx context.Context, d time.Duration) error {
 }
 
 // serve answers one request at dst as the pod it reaches behaves, after
-// the pod's inbound filters. A copy (mirrored) is reported as Istio
+// the pod's inbound filters. A request that reaches a pod is reported by
+// both sidecars (reporter source and destination), one that reaches none
+// (503, UH) only by the sender's. A copy (mirrored) is reported as Istio
 // reports one: only by the receiving sidecar (reporter destination, the
 // Service from the inbound cluster's metadata, so without the -shadow
 // host), and not at all when no Ready pod receives it; the sending side
@@ -177,6 +179,13 @@ func (e *Emulator) serve(m *mesh, req Request, dst Destination, copied bool) {
 	}
 	e.requests.With(lv).Inc()
 	e.duration.With(lv).Observe(latency)
+	if pod != nil && !copied {
+		// The receiving sidecar reports the request too, as Istio's do
+		// when both ends have one.
+		lv["reporter"] = "destination"
+		e.requests.With(lv).Inc()
+		e.duration.With(lv).Observe(latency)
+	}
 }
 
 // received counts a request that reached pod, and the sensitive headers

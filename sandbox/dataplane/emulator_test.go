@@ -78,10 +78,14 @@ func TestEmulatorAgainstTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := func(labels map[string]string) float64 { return sum(t, reg, "istio_requests_total", labels) }
-	stable := count(map[string]string{"destination_workload": "web-primary", "response_code": "200"})
-	canary := count(map[string]string{"destination_workload": "web", "response_code": "500"})
+	stable := count(map[string]string{"reporter": "source", "destination_workload": "web-primary", "response_code": "200"})
+	canary := count(map[string]string{"reporter": "source", "destination_workload": "web", "response_code": "500"})
 	if stable+canary != 10000 || canary < 900 || canary > 1100 {
 		t.Errorf("split: %v to stable (200), %v to canary (500); want 10000 in all, 10%%±1 to the canary", stable, canary)
+	}
+	// The receiving sidecars report the same requests.
+	if n := count(map[string]string{"reporter": "destination", "destination_workload": "web-primary", "response_code": "200"}); n != stable {
+		t.Errorf("reported by the receiving side: %v requests to stable, want %v as at the source", n, stable)
 	}
 	if n := count(map[string]string{"destination_workload": "web", "response_code": "200"}); n != 0 {
 		t.Errorf("the canary's DEMO_ERROR_RATE=1 was not honoured: %v successes", n)

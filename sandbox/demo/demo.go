@@ -62,6 +62,8 @@ var Releases = []Release{
 type Result struct {
 	Release Release
 	Got     Outcome
+	// Started is when the release began; Took how long until it ended.
+	Started time.Time
 	Took    time.Duration
 	Message string
 }
@@ -158,13 +160,14 @@ func Start(ctx context.Context, c client.Client, key types.NamespacedName, r Rel
 // out each time something changes, until it is promoted, rolled back, or
 // the timeout runs out.
 func Ship(ctx context.Context, c client.Client, key types.NamespacedName, r Release, timeout time.Duration, out io.Writer) (Result, error) {
+	started := time.Now()
 	rev, err := Start(ctx, c, key, r)
 	if err != nil {
 		return Result{}, err
 	}
 	fmt.Fprintf(out, "\n▶ release %q: %s, error rate %s, latency %sms (revision %s); want it %s\n", r.Name, r.Image, r.ErrorRate, r.LatencyMs, rev, r.Want)
 	start := time.Now()
-	res := Result{Release: r, Got: TimedOut}
+	res := Result{Release: r, Got: TimedOut, Started: started}
 	last := ""
 	var final v1alpha1.Rollout
 	var lastErr error // a failed read is tried again at the next poll

@@ -120,6 +120,20 @@ func (s *scenario) whenRolledBack(to int64, reason string) *scenario {
 	return s
 }
 
+// thenTheDefaultGateFailsIt replays the default gate over the release just
+// shipped, through the sandbox's Prometheus: its errors metric fails the
+// canary on the evidence of its rate of errors against stable's.
+func (s *scenario) thenTheDefaultGateFailsIt() {
+	s.t.Helper()
+	res, err := demo.ReplayGate(s.t.Context(), box.Prometheus.URL, s.key, s.result, &s.log)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if res.Got != demo.Aborted || !strings.Contains(res.Message, "errors: High") {
+		s.t.Errorf("the default gate over release %s: %s, %q\n%s", s.result.Release.Name, res.Got, res.Message, s.log.String())
+	}
+}
+
 // then checks how the release ended and what the Rollout says about it.
 func (s *scenario) then(want demo.Outcome, check func(*v1alpha1.Rollout) error) {
 	s.t.Helper()
@@ -169,6 +183,7 @@ func TestCanaryPromotedThenRolledBack(t *testing.T) {
 		}
 		return s.slowAndDownHeldNothing()
 	})
+	s.thenTheDefaultGateFailsIt()
 
 	var good string
 	s.whenRolledBack(1, "the good release is blamed").then(demo.Pinned, func(ro *v1alpha1.Rollout) error {
