@@ -120,6 +120,12 @@ func measureRates(m v1alpha1.Metric, req JudgeRequest, started, at time.Time, qu
 	if since == nil {
 		return Sample{Err: fmt.Errorf("provider.judge.sequential: rates are always judged by the sequential test")}
 	}
+	if _, step, _ := judgeDurations(j); at.Sub(started) > step*MaxRangePoints {
+		// Past that the range would slide, and the test would no longer
+		// see every step since the run started.
+		return Sample{Err: fmt.Errorf("provider.judge.step: rates judge every step since the run started, at most %d; at a step of %s that is %s, and the run has lasted %s: set a longer step",
+			MaxRangePoints, step, step*MaxRangePoints, at.Sub(started).Truncate(time.Second))}
+	}
 	var warnings []string
 	var counts [4][]float64
 	for i, q := range []string{req.Canary, req.CanaryTotal, req.Baseline, req.BaselineTotal} {
@@ -181,10 +187,11 @@ func RatesOutcome(m v1alpha1.Metric, counts [4][]float64, starts []int) Outcome 
 	for i := range steps {
 		steps[i] = judging.RateStep{CanaryEvents: orZero(counts[0][i]), CanaryTotal: orZero(counts[1][i]),
 			BaselineEvents: orZero(counts[2][i]), BaselineTotal: orZero(counts[3][i])}
-		// increase() extrapolates, so a step's events may come out a hair
-		// above its requests.
-		steps[i].CanaryEvents = min(steps[i].CanaryEvents, steps[i].CanaryTotal)
-		steps[i].BaselineEvents = min(steps[i].BaselineEvents, steps[i].BaselineTotal)
+		// Counts that are extrapolated (increase()) or scraped a moment
+		// apart may put a step's events a hair above its requests; more
+		// than that is left for judge.Rates to refuse (swapped queries).
+		steps[i].CanaryEvents = hair(steps[i].CanaryEvents, steps[i].CanaryTotal)
+		steps[i].BaselineEvents = hair(steps[i].BaselineEvents, steps[i].BaselineTotal)
 	}
 	res, err := judging.Rates(steps, starts, c)
 	if err != nil {
@@ -210,6 +217,15 @@ func RatesOutcome(m v1alpha1.Metric, counts [4][]float64, starts []int) Outcome 
 		return Outcome{Phase: phase, Value: value, Message: fmt.Sprintf("%s: the %s served no requests over %d steps since the run started; onNoData is %s", m.Name, side, n, phase)}
 	}
 	return Outcome{Phase: argo.AnalysisPhaseInconclusive, Value: value, Message: text}
+}
+
+// hair is events, cut to total when they exceed it by as little as
+// judge.Rates lets pass.
+func hair(events, total float64) float64 {
+	if events > total && events <= total*(1+1e-9)+1 {
+		return total
+	}
+	return events
 }
 
 func orZero(v float64) float64 {

@@ -97,6 +97,12 @@ func TestRatesOutcome(t *testing.T) {
 		phase:   argo.AnalysisPhaseError,
 		message: []string{"the queries returned 20, 20, 20 and 19 points; each must return one series (query 4 differs)"},
 	}, {
+		name:    "events and totals swapped: Error, not a pass",
+		metric:  ratesMetric(nil),
+		counts:  steady(20, 3000, 90, 10000, 100),
+		phase:   argo.AnalysisPhaseError,
+		message: []string{"counts more events than requests", "are the events and totals queries swapped?"},
+	}, {
 		name:   "events a hair above requests (increase extrapolates) and NaN steps: judged, not refused",
 		metric: ratesMetric(nil),
 		counts: func() [4][]float64 {
@@ -248,5 +254,34 @@ func TestMeasureRates(t *testing.T) {
 	}
 	if s.Outcome == nil || s.Outcome.Phase != argo.AnalysisPhaseFailed || !strings.Contains(s.Outcome.Message, "over 41 steps") {
 		t.Errorf("got %+v %+v", s, s.Outcome)
+	}
+}
+
+// TestMeasureRatesRefusesASlidingRange: past the most steps a range query
+// holds, the test could no longer see the whole run, so the measurement
+// errs, naming the step, instead of judging a sliding window.
+func TestMeasureRatesRefusesASlidingRange(t *testing.T) {
+	started := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	m := ratesMetric(func(m *v1alpha1.Metric) { m.Provider.Judge.Step, m.Provider.Judge.Lookback = "1s", "2s" })
+	sent := 0
+	query := func(prom *v1alpha1.PrometheusMetric, q string) Sample { sent++; return Sample{Values: []float64{1}} }
+	s := MeasureJudge(m, JudgeRequest{}, started, started.Add(3*time.Hour+4*time.Minute), query)
+	if s.Err == nil || !strings.Contains(s.Err.Error(), "provider.judge.step: rates judge every step since the run started, at most 11000") || sent != 0 {
+		t.Errorf("after 3h4m at 1s steps: sent %d, got %v", sent, s.Err)
+	}
+}
+
+// TestReplayCountsTheExtension refuses up front a replay whose metric,
+// extension included, could take more than MaxReplayed measurements.
+func TestReplayCountsTheExtension(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	m := ratesMetric(func(m *v1alpha1.Metric) { m.Count = ptr.To(intstr.FromInt32(400)) }) // and 800 more while Inconclusive
+	measured := 0
+	_, _, err := Replay(v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{m}}, nil, start, start.Add(24*time.Hour), func(v1alpha1.Metric, time.Time) Sample {
+		measured++
+		return Sample{Outcome: &Outcome{Phase: argo.AnalysisPhaseInconclusive}}
+	})
+	if err == nil || !strings.Contains(err.Error(), "replaying it would take 1200 measurements") || measured != 0 {
+		t.Errorf("measured %d, got %v", measured, err)
 	}
 }

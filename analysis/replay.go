@@ -102,9 +102,9 @@ func replayable(m v1alpha1.Metric, args map[string]string, start, end time.Time)
 		return fmt.Errorf("metric %s: measures %d times, so it needs an interval", m.Name, limits.Count)
 	}
 	// A metric without a count measures every interval of the stretch; one
-	// with a count, about count times (errors come on top, and are bounded
-	// as the replay goes).
-	most := int64(limits.Count)
+	// with a count, about count times and its extension (errors come on
+	// top, and are bounded as the replay goes).
+	most := int64(limits.Count) + int64(limits.Extend)
 	if limits.Count <= 0 && interval > 0 {
 		most = int64(end.Sub(first)/interval) + 1
 	}

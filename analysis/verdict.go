@@ -302,9 +302,13 @@ func LimitsOf(m v1alpha1.Metric, args map[string]string) (Limits, error) {
 // measurement that is Inconclusive takes another, until the extension runs
 // out and the metric is Inconclusive.
 func Assess(r argo.MetricResult, l Limits) argo.AnalysisPhase {
+	// The latest decision: an Error measurement decides nothing (errors
+	// have their own limit), so one during the extension does not end it.
 	latest := argo.AnalysisPhase("")
-	if n := len(r.Measurements); n > 0 {
-		latest = r.Measurements[n-1].Phase
+	for i := len(r.Measurements) - 1; i >= 0 && latest == ""; i-- {
+		if p := r.Measurements[i].Phase; p != argo.AnalysisPhaseError {
+			latest = p
+		}
 	}
 	switch {
 	case r.Count+r.Error == 0:

@@ -97,6 +97,8 @@ func TestAssess(t *testing.T) {
 		{"extension: a failure within it fails", res(I, I, I, F), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, F},
 		{"extension used up: inconclusive", res(I, I, I, I, I), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, I},
 		{"extension: decided at count, not extended", res(I, I, S), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, S},
+		{"extension: an error in it decides nothing", res(S, S, I, E), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, argo.AnalysisPhaseRunning},
+		{"extension: an error in it keeps measuring without a success", res(I, I, I, E), Limits{Count: 3, Extend: 2, ConsecutiveError: 4}, argo.AnalysisPhaseRunning},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Assess(tt.r, tt.l); got != tt.want {
