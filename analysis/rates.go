@@ -76,6 +76,9 @@ func RateConfigOf(m v1alpha1.Metric) (judging.RateConfig, error) {
 	if j.Rates.Effect != nil {
 		c.Effect = *j.Rates.Effect
 	}
+	if j.Rates.Floor != nil {
+		c.Floor = *j.Rates.Floor
+	}
 	c.Starts = Looks(m)
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("provider.judge.rates: %s", strings.ReplaceAll(err.Error(), "\n", "; "))

@@ -136,11 +136,12 @@ func TestRateConfigOf(t *testing.T) {
 	c, err := RateConfigOf(ratesMetric(func(m *v1alpha1.Metric) {
 		m.Provider.Judge.Confidence = ptr.To(0.99)
 		m.Provider.Judge.Rates.Margin, m.Provider.Judge.Rates.Effect = ptr.To(2.0), ptr.To(3.0)
+		m.Provider.Judge.Rates.Floor = ptr.To(0.001)
 	}))
-	if err != nil || c.Alpha < 0.0099 || c.Alpha > 0.0101 || c.Margin != 2 || c.Effect != 3 || c.Starts != 30 || c.Direction != "increase" {
+	if err != nil || c.Alpha < 0.0099 || c.Alpha > 0.0101 || c.Margin != 2 || c.Effect != 3 || c.Floor != 0.001 || c.Starts != 30 || c.Direction != "increase" {
 		t.Errorf("got %+v, %v", c, err)
 	}
-	if c, _ := RateConfigOf(ratesMetric(func(m *v1alpha1.Metric) { m.Provider.Judge.Direction = "" })); c.Direction != "either" || c.Margin != DefaultRateMargin || c.Effect != DefaultRateEffect {
+	if c, _ := RateConfigOf(ratesMetric(func(m *v1alpha1.Metric) { m.Provider.Judge.Direction = "" })); c.Direction != "either" || c.Margin != DefaultRateMargin || c.Effect != DefaultRateEffect || c.Floor != 0 {
 		t.Errorf("defaults: got %+v", c)
 	}
 	if _, err := RateConfigOf(ratesMetric(func(m *v1alpha1.Metric) { m.Provider.Judge.Rates.Effect = ptr.To(1.1) })); err == nil || !strings.Contains(err.Error(), "provider.judge.rates: ") {

@@ -33,6 +33,14 @@ type RateConfig struct {
 	// or Decrease (fewer, as orders placed). Either watches both, each at
 	// half of Alpha.
 	Direction Direction
+	// Floor is the canary's rate of events below which an increase does
+	// not matter, whatever the baseline's, in [0, 0.1]; 0 is none. With a
+	// floor, a canary fails only on evidence that its rate is above the
+	// floor too, and evidence that it is below the floor passes as
+	// evidence of no regression does, so that a canary and a baseline
+	// that both serve without errors can pass. It bounds increases only
+	// (Direction Increase, and that half of Either).
+	Floor float64
 	// Starts is how many moments the regression may begin at, in
 	// [1, 100000]: the test is the average of one started at each, so
 	// that a regression that begins late is not hidden by the healthy data
@@ -58,6 +66,9 @@ func (c RateConfig) Validate() error {
 	}
 	if !(c.Effect > c.Margin && c.Effect <= 1000) {
 		errs = append(errs, fmt.Errorf("effect: must be above margin %v and at most 1000, got %v", c.Margin, c.Effect))
+	}
+	if !(c.Floor >= 0 && c.Floor <= 0.1) {
+		errs = append(errs, fmt.Errorf("floor: must be in [0, 0.1], got %v", c.Floor))
 	}
 	if c.Direction != Increase && c.Direction != Decrease && c.Direction != Either {
 		errs = append(errs, fmt.Errorf(`direction: must be "increase", "decrease" or "either", got %q`, c.Direction))
@@ -88,6 +99,10 @@ type RateResult struct {
 	// rates would never decide (their ratio lies where neither test gains).
 	MoreRequests float64
 }
+
+// floorShare is the weight of the evidence that the canary's rate is below
+// the floor in the evidence of no regression.
+const floorShare = 0.1
 
 // ratioGrid are the ratios, as multiples of the null's in log terms, that
 // the regression test mixes over: from halfway to Effect to four times
@@ -160,10 +175,26 @@ func Rates(steps []RateStep, starts []int, c RateConfig) (RateResult, error) {
 			oriented = swapSides(steps)
 		}
 		reg := regressionEvidence(oriented, starts, c)
+		if c.Floor > 0 && d == Increase {
+			// Below the floor an increase does not matter: a regression
+			// needs evidence of a rate above it as well.
+			reg = min(reg, aboveFloorEvidence(oriented, starts, c))
+		}
 		// No regression over the whole run, and none over its later half,
 		// so that one that began late is not passed on the strength of the
 		// healthy steps before it.
-		none := min(noRegressionEvidence(oriented, c), noRegressionEvidence(oriented[len(oriented)/2:], c))
+		half := oriented[len(oriented)/2:]
+		none := min(noRegressionEvidence(oriented, c), noRegressionEvidence(half, c))
+		var below float64
+		if c.Floor > 0 && d == Increase {
+			// A regression is now a rate above effect times the baseline's
+			// and above the floor: evidence against either rules it out,
+			// and a weighted average of the two is evidence against both at
+			// once. Most of the weight stays on the comparison, which
+			// decides most canaries; the floor is for sides without events.
+			below = min(floorEvidence(oriented, c.Floor), floorEvidence(half, c.Floor))
+			none = floorShare*below + (1-floorShare)*none
+		}
 		if reg > res.Regression {
 			res.Regression = reg
 		}
@@ -176,6 +207,9 @@ func Rates(steps []RateStep, starts []int, c RateConfig) (RateResult, error) {
 			res.Decision = Low
 		}
 		res.MoreRequests = min(res.MoreRequests, moreRequests(oriented, reg, none, res.Threshold, c))
+		if c.Floor > 0 && d == Increase && none < res.Threshold {
+			res.MoreRequests = min(res.MoreRequests, requestsBelowFloor(oriented, below, res.Threshold/floorShare, c.Floor))
+		}
 	}
 	if res.Decision == Inconclusive && res.NoRegression >= res.Threshold {
 		res.Decision = Pass
@@ -208,28 +242,47 @@ func logLR(s RateStep, r1, r0 float64) float64 {
 
 // regressionEvidence is the average, over the ratio grid and over Starts
 // moments, of the likelihood ratio of r against Margin from each moment
-// on. The moments are the first Starts of starts (those past the last step
-// not begun yet, so still 1), and, when starts holds fewer, as many more to
-// come, each still 1: a fixed mixture, whatever the number of looks.
+// on (fromStarts).
 func regressionEvidence(steps []RateStep, starts []int, c RateConfig) float64 {
-	if len(starts) > c.Starts {
-		starts = starts[:c.Starts]
-	}
 	span := math.Log(c.Effect / c.Margin)
 	total := 0.0
 	for _, k := range ratioGrid {
 		r := c.Margin * math.Exp(k*span)
-		// Cumulative log LR from the end back, so each start is one sum.
-		tail := make([]float64, len(steps)+1)
-		for i := len(steps) - 1; i >= 0; i-- {
-			tail[i] = tail[i+1] + logLR(steps[i], r, c.Margin)
-		}
-		for _, s := range starts {
-			total += math.Exp(tail[min(s, len(steps))])
-		}
-		total += float64(c.Starts - len(starts))
+		total += fromStarts(steps, starts, c.Starts, func(s RateStep) float64 { return logLR(s, r, c.Margin) })
 	}
-	return total / float64(len(ratioGrid)*c.Starts)
+	return total / float64(len(ratioGrid))
+}
+
+// aboveFloorEvidence is the average over Starts moments of the likelihood
+// ratio of the canary's rate at twice the floor against the floor, from
+// each moment on: a nonnegative supermartingale while the rate is at or
+// below the floor.
+func aboveFloorEvidence(steps []RateStep, starts []int, c RateConfig) float64 {
+	up, down := math.Log(2), math.Log((1-2*c.Floor)/(1-c.Floor))
+	return fromStarts(steps, starts, c.Starts, func(s RateStep) float64 {
+		return s.CanaryEvents*up + (s.CanaryTotal-s.CanaryEvents)*down
+	})
+}
+
+// fromStarts is the average over n moments of the product of a step's
+// likelihood ratio (its log, logLR) from each moment on. The moments are
+// the first n of starts (those past the last step not begun yet, so still
+// 1), and, when starts holds fewer, as many more to come, each still 1: a
+// fixed mixture, whatever the number of looks.
+func fromStarts(steps []RateStep, starts []int, n int, logLR func(RateStep) float64) float64 {
+	if len(starts) > n {
+		starts = starts[:n]
+	}
+	// Cumulative log LR from the end back, so each start is one sum.
+	tail := make([]float64, len(steps)+1)
+	for i := len(steps) - 1; i >= 0; i-- {
+		tail[i] = tail[i+1] + logLR(steps[i])
+	}
+	total := float64(n - len(starts))
+	for _, s := range starts {
+		total += math.Exp(tail[min(s, len(steps))])
+	}
+	return total / float64(n)
 }
 
 // noRegressionEvidence is the likelihood ratio of r at or below Margin
@@ -244,6 +297,37 @@ func noRegressionEvidence(steps []RateStep, c RateConfig) float64 {
 		total += math.Exp(sum)
 	}
 	return total / 2
+}
+
+// floorEvidence is the likelihood ratio of the canary's rate at half the
+// floor against the floor, over every step: a nonnegative supermartingale
+// while the rate is at or above the floor.
+func floorEvidence(steps []RateStep, floor float64) float64 {
+	sum := 0.0
+	for _, s := range steps {
+		sum += s.CanaryEvents*math.Log(0.5) + (s.CanaryTotal-s.CanaryEvents)*math.Log((1-floor/2)/(1-floor))
+	}
+	return math.Exp(sum)
+}
+
+// requestsBelowFloor is, as moreRequests, about how many more canary
+// requests would bring the evidence that its rate is below the floor to
+// threshold, at the rate seen so far.
+func requestsBelowFloor(steps []RateStep, evidence, threshold, floor float64) float64 {
+	var events, total float64
+	for _, s := range steps {
+		events, total = events+s.CanaryEvents, total+s.CanaryTotal
+	}
+	p := (events + 0.5) / (total + 1)
+	a, b := math.Log(0.5), math.Log((1-floor/2)/(1-floor))
+	d, v := p*a+(1-p)*b, p*(1-p)*(a-b)*(a-b)
+	if d <= 0 {
+		return math.Inf(1)
+	}
+	const z = 1.2816
+	missing := math.Log(threshold) - math.Log(max(evidence, 1e-300))
+	root := (z*math.Sqrt(v) + math.Sqrt(z*z*v+4*d*missing)) / (2 * d)
+	return root * root
 }
 
 // moreRequests estimates how many more requests on each side would bring
@@ -299,6 +383,9 @@ func rateReason(r RateResult, c RateConfig) string {
 		num(c.Margin), num(r.Regression), num(c.Effect), num(r.NoRegression), num(r.Threshold))
 	if r.Decision != Inconclusive {
 		return seen
+	}
+	if r.CanaryEvents+r.BaselineEvents == 0 && r.CanaryTotal > 0 && r.BaselineTotal > 0 && c.Floor == 0 {
+		return seen + "; with no events on either side the rates cannot be compared (a floor lets a canary pass whose events are rare enough)"
 	}
 	if math.IsInf(r.MoreRequests, 1) {
 		return seen + "; at these rates more traffic would not soon decide"

@@ -150,8 +150,13 @@ func TestRatesVerdicts(t *testing.T) {
 	for i := range none {
 		none[i] = RateStep{CanaryTotal: 100, BaselineTotal: 100}
 	}
-	decrease, either := DefaultRateConfig(), DefaultRateConfig()
-	decrease.Direction, either.Direction = Decrease, Either
+	decrease, either, floor := DefaultRateConfig(), DefaultRateConfig(), DefaultRateConfig()
+	decrease.Direction, either.Direction, floor.Floor = Decrease, Either, 0.001
+	clean := make([]RateStep, 30)
+	for i := range clean {
+		clean[i] = RateStep{CanaryTotal: 1000, BaselineTotal: 1000}
+	}
+	belowFloor := rateSteps(r, 30, 3000, 0.0001, func(int) float64 { return 4 })
 	for _, tc := range []struct {
 		name   string
 		steps  []RateStep
@@ -168,6 +173,11 @@ func TestRatesVerdicts(t *testing.T) {
 		{"thin traffic is inconclusive, saying how much more would decide", thin, DefaultRateConfig(), Inconclusive, "more requests on each side would decide"},
 		{"no events at all is inconclusive", none, DefaultRateConfig(), Inconclusive, "no baseline events yet"},
 		{"no steps is inconclusive", nil, DefaultRateConfig(), Inconclusive, "would not soon decide"},
+		{"no events on either side cannot be compared without a floor", clean, DefaultRateConfig(), Inconclusive, "with no events on either side the rates cannot be compared"},
+		{"no events on either side pass below a floor", clean, floor, Pass, ""},
+		{"four times a rate far below the floor passes", belowFloor, floor, Pass, ""},
+		{"tripled errors above the floor still fail", tripled, floor, High, ""},
+		{"too few requests to show the floor say how many more", clean[:2], floor, Inconclusive, "more requests on each side would decide"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Rates(tc.steps, everyStep(len(tc.steps)), tc.c)
@@ -178,6 +188,61 @@ func TestRatesVerdicts(t *testing.T) {
 				t.Errorf("got %s: %s; want %s with %q", res.Decision, res.Reason, tc.want, tc.reason)
 			}
 		})
+	}
+}
+
+// TestRatesFloorPassesNoCanaryAtTheFloor: a canary whose rate is at the
+// floor, against a baseline with no events at all (so that the ratio says
+// nothing), is passed in at most alpha of runs looked at after every step.
+func TestRatesFloorPassesNoCanaryAtTheFloor(t *testing.T) {
+	c := DefaultRateConfig()
+	c.Alpha, c.Floor, c.Starts = 0.05, 0.01, 60
+	r := rand.New(rand.NewPCG(11, 1))
+	const runs = 400
+	passed := 0
+	for range runs {
+		steps := rateSteps(r, 60, 300, 0.01, func(int) float64 { return 1 })
+		for i := range steps {
+			steps[i].BaselineEvents = 0
+		}
+		for i := 1; i <= len(steps); i++ {
+			if res, _ := Rates(steps[:i], everyStep(i), c); res.Decision == Pass {
+				passed++
+				break
+			}
+		}
+	}
+	// alpha 5%: 20 of 400; the binomial's 3 sigma above is 33.
+	if passed > 33 {
+		t.Errorf("%d of %d canaries at the floor passed, more than alpha %v allows", passed, runs, c.Alpha)
+	}
+	t.Logf("%d of %d runs passed", passed, runs)
+}
+
+// TestRatesFloorFailsNoCanaryAtTheFloor: a canary at the floor, ten times
+// its baseline's rate, is failed in at most alpha of runs looked at after
+// every step: below the floor an increase does not matter.
+func TestRatesFloorFailsNoCanaryAtTheFloor(t *testing.T) {
+	c := DefaultRateConfig()
+	c.Alpha, c.Floor, c.Starts = 0.05, 0.01, 60
+	r := rand.New(rand.NewPCG(13, 1))
+	const runs = 400
+	failed := 0
+	for range runs {
+		steps := rateSteps(r, 60, 300, 0.001, func(int) float64 { return 10 })
+		if d, _ := firstDecision(t, steps, everyStep(60), c); d == High {
+			failed++
+		}
+	}
+	// alpha 5%: 20 of 400; the binomial's 3 sigma above is 33.
+	if failed > 33 {
+		t.Errorf("%d of %d canaries at the floor failed, more than alpha %v allows", failed, runs, c.Alpha)
+	}
+	t.Logf("%d of %d runs failed", failed, runs)
+	// Without the floor the same canaries fail: the ratio alone is plain.
+	c.Floor = 0
+	if d, _ := firstDecision(t, rateSteps(r, 60, 300, 0.001, func(int) float64 { return 10 }), everyStep(60), c); d != High {
+		t.Errorf("ten times the baseline's rate without a floor: %s, want High", d)
 	}
 }
 

@@ -141,6 +141,16 @@ type JudgeRates struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	Margin *float64 `json:"margin,omitempty"`
+	// Floor is the canary's rate of events per request below which an
+	// increase does not matter, whatever the baseline's, from 0 to 0.1
+	// (default 0: none), such as 0.001 for errors: a canary fails only on
+	// evidence that its rate is above the floor too, and passes on
+	// evidence that it is below it, so that a canary and a baseline that
+	// both serve without errors can pass. It bounds increases only.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=0.1
+	// +optional
+	Floor *float64 `json:"floor,omitempty"`
 	// Effect is the smallest ratio that must be caught, above margin and at
 	// most 1000 (default 2): a canary passes only on evidence that its rate
 	// is below effect times the baseline's.

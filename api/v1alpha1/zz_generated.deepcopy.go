@@ -615,6 +615,11 @@ func (in *JudgeRates) DeepCopyInto(out *JudgeRates) {
 		*out = new(float64)
 		**out = **in
 	}
+	if in.Floor != nil {
+		in, out := &in.Floor, &out.Floor
+		*out = new(float64)
+		**out = **in
+	}
 	if in.Effect != nil {
 		in, out := &in.Effect, &out.Effect
 		*out = new(float64)
