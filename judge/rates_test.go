@@ -61,6 +61,35 @@ func firstDecision(t *testing.T, steps []RateStep, starts []int, c RateConfig) (
 	return Inconclusive, -1
 }
 
+// wrongInAtMostAlpha draws 400 runs of 60 steps, looks after every step
+// with a regression allowed to begin at each, and checks that wrong
+// (High, or Pass) came at some look in at most alpha of them (Ville's
+// bound), with room for the simulation's own error.
+func wrongInAtMostAlpha(t *testing.T, seed uint64, draw func(r *rand.Rand) []RateStep, c RateConfig, wrong Classification) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 1))
+	const runs = 400
+	n := 0
+	for range runs {
+		steps := draw(r)
+		for i := 1; i <= len(steps); i++ {
+			res, err := Rates(steps[:i], everyStep(i), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Decision == wrong {
+				n++
+				break
+			}
+		}
+	}
+	// alpha 5%: 20 of 400; the binomial's 3 sigma above is 33.
+	if limit := int(c.Alpha*runs + 3*math.Sqrt(c.Alpha*(1-c.Alpha)*runs)); n > limit {
+		t.Errorf("%s in %d of %d runs, more than alpha %v allows (%d)", wrong, n, runs, c.Alpha, limit)
+	}
+	t.Logf("%s in %d of %d runs", wrong, n, runs)
+}
+
 // TestRatesFalseAlarmsOverEveryLook: a canary at the baseline's rate, or
 // drifting below the margin, looked at after every one of 60 steps with a
 // regression allowed to begin at each, is failed in at most alpha of runs
@@ -77,20 +106,7 @@ func TestRatesFalseAlarmsOverEveryLook(t *testing.T) {
 		{"drifting below the margin", func(i int) float64 { return 1 + 0.25*math.Abs(math.Sin(float64(i)/5)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := rand.New(rand.NewPCG(7, 1))
-			const runs = 400
-			alarms := 0
-			for range runs {
-				steps := rateSteps(r, 60, 300, 0.02, tc.ratio)
-				if d, _ := firstDecision(t, steps, everyStep(60), c); d == High {
-					alarms++
-				}
-			}
-			// alpha 5%: 20 of 400; the binomial's 3 sigma above is 33.
-			if alarms > 33 {
-				t.Errorf("%d of %d runs failed, more than alpha %v allows", alarms, runs, c.Alpha)
-			}
-			t.Logf("%d of %d runs failed", alarms, runs)
+			wrongInAtMostAlpha(t, 7, func(r *rand.Rand) []RateStep { return rateSteps(r, 60, 300, 0.02, tc.ratio) }, c, High)
 		})
 	}
 }
@@ -197,26 +213,13 @@ func TestRatesVerdicts(t *testing.T) {
 func TestRatesFloorPassesNoCanaryAtTheFloor(t *testing.T) {
 	c := DefaultRateConfig()
 	c.Alpha, c.Floor, c.Starts = 0.05, 0.01, 60
-	r := rand.New(rand.NewPCG(11, 1))
-	const runs = 400
-	passed := 0
-	for range runs {
+	wrongInAtMostAlpha(t, 11, func(r *rand.Rand) []RateStep {
 		steps := rateSteps(r, 60, 300, 0.01, func(int) float64 { return 1 })
 		for i := range steps {
 			steps[i].BaselineEvents = 0
 		}
-		for i := 1; i <= len(steps); i++ {
-			if res, _ := Rates(steps[:i], everyStep(i), c); res.Decision == Pass {
-				passed++
-				break
-			}
-		}
-	}
-	// alpha 5%: 20 of 400; the binomial's 3 sigma above is 33.
-	if passed > 33 {
-		t.Errorf("%d of %d canaries at the floor passed, more than alpha %v allows", passed, runs, c.Alpha)
-	}
-	t.Logf("%d of %d runs passed", passed, runs)
+		return steps
+	}, c, Pass)
 }
 
 // TestRatesFloorFailsNoCanaryAtTheFloor: a canary at the floor, ten times
@@ -225,23 +228,11 @@ func TestRatesFloorPassesNoCanaryAtTheFloor(t *testing.T) {
 func TestRatesFloorFailsNoCanaryAtTheFloor(t *testing.T) {
 	c := DefaultRateConfig()
 	c.Alpha, c.Floor, c.Starts = 0.05, 0.01, 60
-	r := rand.New(rand.NewPCG(13, 1))
-	const runs = 400
-	failed := 0
-	for range runs {
-		steps := rateSteps(r, 60, 300, 0.001, func(int) float64 { return 10 })
-		if d, _ := firstDecision(t, steps, everyStep(60), c); d == High {
-			failed++
-		}
-	}
-	// alpha 5%: 20 of 400; the binomial's 3 sigma above is 33.
-	if failed > 33 {
-		t.Errorf("%d of %d canaries at the floor failed, more than alpha %v allows", failed, runs, c.Alpha)
-	}
-	t.Logf("%d of %d runs failed", failed, runs)
+	tenfold := func(r *rand.Rand) []RateStep { return rateSteps(r, 60, 300, 0.001, func(int) float64 { return 10 }) }
+	wrongInAtMostAlpha(t, 13, tenfold, c, High)
 	// Without the floor the same canaries fail: the ratio alone is plain.
 	c.Floor = 0
-	if d, _ := firstDecision(t, rateSteps(r, 60, 300, 0.001, func(int) float64 { return 10 }), everyStep(60), c); d != High {
+	if d, _ := firstDecision(t, tenfold(rand.New(rand.NewPCG(13, 2))), everyStep(60), c); d != High {
 		t.Errorf("ten times the baseline's rate without a floor: %s, want High", d)
 	}
 }
